@@ -1,1 +1,47 @@
-//! nestbox-api
+//! nestbox's HTTP APIs.
+//!
+//! Each upstream dialect is its own module with its own DTOs and error type, and answers
+//! exactly as upstream does: shapes, status codes, messages, headers, even where upstream
+//! looks wrong, because existing clients depend on it. All dialects sit on the same
+//! [`nestbox_core::Core`], so a task created through one is visible through every other.
+//!
+//! This crate never touches SQL or the filesystem layout directly: it gets the core's ports
+//! through [`ApiContext`], built by the binary's composition root.
+#![deny(missing_docs)]
+
+pub mod common;
+pub mod cuckoo;
+
+use std::sync::Arc;
+
+use axum::Router;
+use nestbox_core::Core;
+use tokio::sync::{Notify, watch};
+
+/// Settings of the Cuckoo dialect.
+#[derive(Debug, Clone)]
+pub struct CuckooSettings {
+    /// `Authorization: Bearer <token>` is required when non-empty.
+    pub api_token: String,
+    /// Version reported by `cuckoo/status` (clients compare it with Cuckoo's).
+    pub version: String,
+    /// Enables `/exit` (Cuckoo's debug mode).
+    pub debug: bool,
+}
+
+/// Everything the handlers need, built once by the composition root.
+pub struct ApiContext {
+    /// The use-cases.
+    pub core: Core,
+    /// Wakes idle workers after a task is queued.
+    pub wake: Arc<Notify>,
+    /// Cuckoo dialect settings.
+    pub cuckoo: CuckooSettings,
+    /// Set to true to stop the server (`/exit` in debug mode).
+    pub shutdown: watch::Sender<bool>,
+}
+
+/// The whole HTTP surface.
+pub fn router(ctx: Arc<ApiContext>) -> Router {
+    cuckoo::router(ctx)
+}

@@ -1,1 +1,23 @@
-//! nestbox-core
+//! nestbox's use-cases and the ports they need.
+//!
+//! This crate is the centre of the dependency graph: it defines what a task store
+//! ([`ports::TaskRepo`]) and a blob store ([`ports::BlobStore`]) must do, and implements the
+//! use-cases on top of them: taking in samples ([`Core::begin_upload`]), creating tasks, the
+//! task state machine, and the static analysis that turns a sample into a canonical report
+//! ([`pipeline`]).
+//!
+//! It is *not* an HTTP server or a database: it knows neither axum nor SQL. Each API dialect
+//! and each storage engine lives in its own crate and talks to the world through these
+//! traits, so a PostgreSQL store or an S3 blob store plugs in without touching this code.
+//! The one I/O this crate does itself is streaming an upload into a local temp file, because
+//! hashing must happen in the same pass as the write.
+#![deny(missing_docs)]
+
+mod error;
+pub mod keys;
+pub mod pipeline;
+pub mod ports;
+mod submit;
+
+pub use error::{Error, Result};
+pub use submit::{Core, Limits, StagedSample, Upload};

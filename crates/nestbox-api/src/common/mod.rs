@@ -1,0 +1,6 @@
+//! Pieces shared by the API dialects. Dialects never import each other; what two of them
+//! need lives here.
+
+pub mod form;
+pub mod pyjson;
+pub mod status;

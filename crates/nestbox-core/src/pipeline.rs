@@ -1,0 +1,120 @@
+//! The static stage of an analysis: sample file → report sections.
+//!
+//! Pure and synchronous: the worker runs it on a blocking thread with a timeout. Hostile
+//! input is the normal case, so nothing here fails the analysis: a problem becomes an entry
+//! in `debug.errors` and the rest of the report is still produced.
+
+use std::io::Read;
+use std::path::Path;
+
+use nestbox_analyzers::StringsOptions;
+use nestbox_types::report::{FileInfo, Report, Target};
+use nestbox_types::{Category, Task};
+
+/// Settings of the static stage.
+#[derive(Debug, Clone)]
+pub struct StaticSettings {
+    /// Server version written to `info.version`.
+    pub version: String,
+    /// String extraction limits.
+    pub strings: StringsOptions,
+}
+
+/// Builds the report skeleton for a task: `info` and `target` from the task row, every
+/// other section in its empty shape.
+pub fn skeleton(task: &Task, version: &str) -> Report {
+    let mut report = Report::default();
+    let info = &mut report.info;
+    info.id = task.id.0;
+    info.version = version.to_owned();
+    info.category = task.spec.category.as_str().to_owned();
+    info.package = task.spec.package.clone();
+    info.platform = Some(task.spec.platform.clone()).filter(|p| !p.is_empty());
+    info.options = task.spec.options.emit();
+    info.custom = task.spec.custom.clone();
+    info.owner = task.spec.owner.clone();
+    info.route = task.spec.route.clone().unwrap_or_else(|| "none".to_owned());
+    info.timeout = task.spec.timeout;
+    info.added = Some(task.added_on.epoch_f64());
+    info.started = task.started_on.map(|t| t.epoch_f64());
+    report.target = match task.spec.category {
+        Category::Url => Target {
+            category: "url".to_owned(),
+            file: None,
+            url: Some(task.spec.target.clone()),
+        },
+        c => Target { category: c.as_str().to_owned(), file: None, url: None },
+    };
+    report.malstatus = Report::malstatus_for(0.0).to_owned();
+    report
+}
+
+/// Static triage of a file: identity, type, strings and URLs, written into `report`.
+///
+/// `expected_sha256` is the sample's recorded identity: a mismatch means the stored content
+/// changed under us, which Cuckoo treats as fatal for the analysis; here it is recorded as
+/// an error and the report describes what is actually on disk.
+pub fn triage_file(
+    report: &mut Report,
+    path: &Path,
+    name: &str,
+    expected_sha256: Option<&str>,
+    settings: &StaticSettings,
+) {
+    let digest = match nestbox_analyzers::digest_file(path) {
+        Ok(d) => d,
+        Err(e) => {
+            report.debug.errors.push(format!("cannot read the sample: {e}"));
+            return;
+        }
+    };
+    if let Some(want) = expected_sha256.filter(|w| *w != digest.sha256) {
+        report.debug.errors.push(format!(
+            "sample content changed: expected sha256 {want}, found {}",
+            digest.sha256
+        ));
+    }
+    let ft = nestbox_analyzers::file_type_path(path);
+    let head = match read_head(path, settings.strings.max_scan) {
+        Ok(h) => h,
+        Err(e) => {
+            report.debug.errors.push(format!("cannot read the sample: {e}"));
+            Vec::new()
+        }
+    };
+    let urls = nestbox_analyzers::extract_urls(&head);
+    report.strings = nestbox_analyzers::extract_strings(&head, &settings.strings);
+    report.target.file = Some(FileInfo {
+        name: name.to_owned(),
+        path: path.to_string_lossy().into_owned(),
+        size: digest.size,
+        crc32: digest.crc32,
+        md5: digest.md5,
+        sha1: digest.sha1,
+        sha256: digest.sha256,
+        sha512: digest.sha512,
+        ssdeep: Some(digest.ssdeep),
+        tlsh: digest.tlsh,
+        file_type: ft.description,
+        mime: ft.mime,
+        urls,
+        ..FileInfo::default()
+    });
+}
+
+/// The first `max` bytes of a file: string extraction looks at no more (Cuckoo: 16 MiB).
+fn read_head(path: &Path, max: usize) -> std::io::Result<Vec<u8>> {
+    let f = std::fs::File::open(path)?;
+    let mut buf = Vec::new();
+    f.take(max as u64).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// Final scoring: Cuckoo's `info.score` and CAPE's `malscore`/`malstatus` from the hits.
+pub fn score(report: &mut Report) {
+    report.signatures.sort_by_key(|s| s.severity);
+    let score = Report::score_from_signatures(&report.signatures);
+    report.info.score = score;
+    report.malscore = score;
+    report.malstatus = Report::malstatus_for(score).to_owned();
+}

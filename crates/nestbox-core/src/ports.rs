@@ -1,0 +1,149 @@
+//! The ports: what the use-cases need from the outside world.
+//!
+//! Implementations live in other crates (`nestbox-store` for SQL engines, the blob stores
+//! in `nestbox-store::blob`), chosen once in the binary's composition root.
+
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_core::Stream;
+use nestbox_types::{
+    Guest, Machine, MachineSpec, NewSample, NewSubmission, NewTask, Sample, StatusCounts, Task,
+    TaskId, TaskQuery, TaskStatus, Timestamp,
+};
+
+use crate::Result;
+
+/// The task store: samples, tasks (which are also the queue), machines, guests, submissions.
+///
+/// Claim protocol (the queue): [`TaskRepo::claim`] atomically picks the first `pending` task,
+/// ordered by `priority DESC, added_on ASC, id ASC`, for which an unlocked machine matches
+/// (the task's `machine` equals the machine's name or label when set, its `platform` equals
+/// the machine's when set, and every task tag is a machine tag), locks that machine, and sets
+/// the task `running` with `started_on` and `processing = worker`. Engines make this atomic
+/// their own way (SQLite: one IMMEDIATE transaction; PostgreSQL: `FOR UPDATE SKIP LOCKED`).
+#[async_trait]
+pub trait TaskRepo: Send + Sync {
+    /// Stores a sample's identity, or returns the existing row with the same SHA-256.
+    async fn add_sample(&self, sample: &NewSample) -> Result<Sample>;
+    /// A sample by row id.
+    async fn sample(&self, id: i64) -> Result<Option<Sample>>;
+    /// A sample by hash: `md5`, `sha1` or `sha256` (chosen by the hash length).
+    async fn sample_by_hash(&self, hash: &str) -> Result<Option<Sample>>;
+    /// Ids of the tasks of a sample, ascending.
+    async fn sample_task_ids(&self, sample_id: i64) -> Result<Vec<TaskId>>;
+
+    /// Inserts a pending task; returns its id.
+    async fn add_task(&self, task: &NewTask) -> Result<TaskId>;
+    /// A task with its sample, guest and errors.
+    async fn task(&self, id: TaskId) -> Result<Option<Task>>;
+    /// Tasks matching the query, ordered `completed_on ASC NULLS FIRST, id ASC` (Cuckoo).
+    async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<Task>>;
+    /// Deletes a task and its guest/errors/tags rows. `false` if it did not exist.
+    async fn delete_task(&self, id: TaskId) -> Result<bool>;
+    /// Moves a task from one of `from` to `to`, stamping `completed_on` when `to` is
+    /// `completed`. Returns whether the task was in one of `from` (compare-and-set).
+    async fn transition(&self, id: TaskId, from: &[TaskStatus], to: TaskStatus) -> Result<bool>;
+    /// Sets a free-text field `custom` (reschedule/recovery notes).
+    async fn set_custom(&self, id: TaskId, custom: &str) -> Result<()>;
+    /// Appends an error message to a task.
+    async fn add_error(&self, id: TaskId, message: &str) -> Result<()>;
+    /// Task counts by status.
+    async fn status_counts(&self) -> Result<StatusCounts>;
+    /// Claims the next runnable task and locks a machine for it (see the trait docs).
+    async fn claim(&self, worker: &str) -> Result<Option<(Task, Machine)>>;
+    /// Pending tasks that no configured machine could ever run (CAPE marks these failed).
+    async fn unserviceable_tasks(&self) -> Result<Vec<TaskId>>;
+    /// Tasks left `running` (e.g. by a crash).
+    async fn running_tasks(&self) -> Result<Vec<TaskId>>;
+
+    /// Makes the machines table match the configuration (by name); unlocks everything.
+    async fn sync_machines(&self, machines: &[MachineSpec]) -> Result<()>;
+    /// All machines, by name.
+    async fn machines(&self) -> Result<Vec<Machine>>;
+    /// A machine by name.
+    async fn machine(&self, name: &str) -> Result<Option<Machine>>;
+    /// Releases a machine lock.
+    async fn unlock_machine(&self, machine_id: i64) -> Result<()>;
+
+    /// Records that a machine started for a task; returns the guest id.
+    async fn start_guest(&self, task: TaskId, machine: &Machine, manager: &str) -> Result<i64>;
+    /// Updates a guest's status; `stopped`/`failed` also stamp `shutdown_on`.
+    async fn set_guest_status(&self, guest_id: i64, status: &str) -> Result<()>;
+    /// The guest of a task.
+    async fn guest(&self, task: TaskId) -> Result<Option<Guest>>;
+
+    /// Records a submission; returns its id.
+    async fn add_submission(&self, submission: &NewSubmission) -> Result<i64>;
+}
+
+/// A byte stream of a blob, for downloads that must not load the blob whole.
+pub type BlobStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+/// A blob opened for streaming.
+pub struct BlobReader {
+    /// Size in bytes.
+    pub size: u64,
+    /// The content.
+    pub stream: BlobStream,
+}
+
+/// A blob made available as a local file (analyzers read files).
+pub struct LocalBlob {
+    /// Where to read it.
+    pub path: PathBuf,
+    /// Keeps a temporary copy alive; `None` when `path` is the store's own file.
+    pub guard: Option<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+/// The blob store: sample content and analysis artifacts, by key (see [`crate::keys`]).
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// Moves a finished local file into the store under `key`. If `key` already exists the
+    /// file is discarded (content addressing makes them equal).
+    async fn put_file(&self, key: &str, file: &Path) -> Result<()>;
+    /// Writes a small blob whole.
+    async fn put(&self, key: &str, data: Vec<u8>) -> Result<()>;
+    /// Reads a small blob whole.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Opens a blob for streaming.
+    async fn open(&self, key: &str) -> Result<Option<BlobReader>>;
+    /// Whether a blob exists.
+    async fn exists(&self, key: &str) -> Result<bool>;
+    /// Keys under a prefix (recursive), sorted.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+    /// Deletes every blob under a prefix.
+    async fn delete_prefix(&self, prefix: &str) -> Result<()>;
+    /// Makes a blob readable as a local file.
+    async fn local(&self, key: &str) -> Result<Option<LocalBlob>>;
+    /// Bytes free/total on the volume that holds `prefix`, where that means something.
+    fn disk_usage(&self, prefix: &str) -> Option<DiskUsage>;
+}
+
+/// statvfs-style disk figures, in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiskUsage {
+    /// Available to unprivileged users.
+    pub free: u64,
+    /// Volume size.
+    pub total: u64,
+    /// total − free.
+    pub used: u64,
+}
+
+/// A time source, so tests can pin dates.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> Timestamp;
+}
+
+/// The wall clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}

@@ -1,0 +1,289 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use nestbox_core::pipeline::{self, StaticSettings};
+use nestbox_core::{Core, keys};
+use nestbox_types::report::Report;
+use nestbox_types::{Category, Machine, Task, TaskStatus, Timestamp};
+use serde::Serialize;
+use tokio::sync::{Notify, watch};
+
+/// Settings of the worker pool.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Number of concurrent workers.
+    pub workers: usize,
+    /// Analysis timeout when the task says 0.
+    pub default_timeout: Duration,
+    /// Grace on top of the analysis timeout before an analysis is abandoned.
+    pub critical_timeout: Duration,
+    /// How often idle workers look at the queue without being woken.
+    pub poll_interval: Duration,
+    /// Machinery name reported as the guest `manager`.
+    pub manager: String,
+    /// Static stage settings (also carries the version string).
+    pub static_settings: StaticSettings,
+    /// Whether to render `reports/report.html`.
+    pub html_report: bool,
+}
+
+/// The running pool. Wake it with [`WorkerPool::notify`] when a task is queued.
+pub struct WorkerPool {
+    core: Core,
+    settings: Arc<WorkerSettings>,
+    wake: Arc<Notify>,
+}
+
+impl WorkerPool {
+    /// A pool over the given use-cases.
+    pub fn new(core: Core, settings: WorkerSettings) -> Self {
+        WorkerPool { core, settings: Arc::new(settings), wake: Arc::new(Notify::new()) }
+    }
+
+    /// The handle API layers use to wake idle workers after queueing a task.
+    pub fn notify(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Runs the workers until `shutdown` turns true. A worker finishes its current task
+    /// before it stops.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let mut handles = Vec::new();
+        for n in 1..=self.settings.workers.max(1) {
+            let w = Worker {
+                name: format!("worker{n}"),
+                core: self.core.clone(),
+                settings: self.settings.clone(),
+                wake: self.wake.clone(),
+            };
+            handles.push(tokio::spawn(w.run(shutdown.clone())));
+        }
+        for h in handles {
+            if let Err(e) = h.await {
+                tracing::error!(error = %e, "worker ended abnormally");
+            }
+        }
+    }
+}
+
+struct Worker {
+    name: String,
+    core: Core,
+    settings: Arc<WorkerSettings>,
+    wake: Arc<Notify>,
+}
+
+impl Worker {
+    async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        tracing::debug!(worker = %self.name, "worker started");
+        let mut errors = 0u32;
+        while !*shutdown.borrow() {
+            match self.core.repo.claim(&self.name).await {
+                Ok(Some((task, machine))) => {
+                    errors = 0;
+                    self.analyse(task, machine).await;
+                    // Another task may be waiting: look again at once, and pass the wake-up on.
+                    continue;
+                }
+                Ok(None) => {
+                    if let Err(e) = self.fail_unserviceable().await {
+                        tracing::warn!(error = %e, "checking unserviceable tasks failed");
+                    }
+                }
+                Err(e) => {
+                    errors += 1;
+                    tracing::error!(worker = %self.name, error = %e, "claiming a task failed");
+                }
+            }
+            // Back off on repeated store errors; otherwise sleep until woken or polled.
+            let wait = self.settings.poll_interval * 2u32.pow(errors.min(5));
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        tracing::debug!(worker = %self.name, "worker stopped");
+    }
+
+    /// CAPE marks tasks that no machine can ever serve as `failed_analysis` instead of
+    /// leaving them pending forever.
+    async fn fail_unserviceable(&self) -> nestbox_core::Result<()> {
+        for id in self.core.repo.unserviceable_tasks().await? {
+            let repo = &self.core.repo;
+            if repo.transition(id, &[TaskStatus::Pending], TaskStatus::FailedAnalysis).await? {
+                repo.add_error(id, "No machine matches the task's machine, platform and tags")
+                    .await?;
+                tracing::warn!(task_id = id.0, "no machine can serve the task");
+            }
+        }
+        Ok(())
+    }
+
+    async fn analyse(&self, task: Task, machine: Machine) {
+        let id = task.id;
+        let span = tracing::info_span!("analysis", task_id = id.0, machine = %machine.spec.name);
+        let _enter = span.enter();
+        tracing::info!(category = %task.spec.category, "analysis started");
+        let outcome = self.analyse_locked(&task, &machine).await;
+        if let Err(e) = self.core.repo.unlock_machine(machine.id).await {
+            tracing::error!(error = %e, "unlocking the machine failed");
+        }
+        match outcome {
+            Ok(status) => tracing::info!(%status, "analysis finished"),
+            Err(e) => {
+                tracing::error!(error = %e, "analysis failed");
+                let repo = &self.core.repo;
+                let _ = repo.add_error(id, &e.to_string()).await;
+                let _ = repo
+                    .transition(id, &[TaskStatus::Running], TaskStatus::FailedAnalysis)
+                    .await;
+            }
+        }
+    }
+
+    async fn analyse_locked(
+        &self,
+        task: &Task,
+        machine: &Machine,
+    ) -> nestbox_core::Result<TaskStatus> {
+        let repo = &self.core.repo;
+        let id = task.id;
+        let guest = repo.start_guest(id, machine, &self.settings.manager).await?;
+        let task_json = serde_json::to_vec_pretty(task).unwrap_or_default();
+        self.core.blobs.put(&keys::analysis_file(id, "task.json"), task_json).await?;
+
+        let timeout = if task.spec.timeout > 0 {
+            Duration::from_secs(task.spec.timeout.unsigned_abs())
+        } else {
+            self.settings.default_timeout
+        };
+        let deadline = timeout + self.settings.critical_timeout;
+        let mut report = pipeline::skeleton(task, &self.settings.static_settings.version);
+        report.info.timeout = i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX);
+        let started = Timestamp::now();
+
+        match tokio::time::timeout(deadline, self.static_stage(task, report.clone())).await {
+            Ok(Ok(r)) => report = r,
+            Ok(Err(msg)) => record(&mut report, repo.as_ref(), id, &msg).await,
+            Err(_) => {
+                let msg = format!("The analysis hit the critical timeout ({}s)", deadline.as_secs());
+                record(&mut report, repo.as_ref(), id, &msg).await;
+            }
+        }
+
+        let ended = Timestamp::now();
+        repo.set_guest_status(guest, "stopped").await?;
+        repo.transition(id, &[TaskStatus::Running], TaskStatus::Completed).await?;
+
+        // Processing: machine block, timings, score.
+        report.info.started = Some(started.epoch_f64());
+        report.info.ended = Some(ended.epoch_f64());
+        report.info.duration = ended.secs() - started.secs();
+        report.info.machine = machine_block(machine, &self.settings.manager, started, ended);
+        pipeline::score(&mut report);
+
+        // Reporting.
+        if let Err(e) = self.write_reports(task, &report).await {
+            repo.add_error(id, &format!("Writing the report failed: {e}")).await?;
+            repo.transition(id, &[TaskStatus::Completed], TaskStatus::FailedReporting).await?;
+            return Ok(TaskStatus::FailedReporting);
+        }
+        repo.transition(id, &[TaskStatus::Completed], TaskStatus::Reported).await?;
+        Ok(TaskStatus::Reported)
+    }
+
+    /// Runs static triage on a blocking thread. A panic in an analyzer is caught here and
+    /// becomes an error entry; it never takes the worker down.
+    async fn static_stage(&self, task: &Task, mut report: Report) -> Result<Report, String> {
+        if !task.spec.category.has_sample() {
+            return Ok(report);
+        }
+        let Some(sample) = task.sample.clone() else {
+            report.debug.errors.push("The task has no sample".to_owned());
+            return Ok(report);
+        };
+        let local = self
+            .core
+            .blobs
+            .local(&keys::sample(&sample.sha256))
+            .await
+            .map_err(|e| format!("The sample could not be read from the store: {e}"))?
+            .ok_or_else(|| "The sample is missing from the store".to_owned())?;
+        let name = file_name_of(task);
+        let settings = self.settings.static_settings.clone();
+        let category = task.spec.category;
+        let handle = tokio::task::spawn_blocking(move || {
+            pipeline::triage_file(&mut report, &local.path, &name, Some(&sample.sha256), &settings);
+            if category == Category::Archive {
+                report.target.category = "archive".to_owned();
+            }
+            drop(local);
+            report
+        });
+        handle.await.map_err(|e| format!("Static analysis crashed: {e}"))
+    }
+
+    async fn write_reports(&self, task: &Task, report: &Report) -> nestbox_core::Result<()> {
+        let blobs = &self.core.blobs;
+        blobs.put(&keys::report_json(task.id), render_report_json(report)).await?;
+        if self.settings.html_report {
+            match html::render(report) {
+                Ok(page) => blobs.put(&keys::report_html(task.id), page.into_bytes()).await?,
+                Err(e) => tracing::error!(error = %e, "rendering the HTML report failed"),
+            }
+        }
+        Ok(())
+    }
+}
+
+use crate::html;
+
+async fn record(
+    report: &mut Report,
+    repo: &dyn nestbox_core::ports::TaskRepo,
+    id: nestbox_types::TaskId,
+    msg: &str,
+) {
+    tracing::warn!(task_id = id.0, "{msg}");
+    report.debug.errors.push(msg.to_owned());
+    if let Err(e) = repo.add_error(id, msg).await {
+        tracing::error!(error = %e, "recording a task error failed");
+    }
+}
+
+/// The name a file task's target had on the client (the last path component).
+fn file_name_of(task: &Task) -> String {
+    task.spec.target.rsplit(['/', '\\']).next().unwrap_or("sample").to_owned()
+}
+
+fn machine_block(
+    m: &Machine,
+    manager: &str,
+    started: Timestamp,
+    ended: Timestamp,
+) -> serde_json::Map<String, serde_json::Value> {
+    let v = serde_json::json!({
+        "name": m.spec.name,
+        "label": m.spec.label,
+        "manager": manager,
+        "status": "stopped",
+        "started_on": started.epoch_f64(),
+        "shutdown_on": ended.epoch_f64(),
+    });
+    match v {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// `report.json` bytes as Cuckoo's jsondump writes them: indent 4.
+pub fn render_report_json(report: &Report) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 * 1024);
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    if let Err(e) = report.serialize(&mut ser) {
+        tracing::error!(error = %e, "serialising the report failed");
+    }
+    out
+}
