@@ -1,1 +1,255 @@
-fn main() {}
+//! `nestbox`: the server, the CLI client and the offline analyzer, in one binary.
+//!
+//! This is the composition root: the only place that names the concrete store, blob store
+//! and API together. Everything else receives them as trait objects.
+
+mod config;
+mod submit;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use nestbox_analyzers::StringsOptions;
+use nestbox_api::{ApiContext, CuckooSettings};
+use nestbox_core::pipeline::{self, StaticSettings};
+use nestbox_core::{Core, Limits};
+use nestbox_store::blob::LocalBlobStore;
+use nestbox_store::sqlite::SqliteRepo;
+use nestbox_worker::{WorkerPool, WorkerSettings};
+use tokio::sync::watch;
+
+use crate::config::Config;
+
+/// The version written into reports.
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[derive(Parser)]
+#[command(name = "nestbox", version, about = "A malware-analysis sandbox server speaking the Cuckoo API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API server and the analysis workers.
+    Serve {
+        /// Address to bind (overrides `server.host`).
+        #[arg(long)]
+        host: Option<String>,
+        /// Port (overrides `server.port`).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Configuration file (default: ./nestbox.toml if present).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Submit a file or a URL to a running server.
+    Submit {
+        /// A file path, or a URL (http:// or https://).
+        target: String,
+        /// Server base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8090", env = "NESTBOX_SERVER")]
+        server: String,
+        /// Bearer token, if the server requires one.
+        #[arg(long, env = "NESTBOX_TOKEN")]
+        token: Option<String>,
+    },
+    /// Print the JSON report of the static pipeline for a file, without a server.
+    Analyze {
+        /// The file to analyse.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { host, port, config } => serve(host, port, config),
+        Command::Submit { target, server, token } => submit::run(&target, &server, token.as_deref()),
+        Command::Analyze { file } => analyze(&file),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nestbox: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NESTBOX_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn serve(host: Option<String>, port: Option<u16>, config: Option<PathBuf>) -> anyhow::Result<()> {
+    let mut cfg = Config::load(config.as_deref())?;
+    if let Some(h) = host {
+        cfg.server.host = h;
+    }
+    if let Some(p) = port {
+        cfg.server.port = p;
+    }
+    cfg.validate()?;
+    init_tracing();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(run_server(cfg))
+}
+
+fn static_settings(cfg: &Config) -> StaticSettings {
+    StaticSettings {
+        version: VERSION.to_owned(),
+        strings: StringsOptions {
+            min_len: cfg.analysis.strings_min_len,
+            max_count: cfg.analysis.strings_max_count,
+            ..StringsOptions::default()
+        },
+    }
+}
+
+async fn run_server(cfg: Config) -> anyhow::Result<()> {
+    let data_dir = cfg.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+    let db_path = cfg.sqlite_path();
+    let repo = Arc::new(
+        SqliteRepo::open(&db_path)
+            .await
+            .with_context(|| format!("opening the database {}", db_path.display()))?,
+    );
+    let blobs = Arc::new(LocalBlobStore::new(&data_dir));
+    let core = Core {
+        repo: repo.clone(),
+        blobs,
+        limits: Limits { max_upload: cfg.server.max_upload },
+        tmp_dir: data_dir.join("tmp"),
+        targets_dir: Some(std::path::absolute(data_dir.join("targets"))?),
+    };
+    core.repo.sync_machines(&cfg.machine_specs()).await?;
+    let recovered = core.recover_running(cfg.analysis.reschedule).await?;
+    if !recovered.is_empty() {
+        tracing::warn!(count = recovered.len(), "recovered tasks left running by a crash");
+    }
+    clean_tmp(&core.tmp_dir);
+
+    let pool = WorkerPool::new(
+        core.clone(),
+        WorkerSettings {
+            workers: cfg.analysis.workers,
+            default_timeout: Duration::from_secs(cfg.analysis.default_timeout),
+            critical_timeout: Duration::from_secs(cfg.analysis.critical_timeout),
+            poll_interval: Duration::from_millis(cfg.analysis.poll_interval_ms),
+            manager: "static".to_owned(),
+            static_settings: static_settings(&cfg),
+            html_report: cfg.analysis.html_report,
+        },
+    );
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let ctx = Arc::new(ApiContext {
+        core,
+        wake: pool.notify(),
+        cuckoo: CuckooSettings {
+            api_token: cfg.cuckoo.api_token.clone(),
+            version: cfg.cuckoo.version.clone(),
+            debug: cfg.cuckoo.debug,
+        },
+        shutdown: shutdown_tx.clone(),
+    });
+    if cfg.cuckoo.api_token.is_empty() {
+        tracing::warn!("cuckoo.api_token is empty: the Cuckoo API accepts unauthenticated requests");
+    }
+    // With no workers this node only accepts and serves (tasks wait for a worker node).
+    let workers = (cfg.analysis.workers > 0).then(|| tokio::spawn(pool.run(shutdown_rx.clone())));
+
+    let addr: SocketAddr = format!("{}:{}", cfg.server.host, cfg.server.port)
+        .parse()
+        .context("server address")?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    // Tests bind port 0 and read the real address from this line.
+    tracing::info!(addr = %listener.local_addr()?, data_dir = %data_dir.display(), "nestbox listening");
+    let app = nestbox_api::router(ctx);
+    let mut stop = shutdown_rx.clone();
+    let signals = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate() => {}
+            _ = stop.wait_for(|v| *v) => {}
+        }
+    };
+    axum::serve(listener, app).with_graceful_shutdown(signals).await?;
+    let _ = shutdown_tx.send(true);
+    tracing::info!("waiting for running analyses to finish");
+    if let Some(w) = workers {
+        let _ = w.await;
+    }
+    Ok(())
+}
+
+async fn terminate() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut s) => {
+            s.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
+}
+
+/// Uploads interrupted by a crash leave temp files; nothing references them.
+fn clean_tmp(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with("upload-") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+fn analyze(file: &Path) -> anyhow::Result<()> {
+    let meta = std::fs::metadata(file).with_context(|| format!("reading {}", file.display()))?;
+    if !meta.is_file() {
+        anyhow::bail!("{} is not a regular file", file.display());
+    }
+    let cfg = Config::load(None).unwrap_or_default();
+    let settings = static_settings(&cfg);
+    let now = nestbox_types::Timestamp::now();
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let task = nestbox_types::Task {
+        id: nestbox_types::TaskId(0),
+        spec: nestbox_types::NewTask::new(nestbox_types::Category::File, name.clone()),
+        clock: now,
+        added_on: now,
+        started_on: Some(now),
+        completed_on: None,
+        status: nestbox_types::TaskStatus::Running,
+        processing: None,
+        sample: None,
+        guest: None,
+        errors: Vec::new(),
+    };
+    let mut report = pipeline::skeleton(&task, VERSION);
+    pipeline::triage_file(&mut report, file, &name, None, &settings);
+    let ended = nestbox_types::Timestamp::now();
+    report.info.ended = Some(ended.epoch_f64());
+    pipeline::score(&mut report);
+    let json = nestbox_worker::render_report_json(&report);
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(&json)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}

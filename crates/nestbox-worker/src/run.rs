@@ -174,17 +174,33 @@ impl Worker {
 
         let ended = Timestamp::now();
         repo.set_guest_status(guest, "stopped").await?;
-        repo.transition(id, &[TaskStatus::Running], TaskStatus::Completed).await?;
 
         // Processing: machine block, timings, score.
         report.info.started = Some(started.epoch_f64());
         report.info.ended = Some(ended.epoch_f64());
         report.info.duration = ended.secs() - started.secs();
         report.info.machine = machine_block(machine, &self.settings.manager, started, ended);
-        pipeline::score(&mut report);
+        self.finish(task, report, TaskStatus::Running).await
+    }
 
-        // Reporting.
-        if let Err(e) = self.write_reports(task, &report).await {
+    /// Scores and writes the reports, then moves the task to `completed` and `reported`.
+    ///
+    /// The report is written *before* the status says `completed`, because clients such as
+    /// sandboxapi treat `completed` as "report available" and fetch it at once.
+    async fn finish(
+        &self,
+        task: &Task,
+        mut report: Report,
+        from: TaskStatus,
+    ) -> nestbox_core::Result<TaskStatus> {
+        let repo = &self.core.repo;
+        let id = task.id;
+        pipeline::score(&mut report);
+        let written = self.write_reports(task, &report).await;
+        if from != TaskStatus::Completed {
+            repo.transition(id, &[from], TaskStatus::Completed).await?;
+        }
+        if let Err(e) = written {
             repo.add_error(id, &format!("Writing the report failed: {e}")).await?;
             repo.transition(id, &[TaskStatus::Completed], TaskStatus::FailedReporting).await?;
             return Ok(TaskStatus::FailedReporting);

@@ -95,14 +95,21 @@ async fn read_multipart(
     req: Request,
     file_fields: &[&str],
 ) -> Result<FormInput, FormError> {
+    let max = core.limits.max_upload;
     let mut mp = Multipart::from_request(req, &())
         .await
         .map_err(|e| FormError::Malformed(e.body_text()))?;
+    // A body over the request limit surfaces as a multipart error with status 413.
+    let err = move |e: axum::extract::multipart::MultipartError| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            FormError::TooLarge { max }
+        } else {
+            FormError::Malformed(e.body_text())
+        }
+    };
     let mut form = FormInput::default();
     let mut parts = 0usize;
-    while let Some(mut field) =
-        mp.next_field().await.map_err(|e| FormError::Malformed(e.body_text()))?
-    {
+    while let Some(mut field) = mp.next_field().await.map_err(err)? {
         parts += 1;
         if parts > MAX_PARTS {
             return Err(FormError::Malformed("too many form parts".into()));
@@ -112,18 +119,11 @@ async fn read_multipart(
         match filename {
             Some(filename) if !filename.is_empty() => {
                 if !file_fields.contains(&name.as_str()) {
-                    while field
-                        .chunk()
-                        .await
-                        .map_err(|e| FormError::Malformed(e.body_text()))?
-                        .is_some()
-                    {}
+                    while field.chunk().await.map_err(err)?.is_some() {}
                     continue;
                 }
                 let mut upload = core.begin_upload().await?;
-                while let Some(chunk) =
-                    field.chunk().await.map_err(|e| FormError::Malformed(e.body_text()))?
-                {
+                while let Some(chunk) = field.chunk().await.map_err(err)? {
                     upload.write(&chunk).await?;
                 }
                 let staged = upload.finish().await?;
@@ -131,9 +131,7 @@ async fn read_multipart(
             }
             _ => {
                 let mut buf = Vec::new();
-                while let Some(chunk) =
-                    field.chunk().await.map_err(|e| FormError::Malformed(e.body_text()))?
-                {
+                while let Some(chunk) = field.chunk().await.map_err(err)? {
                     if buf.len() + chunk.len() > MAX_FIELD {
                         return Err(FormError::Malformed(format!("field {name:?} is too large")));
                     }

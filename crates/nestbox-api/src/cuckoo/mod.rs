@@ -15,7 +15,7 @@ mod tasks;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -69,8 +69,16 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .nest("/v1", aliased)
         .merge(unaliased)
         .fallback(|| async { CuckooError::Page(StatusCode::NOT_FOUND) })
+        // Uploads are streamed and capped per file by the core; the whole body may hold a
+        // few form fields on top (or several files for tasks/create/submit).
+        .layer(DefaultBodyLimit::max(body_limit(ctx.core.limits.max_upload)))
         .layer(middleware::from_fn_with_state(ctx.clone(), auth_and_headers))
         .with_state(ctx)
+}
+
+/// Largest request body: four samples at the upload limit plus room for form fields.
+fn body_limit(max_upload: u64) -> usize {
+    usize::try_from(max_upload.saturating_mul(4).saturating_add(16 << 20)).unwrap_or(usize::MAX)
 }
 
 /// A GET route: Flask adds HEAD and OPTIONS; other methods get Werkzeug's 405 page.

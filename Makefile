@@ -1,0 +1,40 @@
+# nestbox: the two commands a new user needs are `make serve` and `make test`.
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+.PHONY: serve test bootstrap build release check unit clients bench fuzz clean
+
+## Bootstrap system packages if missing, build, serve on 127.0.0.1:8090 (SQLite, local store).
+serve: bootstrap release
+	./target/release/nestbox serve
+
+## Everything CI checks: formatting, lints, unit + integration tests, real-client tests.
+test: bootstrap check unit clients
+
+bootstrap:
+	@./scripts/bootstrap.sh
+
+build:
+	cargo build --workspace
+
+release:
+	cargo build --release -p nestbox-server
+
+check:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+unit:
+	cargo test --workspace
+
+## The real upstream client libraries (PyPI) against a real server.
+clients: build
+	./tests/clients/run.sh target/debug/nestbox
+
+## HTTP API benchmark (see BENCHMARKS.md); not part of `make test`.
+bench: bootstrap
+	./bench/api/run.sh
+
+clean:
+	cargo clean
+	rm -rf .venv-clients

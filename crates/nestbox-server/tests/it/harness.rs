@@ -1,0 +1,298 @@
+//! Spawning a server and talking to it.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A running server.
+pub struct Server {
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+    agent: ureq::Agent,
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: BTreeMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
+        })
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+}
+
+/// A multipart part.
+pub enum Part<'a> {
+    Field(&'a str, &'a str),
+    File(&'a str, &'a str, &'a [u8]),
+}
+
+pub fn nestbox_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_nestbox")
+}
+
+impl Server {
+    /// Starts a server with extra TOML config lines (data_dir and port are set here).
+    pub fn start(extra_config: &str) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        Server::start_in(dir, extra_config)
+    }
+
+    /// Starts a server on an existing data directory (restart tests).
+    pub fn start_in(dir: tempfile::TempDir, extra_config: &str) -> Server {
+        let cfg = dir.path().join("nestbox.toml");
+        let data = dir.path().join("data");
+        std::fs::write(
+            &cfg,
+            format!(
+                "data_dir = {:?}\n{}\n",
+                data.to_string_lossy(),
+                extra_config
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new(nestbox_bin())
+            .arg("serve")
+            .arg("--config")
+            .arg(&cfg)
+            .env("NESTBOX_LOG", "info")
+            // Port 0: the kernel picks a free port; the server logs the real address.
+            .env("NESTBOX_SERVER__PORT", "0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning nestbox");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if std::env::var_os("NESTBOX_TEST_LOG").is_some() {
+                    eprintln!("[server] {line}");
+                }
+                if let Some(i) = line.find("addr=") {
+                    if let Some(t) = tx.take() {
+                        let addr = line[i + 5..].split_whitespace().next().unwrap_or("").to_owned();
+                        let _ = t.send(Ok(addr));
+                    }
+                } else if line.starts_with("nestbox: ") && tx.is_some() {
+                    let _ = tx.take().unwrap().send(Err(line));
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(Ok(a)) => a,
+            other => {
+                let _ = child.kill();
+                let _ = child.wait();
+                match other {
+                    Ok(Err(line)) => panic!("server failed to start: {line}"),
+                    _ => panic!("server did not start within 60 s"),
+                }
+            }
+        };
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .new_agent();
+        Server { base: format!("http://{addr}"), dir, child: Some(child), agent }
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        self.get_with(path, &[])
+    }
+
+    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
+        let mut req = self.agent.get(format!("{}{}", self.base, path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        into_resp(req.call())
+    }
+
+    pub fn request(&self, method: &str, path: &str) -> Resp {
+        let req = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{}", self.base, path))
+            .body(())
+            .unwrap();
+        into_resp(self.agent.run(req))
+    }
+
+    pub fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Resp {
+        let req = self.agent.post(format!("{}{}", self.base, path));
+        into_resp(req.send_form(fields.iter().copied()))
+    }
+
+    pub fn post_raw(&self, path: &str, content_type: &str, body: &[u8], headers: &[(&str, &str)]) -> Resp {
+        let mut req = self.agent.post(format!("{}{}", self.base, path)).header("Content-Type", content_type);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        into_resp(req.send(body))
+    }
+
+    pub fn post_multipart(&self, path: &str, parts: &[Part<'_>]) -> Resp {
+        self.post_multipart_with(path, parts, &[])
+    }
+
+    pub fn post_multipart_with(&self, path: &str, parts: &[Part<'_>], headers: &[(&str, &str)]) -> Resp {
+        let (ctype, body) = multipart(parts);
+        self.post_raw(path, &ctype, &body, headers)
+    }
+
+    /// Submits a file; returns the task id.
+    pub fn submit_file(&self, name: &str, content: &[u8]) -> i64 {
+        let r = self.post_multipart("/tasks/create/file", &[Part::File("file", name, content)]);
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["task_id"].as_i64().expect("task_id")
+    }
+
+    /// Polls `tasks/view` until the task reaches `status` (panics after 60 s).
+    pub fn wait_status(&self, id: i64, status: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = self.get(&format!("/tasks/view/{id}"));
+            if r.status == 200 {
+                let t = r.json()["task"].clone();
+                if t["status"] == status {
+                    return t;
+                }
+                assert!(
+                    !t["status"].as_str().unwrap_or("").starts_with("failed"),
+                    "task {id} failed: {t}"
+                );
+            }
+            assert!(Instant::now() < deadline, "task {id} never reached {status}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the server hard (SIGKILL) and hands back its directory.
+    pub fn kill(mut self) -> tempfile::TempDir {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        dir
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn into_resp(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Resp {
+    let r = r.expect("HTTP request failed");
+    let status = r.status().as_u16();
+    let headers = r
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_ascii_lowercase(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    let mut body = Vec::new();
+    r.into_body()
+        .into_with_config()
+        .limit(1 << 30)
+        .reader()
+        .read_to_end(&mut body)
+        .unwrap();
+    Resp { status, headers, body }
+}
+
+/// Encodes a multipart/form-data body.
+pub fn multipart(parts: &[Part<'_>]) -> (String, Vec<u8>) {
+    let boundary = "----nestboxtestboundary8b1c";
+    let mut body = Vec::new();
+    for p in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match p {
+            Part::Field(name, value) => {
+                body.extend_from_slice(
+                    format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+                );
+                body.extend_from_slice(value.as_bytes());
+            }
+            Part::File(name, filename, content) => {
+                body.extend_from_slice(
+                    format!(
+                        "Content-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                    )
+                    .as_bytes(),
+                );
+                body.extend_from_slice(content);
+            }
+        }
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// Every file under a directory, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        if let Ok(rd) = std::fs::read_dir(&d) {
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Runs a command and returns its stdout, panicking with a clear message if the tool is
+/// missing (CI installs the reference tools; a missing one must fail, not skip).
+pub fn tool(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("reference tool `{cmd}` is required ({e}); apt-get install it"));
+    assert!(out.status.success(), "{cmd} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[allow(dead_code)]
+pub fn read_all(mut r: impl Read) -> Vec<u8> {
+    let mut v = Vec::new();
+    r.read_to_end(&mut v).unwrap();
+    v
+}

@@ -1,0 +1,16 @@
+//! Integration tests: each starts the real `nestbox` binary on a random loopback port with
+//! its own data directory and talks HTTP to it.
+//!
+//! Index:
+//! - `cuckoo`: the Cuckoo REST API, one test per checklist group of spec cuckoo.md §10
+//! - `triage`: static triage against the reference tools (`file`, `ssdeep`, coreutils)
+//! - `hostile`: bad input: traversal names, oversize uploads, malformed multipart
+//! - `lifecycle`: kill -9 while tasks run, recovery on restart
+//! - `cli`: `nestbox analyze` and `nestbox submit`
+
+mod cli;
+mod cuckoo;
+mod harness;
+mod hostile;
+mod lifecycle;
+mod triage;
