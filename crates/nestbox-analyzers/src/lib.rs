@@ -8,7 +8,8 @@
 //! * [`filetype`]: the `file -b` description and `file -b --mime-type` MIME type via the
 //!   system libmagic ([`file_type_bytes`], [`file_type_path`]);
 //! * [`strings`]: Cuckoo's printable-strings list and embedded URLs ([`extract_strings`],
-//!   [`extract_urls`]).
+//!   [`extract_urls`]);
+//! * [`archive`]: archive member listing and the package guess that selects members to run.
 //!
 //! What this crate is not: it does no I/O beyond reading the file it is given, no
 //! networking, no database access and no async; it knows nothing about tasks, reports or
@@ -19,6 +20,7 @@
 //! degrade to `data` / `application/octet-stream`) and the output size is bounded.
 #![deny(missing_docs)]
 
+pub mod archive;
 pub mod filetype;
 pub mod hashing;
 pub mod strings;

@@ -43,7 +43,11 @@ pub fn skeleton(task: &Task, version: &str) -> Report {
             file: None,
             url: Some(task.spec.target.clone()),
         },
-        c => Target { category: c.as_str().to_owned(), file: None, url: None },
+        c => Target {
+            category: c.as_str().to_owned(),
+            file: None,
+            url: None,
+        },
     };
     report.malstatus = Report::malstatus_for(0.0).to_owned();
     report
@@ -64,7 +68,10 @@ pub fn triage_file(
     let digest = match nestbox_analyzers::digest_file(path) {
         Ok(d) => d,
         Err(e) => {
-            report.debug.errors.push(format!("cannot read the sample: {e}"));
+            report
+                .debug
+                .errors
+                .push(format!("cannot read the sample: {e}"));
             return;
         }
     };
@@ -78,7 +85,10 @@ pub fn triage_file(
     let head = match read_head(path, settings.strings.max_scan) {
         Ok(h) => h,
         Err(e) => {
-            report.debug.errors.push(format!("cannot read the sample: {e}"));
+            report
+                .debug
+                .errors
+                .push(format!("cannot read the sample: {e}"));
             Vec::new()
         }
     };

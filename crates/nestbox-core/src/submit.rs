@@ -77,10 +77,15 @@ impl Upload {
         drop(self.file);
         let digest = self.hasher.finish();
         let path = self.temp.to_path_buf();
-        let file_type = tokio::task::spawn_blocking(move || nestbox_analyzers::file_type_path(&path))
-            .await
-            .map_err(|e| Error::Invalid(format!("file typing failed: {e}")))?;
-        Ok(StagedSample { temp: self.temp, digest, file_type })
+        let file_type =
+            tokio::task::spawn_blocking(move || nestbox_analyzers::file_type_path(&path))
+                .await
+                .map_err(|e| Error::Invalid(format!("file typing failed: {e}")))?;
+        Ok(StagedSample {
+            temp: self.temp,
+            digest,
+            file_type,
+        })
     }
 }
 
@@ -162,7 +167,9 @@ impl Core {
             ssdeep: Some(d.ssdeep.clone()),
             tlsh: d.tlsh.clone(),
         };
-        self.blobs.put_file(&keys::sample(&d.sha256), staged.path()).await?;
+        self.blobs
+            .put_file(&keys::sample(&d.sha256), staged.path())
+            .await?;
         self.repo.add_sample(&new).await
     }
 
@@ -179,7 +186,10 @@ impl Core {
         let dir = dir.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<String> {
             std::fs::create_dir_all(&dir)?;
-            let tmp = tempfile::Builder::new().prefix("tmp").tempdir_in(&dir)?.keep();
+            let tmp = tempfile::Builder::new()
+                .prefix("tmp")
+                .tempdir_in(&dir)?
+                .keep();
             let dest = tmp.join(&name);
             if std::fs::hard_link(&local.path, &dest).is_err() {
                 std::fs::copy(&local.path, &dest)?;
@@ -213,7 +223,10 @@ impl Core {
     pub async fn delete_task(&self, id: TaskId) -> Result<()> {
         let task = self.task(id).await?;
         if task.status == TaskStatus::Running {
-            return Err(Error::WrongStatus { id, status: task.status });
+            return Err(Error::WrongStatus {
+                id,
+                status: task.status,
+            });
         }
         self.repo.delete_task(id).await?;
         self.blobs.delete_prefix(&keys::analysis(id)).await?;
@@ -237,7 +250,9 @@ impl Core {
         if let Some(p) = priority.filter(|p| *p != 0) {
             copy.priority = p;
         }
-        self.repo.transition(id, &TaskStatus::ALL, TaskStatus::Recovered).await?;
+        self.repo
+            .transition(id, &TaskStatus::ALL, TaskStatus::Recovered)
+            .await?;
         let new_id = self.repo.add_task(&copy).await?;
         tracing::info!(task_id = id.0, new_task_id = new_id.0, "task rescheduled");
         Ok(new_id)
@@ -256,8 +271,10 @@ impl Core {
     /// Cuckoo's rereport: `reported` → `completed`, so reporting runs again.
     pub async fn rereport(&self, id: TaskId) -> Result<bool> {
         self.task(id).await?;
-        let changed =
-            self.repo.transition(id, &[TaskStatus::Reported], TaskStatus::Completed).await?;
+        let changed = self
+            .repo
+            .transition(id, &[TaskStatus::Reported], TaskStatus::Completed)
+            .await?;
         Ok(changed)
     }
 
@@ -273,7 +290,11 @@ impl Core {
             let can = matches!(task.spec.category, Category::File | Category::Url);
             if reschedule && can {
                 let new_id = self.reschedule(id, None).await?;
-                tracing::warn!(task_id = id.0, new_task_id = new_id.0, "recovered running task");
+                tracing::warn!(
+                    task_id = id.0,
+                    new_task_id = new_id.0,
+                    "recovered running task"
+                );
             } else {
                 self.repo
                     .transition(id, &[TaskStatus::Running], TaskStatus::FailedAnalysis)

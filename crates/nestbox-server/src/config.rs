@@ -157,7 +157,11 @@ impl Default for Config {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { host: "127.0.0.1".into(), port: 8090, max_upload: 100 * 1024 * 1024 }
+        ServerConfig {
+            host: "127.0.0.1".into(),
+            port: 8090,
+            max_upload: 100 * 1024 * 1024,
+        }
     }
 }
 
@@ -228,7 +232,10 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         let mut problems = Vec::new();
         if self.server.host.parse::<std::net::IpAddr>().is_err() {
-            problems.push(format!("server.host {:?} is not an IP address", self.server.host));
+            problems.push(format!(
+                "server.host {:?} is not an IP address",
+                self.server.host
+            ));
         }
         if self.server.max_upload == 0 {
             problems.push("server.max_upload must be at least 1 byte".to_owned());
@@ -334,7 +341,10 @@ mod tests {
         c.server.host = "localhost:80".into();
         c.analysis.workers = 1000;
         let err = c.validate().unwrap_err().to_string();
-        assert!(err.contains("server.host") && err.contains("analysis.workers"), "{err}");
+        assert!(
+            err.contains("server.host") && err.contains("analysis.workers"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -346,7 +356,10 @@ mod tests {
         assert_eq!(c.server.port, 9001);
         assert_eq!(c.analysis.workers, 3);
         std::fs::write(&path, "[server]\nbogus = 1\n").unwrap();
-        assert!(Config::load(Some(&path)).is_err(), "unknown keys are refused");
+        assert!(
+            Config::load(Some(&path)).is_err(),
+            "unknown keys are refused"
+        );
         assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
     }
 }

@@ -29,7 +29,11 @@ use crate::config::Config;
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 #[derive(Parser)]
-#[command(name = "nestbox", version, about = "A malware-analysis sandbox server speaking the Cuckoo API")]
+#[command(
+    name = "nestbox",
+    version,
+    about = "A malware-analysis sandbox server speaking the Cuckoo API"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -71,7 +75,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { host, port, config } => serve(host, port, config),
-        Command::Submit { target, server, token } => submit::run(&target, &server, token.as_deref()),
+        Command::Submit {
+            target,
+            server,
+            token,
+        } => submit::run(&target, &server, token.as_deref()),
         Command::Analyze { file } => analyze(&file),
     };
     match result {
@@ -104,7 +112,9 @@ fn serve(host: Option<String>, port: Option<u16>, config: Option<PathBuf>) -> an
     }
     cfg.validate()?;
     init_tracing();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(run_server(cfg))
 }
 
@@ -133,14 +143,19 @@ async fn run_server(cfg: Config) -> anyhow::Result<()> {
     let core = Core {
         repo: repo.clone(),
         blobs,
-        limits: Limits { max_upload: cfg.server.max_upload },
+        limits: Limits {
+            max_upload: cfg.server.max_upload,
+        },
         tmp_dir: data_dir.join("tmp"),
         targets_dir: Some(std::path::absolute(data_dir.join("targets"))?),
     };
     core.repo.sync_machines(&cfg.machine_specs()).await?;
     let recovered = core.recover_running(cfg.analysis.reschedule).await?;
     if !recovered.is_empty() {
-        tracing::warn!(count = recovered.len(), "recovered tasks left running by a crash");
+        tracing::warn!(
+            count = recovered.len(),
+            "recovered tasks left running by a crash"
+        );
     }
     clean_tmp(&core.tmp_dir);
 
@@ -168,7 +183,9 @@ async fn run_server(cfg: Config) -> anyhow::Result<()> {
         shutdown: shutdown_tx.clone(),
     });
     if cfg.cuckoo.api_token.is_empty() {
-        tracing::warn!("cuckoo.api_token is empty: the Cuckoo API accepts unauthenticated requests");
+        tracing::warn!(
+            "cuckoo.api_token is empty: the Cuckoo API accepts unauthenticated requests"
+        );
     }
     // With no workers this node only accepts and serves (tasks wait for a worker node).
     let workers = (cfg.analysis.workers > 0).then(|| tokio::spawn(pool.run(shutdown_rx.clone())));
@@ -190,7 +207,9 @@ async fn run_server(cfg: Config) -> anyhow::Result<()> {
             _ = stop.wait_for(|v| *v) => {}
         }
     };
-    axum::serve(listener, app).with_graceful_shutdown(signals).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(signals)
+        .await?;
     let _ = shutdown_tx.send(true);
     tracing::info!("waiting for running analyses to finish");
     if let Some(w) = workers {
@@ -227,7 +246,10 @@ fn analyze(file: &Path) -> anyhow::Result<()> {
     let cfg = Config::load(None).unwrap_or_default();
     let settings = static_settings(&cfg);
     let now = nestbox_types::Timestamp::now();
-    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let task = nestbox_types::Task {
         id: nestbox_types::TaskId(0),
         spec: nestbox_types::NewTask::new(nestbox_types::Category::File, name.clone()),

@@ -22,7 +22,10 @@ pub fn run(target: &str, server: &str, token: Option<&str>) -> anyhow::Result<()
     } else {
         let path = Path::new(target);
         let file = std::fs::File::open(path).with_context(|| format!("opening {target}"))?;
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let boundary = "nestbox-boundary-7d3c1f0a9b";
         let head = format!(
             "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{}\"\r\nContent-Type: application/octet-stream\r\n\r\n",
@@ -50,7 +53,10 @@ pub fn run(target: &str, server: &str, token: Option<&str>) -> anyhow::Result<()
         .send(ureq::SendBody::from_reader(&mut reader))
         .with_context(|| format!("POST {url}"))?;
     let status = resp.status();
-    let text = resp.into_body().read_to_string().context("reading the answer")?;
+    let text = resp
+        .into_body()
+        .read_to_string()
+        .context("reading the answer")?;
     if !status.is_success() {
         bail!("server answered {status}: {}", text.trim());
     }
@@ -63,7 +69,9 @@ fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }

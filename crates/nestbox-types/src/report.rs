@@ -360,8 +360,14 @@ mod tests {
 
     #[test]
     fn score_is_capped() {
-        let hit = SignatureHit { severity: 3, ..Default::default() };
-        assert_eq!(Report::score_from_signatures(&[hit.clone(), hit.clone()]), 1.2);
+        let hit = SignatureHit {
+            severity: 3,
+            ..Default::default()
+        };
+        assert_eq!(
+            Report::score_from_signatures(&[hit.clone(), hit.clone()]),
+            1.2
+        );
         assert_eq!(Report::score_from_signatures(&vec![hit; 40]), 10.0);
     }
 }

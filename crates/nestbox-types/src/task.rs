@@ -488,7 +488,10 @@ mod tests {
     fn status_round_trip() {
         for st in TaskStatus::ALL {
             assert_eq!(st.as_str().parse::<TaskStatus>().unwrap(), st);
-            assert_eq!(serde_json::to_string(&st).unwrap(), format!("\"{}\"", st.as_str()));
+            assert_eq!(
+                serde_json::to_string(&st).unwrap(),
+                format!("\"{}\"", st.as_str())
+            );
         }
         assert!("nope".parse::<TaskStatus>().is_err());
     }

@@ -37,7 +37,11 @@ pub struct WorkerPool {
 impl WorkerPool {
     /// A pool over the given use-cases.
     pub fn new(core: Core, settings: WorkerSettings) -> Self {
-        WorkerPool { core, settings: Arc::new(settings), wake: Arc::new(Notify::new()) }
+        WorkerPool {
+            core,
+            settings: Arc::new(settings),
+            wake: Arc::new(Notify::new()),
+        }
     }
 
     /// The handle API layers use to wake idle workers after queueing a task.
@@ -111,9 +115,15 @@ impl Worker {
     async fn fail_unserviceable(&self) -> nestbox_core::Result<()> {
         for id in self.core.repo.unserviceable_tasks().await? {
             let repo = &self.core.repo;
-            if repo.transition(id, &[TaskStatus::Pending], TaskStatus::FailedAnalysis).await? {
-                repo.add_error(id, "No machine matches the task's machine, platform and tags")
-                    .await?;
+            if repo
+                .transition(id, &[TaskStatus::Pending], TaskStatus::FailedAnalysis)
+                .await?
+            {
+                repo.add_error(
+                    id,
+                    "No machine matches the task's machine, platform and tags",
+                )
+                .await?;
                 tracing::warn!(task_id = id.0, "no machine can serve the task");
             }
         }
@@ -149,9 +159,14 @@ impl Worker {
     ) -> nestbox_core::Result<TaskStatus> {
         let repo = &self.core.repo;
         let id = task.id;
-        let guest = repo.start_guest(id, machine, &self.settings.manager).await?;
+        let guest = repo
+            .start_guest(id, machine, &self.settings.manager)
+            .await?;
         let task_json = serde_json::to_vec_pretty(task).unwrap_or_default();
-        self.core.blobs.put(&keys::analysis_file(id, "task.json"), task_json).await?;
+        self.core
+            .blobs
+            .put(&keys::analysis_file(id, "task.json"), task_json)
+            .await?;
 
         let timeout = if task.spec.timeout > 0 {
             Duration::from_secs(task.spec.timeout.unsigned_abs())
@@ -167,7 +182,10 @@ impl Worker {
             Ok(Ok(r)) => report = r,
             Ok(Err(msg)) => record(&mut report, repo.as_ref(), id, &msg).await,
             Err(_) => {
-                let msg = format!("The analysis hit the critical timeout ({}s)", deadline.as_secs());
+                let msg = format!(
+                    "The analysis hit the critical timeout ({}s)",
+                    deadline.as_secs()
+                );
                 record(&mut report, repo.as_ref(), id, &msg).await;
             }
         }
@@ -201,11 +219,14 @@ impl Worker {
             repo.transition(id, &[from], TaskStatus::Completed).await?;
         }
         if let Err(e) = written {
-            repo.add_error(id, &format!("Writing the report failed: {e}")).await?;
-            repo.transition(id, &[TaskStatus::Completed], TaskStatus::FailedReporting).await?;
+            repo.add_error(id, &format!("Writing the report failed: {e}"))
+                .await?;
+            repo.transition(id, &[TaskStatus::Completed], TaskStatus::FailedReporting)
+                .await?;
             return Ok(TaskStatus::FailedReporting);
         }
-        repo.transition(id, &[TaskStatus::Completed], TaskStatus::Reported).await?;
+        repo.transition(id, &[TaskStatus::Completed], TaskStatus::Reported)
+            .await?;
         Ok(TaskStatus::Reported)
     }
 
@@ -216,7 +237,10 @@ impl Worker {
             return Ok(report);
         }
         let Some(sample) = task.sample.clone() else {
-            report.debug.errors.push("The task has no sample".to_owned());
+            report
+                .debug
+                .errors
+                .push("The task has no sample".to_owned());
             return Ok(report);
         };
         let local = self
@@ -230,22 +254,36 @@ impl Worker {
         let settings = self.settings.static_settings.clone();
         let category = task.spec.category;
         let handle = tokio::task::spawn_blocking(move || {
-            pipeline::triage_file(&mut report, &local.path, &name, Some(&sample.sha256), &settings);
+            pipeline::triage_file(
+                &mut report,
+                &local.path,
+                &name,
+                Some(&sample.sha256),
+                &settings,
+            );
             if category == Category::Archive {
                 report.target.category = "archive".to_owned();
             }
             drop(local);
             report
         });
-        handle.await.map_err(|e| format!("Static analysis crashed: {e}"))
+        handle
+            .await
+            .map_err(|e| format!("Static analysis crashed: {e}"))
     }
 
     async fn write_reports(&self, task: &Task, report: &Report) -> nestbox_core::Result<()> {
         let blobs = &self.core.blobs;
-        blobs.put(&keys::report_json(task.id), render_report_json(report)).await?;
+        blobs
+            .put(&keys::report_json(task.id), render_report_json(report))
+            .await?;
         if self.settings.html_report {
             match html::render(report) {
-                Ok(page) => blobs.put(&keys::report_html(task.id), page.into_bytes()).await?,
+                Ok(page) => {
+                    blobs
+                        .put(&keys::report_html(task.id), page.into_bytes())
+                        .await?
+                }
                 Err(e) => tracing::error!(error = %e, "rendering the HTML report failed"),
             }
         }
@@ -270,7 +308,12 @@ async fn record(
 
 /// The name a file task's target had on the client (the last path component).
 fn file_name_of(task: &Task) -> String {
-    task.spec.target.rsplit(['/', '\\']).next().unwrap_or("sample").to_owned()
+    task.spec
+        .target
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or("sample")
+        .to_owned()
 }
 
 fn machine_block(

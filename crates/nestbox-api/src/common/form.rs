@@ -24,7 +24,10 @@ pub struct FormInput {
 impl FormInput {
     /// The first value of a text field, like Werkzeug's `request.form.get`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -84,7 +87,10 @@ pub async fn read_form(
             .await
             .map_err(|e| FormError::Malformed(e.to_string()))?;
         let fields = url::form_urlencoded::parse(&bytes).into_owned().collect();
-        Ok(FormInput { fields, files: Vec::new() })
+        Ok(FormInput {
+            fields,
+            files: Vec::new(),
+        })
     } else {
         Ok(FormInput::default())
     }
@@ -127,7 +133,11 @@ async fn read_multipart(
                     upload.write(&chunk).await?;
                 }
                 let staged = upload.finish().await?;
-                form.files.push(UploadedFile { field: name, filename, staged });
+                form.files.push(UploadedFile {
+                    field: name,
+                    filename,
+                    staged,
+                });
             }
             _ => {
                 let mut buf = Vec::new();
@@ -137,7 +147,8 @@ async fn read_multipart(
                     }
                     buf.extend_from_slice(&chunk);
                 }
-                form.fields.push((name, String::from_utf8_lossy(&buf).into_owned()));
+                form.fields
+                    .push((name, String::from_utf8_lossy(&buf).into_owned()));
             }
         }
     }

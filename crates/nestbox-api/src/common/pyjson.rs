@@ -148,12 +148,18 @@ mod tests {
 
     #[test]
     fn empty_list_like_python() {
-        assert_eq!(to_string(&json!({"tasks": []}), Style::Pretty), "{\n  \"tasks\": []\n}\n");
+        assert_eq!(
+            to_string(&json!({"tasks": []}), Style::Pretty),
+            "{\n  \"tasks\": []\n}\n"
+        );
     }
 
     #[test]
     fn compact_form() {
         let v = json!({"b": [1, {"d": null, "c": true}], "a": "x\"\n"});
-        assert_eq!(to_string(&v, Style::Compact), r#"{"a":"x\"\n","b":[1,{"c":true,"d":null}]}"#);
+        assert_eq!(
+            to_string(&v, Style::Compact),
+            r#"{"a":"x\"\n","b":[1,{"c":true,"d":null}]}"#
+        );
     }
 }

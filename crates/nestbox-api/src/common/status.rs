@@ -6,7 +6,12 @@
 pub fn cpuload() -> Vec<f64> {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
-        .map(|s| s.split_whitespace().take(3).filter_map(|x| x.parse().ok()).collect())
+        .map(|s| {
+            s.split_whitespace()
+                .take(3)
+                .filter_map(|x| x.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -33,5 +38,7 @@ pub fn hostname() -> String {
 
 /// Number of CPUs available to us.
 pub fn cpu_count() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }

@@ -14,7 +14,9 @@ pub enum Dates {
 }
 
 fn naive(ts: Timestamp) -> chrono::NaiveDateTime {
-    chrono::DateTime::from_timestamp_micros(ts.0).unwrap_or_default().naive_utc()
+    chrono::DateTime::from_timestamp_micros(ts.0)
+        .unwrap_or_default()
+        .naive_utc()
 }
 
 /// Renders a timestamp in the given style.

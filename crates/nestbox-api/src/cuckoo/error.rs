@@ -56,7 +56,8 @@ impl IntoResponse for CuckooError {
             CuckooError::Page(code) => werkzeug_page(code),
             CuckooError::MethodNotAllowed(allow) => {
                 let mut r = werkzeug_page(StatusCode::METHOD_NOT_ALLOWED);
-                r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+                r.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static(allow));
                 r
             }
         }
@@ -74,7 +75,10 @@ pub fn werkzeug_page(code: StatusCode) -> Response {
             "Not Found",
             "The requested URL was not found on the server.  If you entered the URL manually please check your spelling and try again.",
         ),
-        405 => ("Method Not Allowed", "The method is not allowed for the requested URL."),
+        405 => (
+            "Method Not Allowed",
+            "The method is not allowed for the requested URL.",
+        ),
         413 => (
             "Request Entity Too Large",
             "The data value transmitted exceeds the capacity limit.",

@@ -19,7 +19,10 @@ async fn view_sample(ctx: &crate::ApiContext, sample: Option<Sample>) -> Result<
     };
     let mut obj = dto::sample(&sample);
     let ids = ctx.core.repo.sample_task_ids(sample.id).await?;
-    obj.insert("tasks".into(), ids.into_iter().map(|i| i.0).collect::<Vec<_>>().into());
+    obj.insert(
+        "tasks".into(),
+        ids.into_iter().map(|i| i.0).collect::<Vec<_>>().into(),
+    );
     Ok(ok(json!({ "sample": obj })))
 }
 
@@ -29,15 +32,21 @@ fn hex_of_len(s: &str, len: usize) -> bool {
 
 /// `GET /files/view/md5/<md5>`.
 pub async fn files_view_md5(State(ctx): Ctx, Path(md5): Path<String>) -> Result<Response> {
-    let sample =
-        if hex_of_len(&md5, 32) { ctx.core.repo.sample_by_hash(&md5).await? } else { None };
+    let sample = if hex_of_len(&md5, 32) {
+        ctx.core.repo.sample_by_hash(&md5).await?
+    } else {
+        None
+    };
     view_sample(&ctx, sample).await
 }
 
 /// `GET /files/view/sha256/<sha256>`.
 pub async fn files_view_sha256(State(ctx): Ctx, Path(sha): Path<String>) -> Result<Response> {
-    let sample =
-        if hex_of_len(&sha, 64) { ctx.core.repo.sample_by_hash(&sha).await? } else { None };
+    let sample = if hex_of_len(&sha, 64) {
+        ctx.core.repo.sample_by_hash(&sha).await?
+    } else {
+        None
+    };
     view_sample(&ctx, sample).await
 }
 
@@ -57,14 +66,25 @@ pub async fn files_get(State(ctx): Ctx, Path(sha): Path<String>) -> Result<Respo
     if !hex_of_len(&sha, 64) {
         return Err(CuckooError::not_found("File not found"));
     }
-    stream(&ctx.core, &keys::sample(&sha), "application/octet-stream; charset=UTF-8")
-        .await?
-        .ok_or_else(|| CuckooError::not_found("File not found"))
+    stream(
+        &ctx.core,
+        &keys::sample(&sha),
+        "application/octet-stream; charset=UTF-8",
+    )
+    .await?
+    .ok_or_else(|| CuckooError::not_found("File not found"))
 }
 
 /// `GET /machines/list`.
 pub async fn machines_list(State(ctx): Ctx) -> Result<Response> {
-    let machines: Vec<Value> = ctx.core.repo.machines().await?.iter().map(dto::machine).collect();
+    let machines: Vec<Value> = ctx
+        .core
+        .repo
+        .machines()
+        .await?
+        .iter()
+        .map(dto::machine)
+        .collect();
     Ok(ok(json!({ "machines": machines })))
 }
 

@@ -37,18 +37,39 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .route("/tasks/create/submit", p(post(tasks::tasks_create_submit)))
         .route("/tasks/list", g(get(tasks::tasks_list)))
         .route("/tasks/list/{limit}", g(get(tasks::tasks_list_limit)))
-        .route("/tasks/list/{limit}/{offset}", g(get(tasks::tasks_list_limit_offset)))
+        .route(
+            "/tasks/list/{limit}/{offset}",
+            g(get(tasks::tasks_list_limit_offset)),
+        )
         .route("/tasks/sample/{sample_id}", g(get(tasks::tasks_sample)))
         .route("/tasks/view/{task_id}", g(get(tasks::tasks_view)))
-        .route("/tasks/reschedule/{task_id}", g(get(tasks::tasks_reschedule)))
-        .route("/tasks/reschedule/{task_id}/{priority}", g(get(tasks::tasks_reschedule_priority)))
+        .route(
+            "/tasks/reschedule/{task_id}",
+            g(get(tasks::tasks_reschedule)),
+        )
+        .route(
+            "/tasks/reschedule/{task_id}/{priority}",
+            g(get(tasks::tasks_reschedule_priority)),
+        )
         .route("/tasks/delete/{task_id}", g(get(tasks::tasks_delete)))
         .route("/tasks/report/{task_id}", g(get(report::tasks_report)))
-        .route("/tasks/report/{task_id}/{format}", g(get(report::tasks_report_format)))
-        .route("/tasks/screenshots/{task_id}", g(get(report::task_screenshots)))
-        .route("/tasks/screenshots/{task_id}/{screenshot}", g(get(report::task_screenshot)))
+        .route(
+            "/tasks/report/{task_id}/{format}",
+            g(get(report::tasks_report_format)),
+        )
+        .route(
+            "/tasks/screenshots/{task_id}",
+            g(get(report::task_screenshots)),
+        )
+        .route(
+            "/tasks/screenshots/{task_id}/{screenshot}",
+            g(get(report::task_screenshot)),
+        )
         .route("/files/view/md5/{md5}", g(get(files::files_view_md5)))
-        .route("/files/view/sha256/{sha256}", g(get(files::files_view_sha256)))
+        .route(
+            "/files/view/sha256/{sha256}",
+            g(get(files::files_view_sha256)),
+        )
         .route("/files/view/id/{sample_id}", g(get(files::files_view_id)))
         .route("/files/get/{sha256}", g(get(files::files_get)))
         .route("/pcap/get/{task_id}", g(get(report::pcap_get)))
@@ -61,7 +82,10 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .route("/tasks/rereport/{task_id}", g(get(tasks::tasks_rereport)))
         .route("/tasks/reboot/{task_id}", g(get(tasks::tasks_reboot)))
         .route("/memory/list/{task_id}", g(get(report::memorydumps_list)))
-        .route("/memory/get/{task_id}/{pid}", g(get(report::memorydumps_get)))
+        .route(
+            "/memory/get/{task_id}/{pid}",
+            g(get(report::memorydumps_get)),
+        )
         .route("/vpn/status", g(get(files::vpn_status)))
         .route("/exit", g(get(files::exit)));
     Router::new()
@@ -71,8 +95,13 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .fallback(|| async { CuckooError::Page(StatusCode::NOT_FOUND) })
         // Uploads are streamed and capped per file by the core; the whole body may hold a
         // few form fields on top (or several files for tasks/create/submit).
-        .layer(DefaultBodyLimit::max(body_limit(ctx.core.limits.max_upload)))
-        .layer(middleware::from_fn_with_state(ctx.clone(), auth_and_headers))
+        .layer(DefaultBodyLimit::max(body_limit(
+            ctx.core.limits.max_upload,
+        )))
+        .layer(middleware::from_fn_with_state(
+            ctx.clone(),
+            auth_and_headers,
+        ))
         .with_state(ctx)
 }
 
@@ -95,8 +124,12 @@ fn p(r: MethodRouter<Arc<ApiContext>>) -> MethodRouter<Arc<ApiContext>> {
 
 async fn options(allow: &'static str) -> Response {
     let mut r = (StatusCode::OK, "").into_response();
-    r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     r
 }
 
@@ -136,11 +169,9 @@ async fn auth_and_headers(State(ctx): Ctx, req: Request, next: Next) -> Response
         )
         .into_response()
     };
-    if xhr {
-        if let Some(PendingJson(v)) = resp.extensions_mut().remove::<PendingJson>() {
-            let (parts, _) = resp.into_parts();
-            resp = Response::from_parts(parts, pyjson::to_string(&v, Style::Compact).into());
-        }
+    if xhr && let Some(PendingJson(v)) = resp.extensions_mut().remove::<PendingJson>() {
+        let (parts, _) = resp.into_parts();
+        resp = Response::from_parts(parts, pyjson::to_string(&v, Style::Compact).into());
     }
     let h = resp.headers_mut();
     for (name, value) in [
@@ -183,7 +214,8 @@ pub(crate) fn int_segment(s: &str) -> Result<i64, CuckooError> {
     if s.is_empty() || s.len() > 18 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(CuckooError::Page(StatusCode::NOT_FOUND));
     }
-    s.parse().map_err(|_| CuckooError::Page(StatusCode::NOT_FOUND))
+    s.parse()
+        .map_err(|_| CuckooError::Page(StatusCode::NOT_FOUND))
 }
 
 /// `{"status": "OK"}`-style helper kept next to the others for symmetry.
@@ -200,11 +232,20 @@ mod tests {
         let mut h = HeaderMap::new();
         assert!(authorized("", &h));
         assert!(!authorized("tok", &h));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer tok"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer tok"),
+        );
         assert!(!authorized("tok", &h));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer tok"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer tok"),
+        );
         assert!(authorized("tok", &h));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer tok "));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer tok "),
+        );
         assert!(!authorized("tok", &h));
     }
 

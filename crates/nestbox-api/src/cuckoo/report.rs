@@ -56,7 +56,11 @@ async fn report(
     let core = &ctx.core;
     match format.as_str() {
         "json" | "html" => {
-            let key = if format == "json" { keys::report_json(id) } else { keys::report_html(id) };
+            let key = if format == "json" {
+                keys::report_json(id)
+            } else {
+                keys::report_html(id)
+            };
             let Some(bytes) = core.blobs.get(&key).await? else {
                 return Err(CuckooError::not_found("Report not found"));
             };
@@ -68,7 +72,11 @@ async fn report(
                 }
                 return element_of(&bytes, &element);
             }
-            let ctype = if format == "json" { "application/json" } else { "text/html; charset=utf-8" };
+            let ctype = if format == "json" {
+                "application/json"
+            } else {
+                "text/html; charset=utf-8"
+            };
             Ok(([(header::CONTENT_TYPE, ctype)], bytes).into_response())
         }
         "all" | "dropped" | "package_files" => {
@@ -86,8 +94,10 @@ async fn report(
                 let rel = &k[prefix.len()..];
                 rel != "memory.dmp" && wanted.is_none_or(|w| rel.starts_with(w))
             });
-            let mut entries: Vec<(String, String)> =
-                members.into_iter().map(|k| (k[prefix.len()..].to_owned(), k)).collect();
+            let mut entries: Vec<(String, String)> = members
+                .into_iter()
+                .map(|k| (k[prefix.len()..].to_owned(), k))
+                .collect();
             if format == "all" {
                 // Upstream's analysis folder has `binary`, a symlink to the sample, which tar
                 // dereferences; our store keeps one copy, so add it under that name.
@@ -136,9 +146,15 @@ async fn tar_response(
         let mut out = tempfile::tempfile_in(&tmp_dir)?;
         {
             let sink: Box<dyn Write> = match compression.as_str() {
-                "gz" => Box::new(flate2::write::GzEncoder::new(&mut out, flate2::Compression::default())),
+                "gz" => Box::new(flate2::write::GzEncoder::new(
+                    &mut out,
+                    flate2::Compression::default(),
+                )),
                 "tar" => Box::new(&mut out),
-                _ => Box::new(bzip2::write::BzEncoder::new(&mut out, bzip2::Compression::default())),
+                _ => Box::new(bzip2::write::BzEncoder::new(
+                    &mut out,
+                    bzip2::Compression::default(),
+                )),
             };
             let mut builder = tar::Builder::new(sink);
             builder.follow_symlinks(true);
@@ -160,24 +176,31 @@ async fn tar_response(
     let len = file.metadata().map(|m| m.len()).ok();
     let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
     let mut resp = Response::new(Body::from_stream(stream));
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(TAR));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(TAR));
     if let Some(len) = len {
-        resp.headers_mut().insert(header::CONTENT_LENGTH, len.into());
+        resp.headers_mut()
+            .insert(header::CONTENT_LENGTH, len.into());
     }
     Ok(resp)
 }
 
 /// Streams one blob, or `None` when it does not exist.
-pub(crate) async fn stream_blob(core: &Core, key: &str, ctype: &'static str) -> Result<Option<Response>> {
+pub(crate) async fn stream_blob(
+    core: &Core,
+    key: &str,
+    ctype: &'static str,
+) -> Result<Option<Response>> {
     let Some(reader) = core.blobs.open(key).await? else {
         return Ok(None);
     };
     let mut resp = Response::new(Body::from_stream(reader.stream));
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-    resp.headers_mut().insert(header::CONTENT_LENGTH, reader.size.into());
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    resp.headers_mut()
+        .insert(header::CONTENT_LENGTH, reader.size.into());
     Ok(Some(resp))
 }
-
 
 /// `GET /tasks/summary/<id>`: the report without its bulky parts. Deletion stops at the
 /// first missing key, as upstream's single `try` block does.
@@ -200,7 +223,9 @@ pub async fn tasks_summary(State(ctx): Ctx, Path(id): Path<String>) -> Result<Re
     for path in steps {
         let (last, parents) = path.split_last().unwrap_or((&"", &[]));
         let parent = parents.iter().try_fold(&mut report, |v, k| v.get_mut(*k));
-        let removed = parent.and_then(|p| p.as_object_mut()).and_then(|m| m.remove(*last));
+        let removed = parent
+            .and_then(|p| p.as_object_mut())
+            .and_then(|m| m.remove(*last));
         if removed.is_none() {
             break;
         }
@@ -297,7 +322,11 @@ pub async fn memorydumps_get(
     if pid.contains("..") || pid.contains('/') || pid.is_empty() {
         return Err(CuckooError::not_found("Memory dump not found"));
     }
-    stream_blob(&ctx.core, &keys::analysis_file(id, &format!("memory/{pid}.dmp")), OCTET)
-        .await?
-        .ok_or_else(|| CuckooError::not_found("Memory dump not found"))
+    stream_blob(
+        &ctx.core,
+        &keys::analysis_file(id, &format!("memory/{pid}.dmp")),
+        OCTET,
+    )
+    .await?
+    .ok_or_else(|| CuckooError::not_found("Memory dump not found"))
 }

@@ -3,6 +3,7 @@
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use nestbox_analyzers::archive::{Member, archive_kind, list_members, package_for_name};
 use nestbox_core::Error as CoreError;
 use nestbox_types::{Category, NewSubmission, NewTask, TaskId, TaskOptions, TaskQuery, Timestamp};
 use serde_json::{Value, json};
@@ -59,7 +60,9 @@ fn parse_clock(v: Option<&str>) -> Option<Timestamp> {
 }
 
 fn int_or(v: Option<&str>, default: i64) -> i64 {
-    v.and_then(|s| s.trim().parse::<i64>().ok()).filter(|n| *n != 0).unwrap_or(default)
+    v.and_then(|s| s.trim().parse::<i64>().ok())
+        .filter(|n| *n != 0)
+        .unwrap_or(default)
 }
 
 /// Comma-separated tags; blanks dropped, duplicates removed.
@@ -80,7 +83,10 @@ fn parse_tags(v: Option<&str>) -> Vec<String> {
 fn common_fields(form: &FormInput, task: &mut NewTask) {
     let get = |k: &str| form.get(k).unwrap_or("").to_owned();
     task.package = get("package");
-    task.timeout = form.get("timeout").and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+    task.timeout = form
+        .get("timeout")
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
     task.priority = int_or(form.get("priority"), 1);
     task.options = TaskOptions::parse(form.get("options").unwrap_or(""));
     task.machine = get("machine");
@@ -89,7 +95,10 @@ fn common_fields(form: &FormInput, task: &mut NewTask) {
     task.custom = get("custom");
     task.owner = get("owner");
     task.clock = parse_clock(form.get("clock"));
-    task.route = form.get("route").map(str::to_owned).filter(|r| !r.is_empty());
+    task.route = form
+        .get("route")
+        .map(str::to_owned)
+        .filter(|r| !r.is_empty());
 }
 
 fn queued(ctx: &crate::ApiContext) {
@@ -108,8 +117,17 @@ pub async fn tasks_create_file(State(ctx): Ctx, req: Request) -> Result<Response
     let Some(file) = form.files.into_iter().find(|f| f.field == "file") else {
         return Err(CuckooError::Page(StatusCode::BAD_REQUEST));
     };
-    if unique && ctx.core.repo.sample_by_hash(&file.staged.digest.sha256).await?.is_some() {
-        return Err(CuckooError::bad_request("This file has already been submitted"));
+    if unique
+        && ctx
+            .core
+            .repo
+            .sample_by_hash(&file.staged.digest.sha256)
+            .await?
+            .is_some()
+    {
+        return Err(CuckooError::bad_request(
+            "This file has already been submitted",
+        ));
     }
     let sample = ctx.core.store_sample(file.staged).await?;
     task.target = ctx.core.materialize_target(&sample, &file.filename).await?;
@@ -142,7 +160,11 @@ fn is_hash(s: &str) -> bool {
 
 /// Cuckoo's submit URL check: http/https with a host; a bare host gets `http://`.
 fn normalize_url(s: &str) -> Option<String> {
-    let candidate = if s.contains("://") { s.to_owned() } else { format!("http://{s}") };
+    let candidate = if s.contains("://") {
+        s.to_owned()
+    } else {
+        format!("http://{s}")
+    };
     let parsed = url::Url::parse(&candidate).ok()?;
     let scheme_ok = matches!(parsed.scheme(), "http" | "https");
     let host = parsed.host_str()?;
@@ -164,12 +186,19 @@ pub async fn tasks_create_submit(State(ctx): Ctx, req: Request) -> Result<Respon
         .map(str::to_owned)
         .collect();
     if form.files.is_empty() && strings.is_empty() {
-        return Err(CuckooError::internal("No files or strings have been given!"));
+        return Err(CuckooError::internal(
+            "No files or strings have been given!",
+        ));
     }
     let mut options = TaskOptions::parse("procmemdump=yes");
-    options.0.extend(TaskOptions::parse(form.get("options").unwrap_or("")).0);
+    options
+        .0
+        .extend(TaskOptions::parse(form.get("options").unwrap_or("")).0);
     let mut base = NewTask::new(Category::File, String::new());
-    base.timeout = form.get("timeout").and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+    base.timeout = form
+        .get("timeout")
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
     base.priority = int_or(form.get("priority"), 1);
     base.tags = parse_tags(form.get("tags"));
     base.custom = form.get("custom").unwrap_or("").to_owned();
@@ -179,7 +208,11 @@ pub async fn tasks_create_submit(State(ctx): Ctx, req: Request) -> Result<Respon
     base.options = options.clone();
     base.route = options.get("route").map(str::to_owned);
 
-    let submit_type = if form.files.is_empty() { "strings" } else { "files" };
+    let submit_type = if form.files.is_empty() {
+        "strings"
+    } else {
+        "files"
+    };
     let submit_id = ctx
         .core
         .repo
@@ -197,12 +230,32 @@ pub async fn tasks_create_submit(State(ctx): Ctx, req: Request) -> Result<Respon
     let mut task_ids = Vec::new();
     let mut errors: Vec<String> = Vec::new();
     for file in form.files {
+        let members = archive_members(file.staged.path()).await;
         let sample = ctx.core.store_sample(file.staged).await?;
+        let target = ctx.core.materialize_target(&sample, &file.filename).await?;
         let mut t = base.clone();
-        t.category = Category::File;
-        t.target = ctx.core.materialize_target(&sample, &file.filename).await?;
+        t.target = target;
         t.sample_id = Some(sample.id);
-        task_ids.push(ctx.core.create_task(&t).await?.0);
+        // Like sflock: an archive yields one `archive` task per member that some package
+        // would run; anything else (or an archive with nothing runnable) is one file task.
+        let runnable: Vec<_> = members
+            .iter()
+            .filter_map(|m| package_for_name(&m.name).map(|p| (m, p)))
+            .collect();
+        if runnable.is_empty() {
+            t.category = Category::File;
+            t.package = package_for_name(&file.filename).unwrap_or("").to_owned();
+            task_ids.push(ctx.core.create_task(&t).await?.0);
+        }
+        for (member, package) in runnable {
+            let mut a = t.clone();
+            a.category = Category::Archive;
+            a.package = package.to_owned();
+            a.options
+                .0
+                .insert("filename".to_owned(), member.name.clone());
+            task_ids.push(ctx.core.create_task(&a).await?.0);
+        }
     }
     for line in strings {
         if is_hash(&line) {
@@ -232,7 +285,27 @@ pub async fn tasks_create_submit(State(ctx): Ctx, req: Request) -> Result<Respon
     if !task_ids.is_empty() {
         queued(&ctx);
     }
-    Ok(ok(json!({ "submit_id": submit_id, "task_ids": task_ids, "errors": errors })))
+    Ok(ok(
+        json!({ "submit_id": submit_id, "task_ids": task_ids, "errors": errors }),
+    ))
+}
+
+/// The members of a staged file if it is an archive (zip, tar, tgz); empty otherwise or
+/// when the archive is unreadable (it is then analysed as a plain file).
+async fn archive_members(path: &std::path::Path) -> Vec<Member> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut head = [0u8; 512];
+        let n = std::fs::File::open(&path)
+            .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+            .unwrap_or(0);
+        match archive_kind(&head[..n]) {
+            Some(kind) => list_members(&path, kind).unwrap_or_default(),
+            None => Vec::new(),
+        }
+    })
+    .await
+    .unwrap_or_default()
 }
 
 /// Query string of `tasks/list`.
@@ -243,15 +316,13 @@ pub struct ListQuery {
     owner: Option<String>,
 }
 
-async fn list(
-    ctx: &crate::ApiContext,
-    mut query: TaskQuery,
-    q: ListQuery,
-) -> Result<Response> {
+async fn list(ctx: &crate::ApiContext, mut query: TaskQuery, q: ListQuery) -> Result<Response> {
     if let Some(ca) = q.completed_after {
         // Upstream does int(x): anything else is an exception page.
-        let secs: i64 =
-            ca.trim().parse().map_err(|_| CuckooError::Page(StatusCode::INTERNAL_SERVER_ERROR))?;
+        let secs: i64 = ca
+            .trim()
+            .parse()
+            .map_err(|_| CuckooError::Page(StatusCode::INTERNAL_SERVER_ERROR))?;
         query.completed_after = Some(Timestamp::from_secs(secs));
     }
     if let Some(st) = q.status {
@@ -278,7 +349,10 @@ pub async fn tasks_list_limit(
     Path(limit): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response> {
-    let query = TaskQuery { limit: Some(int_segment(&limit)?), ..Default::default() };
+    let query = TaskQuery {
+        limit: Some(int_segment(&limit)?),
+        ..Default::default()
+    };
     list(&ctx, query, q).await
 }
 
@@ -302,7 +376,10 @@ pub async fn tasks_sample(
     Path(sample_id): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response> {
-    let query = TaskQuery { sample_id: Some(int_segment(&sample_id)?), ..Default::default() };
+    let query = TaskQuery {
+        sample_id: Some(int_segment(&sample_id)?),
+        ..Default::default()
+    };
     list(&ctx, query, q).await
 }
 
@@ -323,12 +400,14 @@ async fn reschedule(ctx: &crate::ApiContext, id: &str, priority: Option<&str>) -
             queued(ctx);
             Ok(ok(json!({ "status": "OK", "task_id": new_id.0 })))
         }
-        Err(CoreError::TaskNotFound(_)) => {
-            Err(CuckooError::not_found("There is no analysis with the specified ID"))
-        }
+        Err(CoreError::TaskNotFound(_)) => Err(CuckooError::not_found(
+            "There is no analysis with the specified ID",
+        )),
         Err(e) => {
             tracing::warn!(error = %e, "reschedule failed");
-            Err(CuckooError::internal("An error occurred while trying to reschedule the task"))
+            Err(CuckooError::internal(
+                "An error occurred while trying to reschedule the task",
+            ))
         }
     }
 }
@@ -357,7 +436,9 @@ pub async fn tasks_delete(State(ctx): Ctx, Path(id): Path<String>) -> Result<Res
         )),
         Err(e) => {
             tracing::error!(error = %e, "delete failed");
-            Err(CuckooError::internal("An error occurred while trying to delete the task"))
+            Err(CuckooError::internal(
+                "An error occurred while trying to delete the task",
+            ))
         }
     }
 }
@@ -385,7 +466,9 @@ pub async fn tasks_reboot(State(ctx): Ctx, Path(id): Path<String>) -> Result<Res
             queued(&ctx);
             Ok(ok(json!({ "task_id": id.0, "reboot_id": new_id.0 })))
         }
-        Err(CoreError::TaskNotFound(_)) => Err(CuckooError::not_found("Error creating reboot task")),
+        Err(CoreError::TaskNotFound(_)) => {
+            Err(CuckooError::not_found("Error creating reboot task"))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -407,7 +490,10 @@ mod tests {
 
     #[test]
     fn submit_strings() {
-        assert_eq!(normalize_url("cuckoosandbox.org").as_deref(), Some("http://cuckoosandbox.org"));
+        assert_eq!(
+            normalize_url("cuckoosandbox.org").as_deref(),
+            Some("http://cuckoosandbox.org")
+        );
         assert_eq!(
             normalize_url("https://1.2.3.4:9001/wow").as_deref(),
             Some("https://1.2.3.4:9001/wow")

@@ -27,15 +27,16 @@ pub struct Resp {
 
 impl Resp {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 }
 
@@ -91,7 +92,11 @@ impl Server {
                 }
                 if let Some(i) = line.find("addr=") {
                     if let Some(t) = tx.take() {
-                        let addr = line[i + 5..].split_whitespace().next().unwrap_or("").to_owned();
+                        let addr = line[i + 5..]
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or("")
+                            .to_owned();
                         let _ = t.send(Ok(addr));
                     }
                 } else if line.starts_with("nestbox: ") && tx.is_some() {
@@ -116,7 +121,12 @@ impl Server {
             .timeout_global(Some(Duration::from_secs(60)))
             .build()
             .new_agent();
-        Server { base: format!("http://{addr}"), dir, child: Some(child), agent }
+        Server {
+            base: format!("http://{addr}"),
+            dir,
+            child: Some(child),
+            agent,
+        }
     }
 
     pub fn data(&self) -> PathBuf {
@@ -149,8 +159,17 @@ impl Server {
         into_resp(req.send_form(fields.iter().copied()))
     }
 
-    pub fn post_raw(&self, path: &str, content_type: &str, body: &[u8], headers: &[(&str, &str)]) -> Resp {
-        let mut req = self.agent.post(format!("{}{}", self.base, path)).header("Content-Type", content_type);
+    pub fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut req = self
+            .agent
+            .post(format!("{}{}", self.base, path))
+            .header("Content-Type", content_type);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -161,7 +180,12 @@ impl Server {
         self.post_multipart_with(path, parts, &[])
     }
 
-    pub fn post_multipart_with(&self, path: &str, parts: &[Part<'_>], headers: &[(&str, &str)]) -> Resp {
+    pub fn post_multipart_with(
+        &self,
+        path: &str,
+        parts: &[Part<'_>],
+        headers: &[(&str, &str)],
+    ) -> Resp {
         let (ctype, body) = multipart(parts);
         self.post_raw(path, &ctype, &body, headers)
     }
@@ -188,7 +212,10 @@ impl Server {
                     "task {id} failed: {t}"
                 );
             }
-            assert!(Instant::now() < deadline, "task {id} never reached {status}");
+            assert!(
+                Instant::now() < deadline,
+                "task {id} never reached {status}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -199,8 +226,7 @@ impl Server {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        dir
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
     }
 }
 
@@ -219,7 +245,12 @@ fn into_resp(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Resp {
     let headers = r
         .headers()
         .iter()
-        .map(|(k, v)| (k.as_str().to_ascii_lowercase(), v.to_str().unwrap_or("").to_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_ascii_lowercase(),
+                v.to_str().unwrap_or("").to_owned(),
+            )
+        })
         .collect();
     let mut body = Vec::new();
     r.into_body()
@@ -228,7 +259,11 @@ fn into_resp(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Resp {
         .reader()
         .read_to_end(&mut body)
         .unwrap();
-    Resp { status, headers, body }
+    Resp {
+        status,
+        headers,
+        body,
+    }
 }
 
 /// Encodes a multipart/form-data body.
@@ -286,7 +321,11 @@ pub fn tool(cmd: &str, args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("reference tool `{cmd}` is required ({e}); apt-get install it"));
-    assert!(out.status.success(), "{cmd} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

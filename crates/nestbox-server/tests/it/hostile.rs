@@ -8,18 +8,35 @@ use crate::harness::{Part, Server, files_under};
 #[test]
 fn traversal_names_stay_inside_the_data_dir() {
     let s = Server::start("[analysis]\nworkers = 0\n");
-    for name in ["../../etc/passwd", "/etc/passwd", "..\\..\\windows\\evil.exe", "..", "a/../../b", "C:\\x\\y.exe"] {
-        let r = s.post_multipart("/tasks/create/file", &[Part::File("file", name, b"payload")]);
+    for name in [
+        "../../etc/passwd",
+        "/etc/passwd",
+        "..\\..\\windows\\evil.exe",
+        "..",
+        "a/../../b",
+        "C:\\x\\y.exe",
+    ] {
+        let r = s.post_multipart(
+            "/tasks/create/file",
+            &[Part::File("file", name, b"payload")],
+        );
         assert_eq!(r.status, 200, "{name}: {}", r.text());
         let id = r.json()["task_id"].as_i64().unwrap();
-        let target = s.get(&format!("/tasks/view/{id}")).json()["task"]["target"].as_str().unwrap().to_owned();
+        let target = s.get(&format!("/tasks/view/{id}")).json()["task"]["target"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let data = std::fs::canonicalize(s.data()).unwrap();
         let canon = std::fs::canonicalize(&target).unwrap();
         assert!(canon.starts_with(&data), "{name} → {target}");
         assert!(!target.contains(".."), "{target}");
     }
     // Nothing appeared next to the data dir.
-    let outside: Vec<_> = std::fs::read_dir(s.dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    let outside: Vec<_> = std::fs::read_dir(s.dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     assert_eq!(outside.len(), 2, "only nestbox.toml and data/: {outside:?}");
 }
 
@@ -37,7 +54,10 @@ fn oversize_upload_is_413_and_nothing_is_kept() {
         .collect();
     assert!(kept.is_empty(), "nothing kept: {kept:?}");
     // At the limit is fine.
-    let r = s.post_multipart("/tasks/create/file", &[Part::File("file", "ok.bin", &big[..1000])]);
+    let r = s.post_multipart(
+        "/tasks/create/file",
+        &[Part::File("file", "ok.bin", &big[..1000])],
+    );
     assert_eq!(r.status, 200);
 }
 
@@ -45,23 +65,42 @@ fn oversize_upload_is_413_and_nothing_is_kept() {
 fn malformed_requests() {
     let s = Server::start("[analysis]\nworkers = 0\n");
     // Broken multipart: bad boundary, truncated body.
-    let r = s.post_raw("/tasks/create/file", "multipart/form-data; boundary=xyz", b"--xyz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nabc", &[]);
+    let r = s.post_raw(
+        "/tasks/create/file",
+        "multipart/form-data; boundary=xyz",
+        b"--xyz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nabc",
+        &[],
+    );
     assert_eq!(r.status, 400, "{}", r.text());
     let r = s.post_raw("/tasks/create/file", "multipart/form-data", b"garbage", &[]);
     assert_eq!(r.status, 400);
     // JSON body: Cuckoo reads only forms → no file part → 400.
-    let r = s.post_raw("/tasks/create/file", "application/json", br#"{"file":"x"}"#, &[]);
+    let r = s.post_raw(
+        "/tasks/create/file",
+        "application/json",
+        br#"{"file":"x"}"#,
+        &[],
+    );
     assert_eq!(r.status, 400);
     // Empty upload: accepted and analysed (file says "empty").
-    let r = s.post_multipart("/tasks/create/file", &[Part::File("file", "empty.bin", b"")]);
+    let r = s.post_multipart(
+        "/tasks/create/file",
+        &[Part::File("file", "empty.bin", b"")],
+    );
     assert_eq!(r.status, 200);
     let id = r.json()["task_id"].as_i64().unwrap();
-    assert_eq!(s.get(&format!("/tasks/view/{id}")).json()["task"]["sample"]["file_size"], 0);
+    assert_eq!(
+        s.get(&format!("/tasks/view/{id}")).json()["task"]["sample"]["file_size"],
+        0
+    );
     // Unknown formats and ids.
     assert_eq!(s.get(&format!("/tasks/report/{id}/exe")).status, 400);
     assert_eq!(s.get("/tasks/view/99999999999999999999999").status, 404);
     assert_eq!(s.get("/memory/get/1/..").status, 404);
-    assert_eq!(s.get("/tasks/screenshots/1/..%2f..%2fnestbox.db").status, 404);
+    assert_eq!(
+        s.get("/tasks/screenshots/1/..%2f..%2fnestbox.db").status,
+        404
+    );
     // The server is still fine.
     assert_eq!(s.get("/cuckoo/status").status, 200);
 }
@@ -70,18 +109,29 @@ fn malformed_requests() {
 fn hostile_samples_get_reports() {
     let s = Server::start("[analysis]\nworkers = 2\n");
     let mut samples: Vec<(&str, Vec<u8>)> = vec![
-        ("trunc.elf", std::fs::read("/bin/ls").unwrap()[..300].to_vec()),
+        (
+            "trunc.elf",
+            std::fs::read("/bin/ls").unwrap()[..300].to_vec(),
+        ),
         ("mz.exe", b"MZ\x90\x00garbage-not-a-pe".to_vec()),
         ("bomb.txt", vec![b'A'; 3 << 20]),
         ("ff.bin", vec![0xff; 70_000]),
     ];
-    samples.push(("pdf.pdf", b"%PDF-1.7\n1 0 obj << /JS (app.alert(1)) >> endobj\n%%EOF".to_vec()));
+    samples.push((
+        "pdf.pdf",
+        b"%PDF-1.7\n1 0 obj << /JS (app.alert(1)) >> endobj\n%%EOF".to_vec(),
+    ));
     for (name, content) in samples {
         let id = s.submit_file(name, &content);
         s.wait_status(id, "reported");
         let rep = s.get(&format!("/tasks/report/{id}")).json();
         assert_eq!(rep["target"]["file"]["size"], content.len(), "{name}");
         let strings = rep["strings"].as_array().unwrap();
-        assert!(strings.len() <= 2048 && strings.iter().all(|x| x.as_str().unwrap().chars().count() <= 1024));
+        assert!(
+            strings.len() <= 2048
+                && strings
+                    .iter()
+                    .all(|x| x.as_str().unwrap().chars().count() <= 1024)
+        );
     }
 }

@@ -17,13 +17,24 @@ fn kill_9_then_recover() {
     std::thread::sleep(Duration::from_millis(300));
     let before: Vec<String> = ids
         .iter()
-        .map(|id| s.get(&format!("/tasks/view/{id}")).json()["task"]["status"].as_str().unwrap().to_owned())
+        .map(|id| {
+            s.get(&format!("/tasks/view/{id}")).json()["task"]["status"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     let dir = s.kill();
     let s = Server::start_in(dir, "[analysis]\nworkers = 2\n");
-    let tasks = s.get("/tasks/list").json()["tasks"].as_array().unwrap().clone();
+    let tasks = s.get("/tasks/list").json()["tasks"]
+        .as_array()
+        .unwrap()
+        .clone();
     for id in &ids {
-        let t = tasks.iter().find(|t| t["id"] == *id).unwrap_or_else(|| panic!("task {id} lost"));
+        let t = tasks
+            .iter()
+            .find(|t| t["id"] == *id)
+            .unwrap_or_else(|| panic!("task {id} lost"));
         let st = t["status"].as_str().unwrap();
         assert!(st != "running" || t["processing"].is_string(), "{t}");
     }
@@ -31,10 +42,22 @@ fn kill_9_then_recover() {
     for (id, before) in ids.iter().zip(&before) {
         let t = s.get(&format!("/tasks/view/{id}")).json()["task"].clone();
         if t["status"] == "recovered" {
-            assert!(t["errors"].as_array().unwrap().iter().any(|e| e.as_str().unwrap().contains("interrupted")));
+            assert!(
+                t["errors"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e.as_str().unwrap().contains("interrupted"))
+            );
             let sha = t["sample"]["sha256"].as_str().unwrap();
-            let all = s.get(&format!("/tasks/sample/{}", t["sample_id"])).json()["tasks"].as_array().unwrap().clone();
-            let replacement = all.iter().find(|x| x["id"].as_i64().unwrap() > *id && x["sample"]["sha256"] == sha).expect("replacement task");
+            let all = s.get(&format!("/tasks/sample/{}", t["sample_id"])).json()["tasks"]
+                .as_array()
+                .unwrap()
+                .clone();
+            let replacement = all
+                .iter()
+                .find(|x| x["id"].as_i64().unwrap() > *id && x["sample"]["sha256"] == sha)
+                .expect("replacement task");
             s.wait_status(replacement["id"].as_i64().unwrap(), "reported");
         } else {
             s.wait_status(*id, "reported");

@@ -24,7 +24,10 @@ fn report_hashes_and_types_equal_reference_tools() {
         ("ls", elf),
         ("text.txt", text.into_bytes()),
         ("empty", Vec::new()),
-        ("b62", b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".to_vec()),
+        (
+            "b62",
+            b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".to_vec(),
+        ),
         ("random.bin", xorshift_bytes(1 << 20)),
         ("zeros", vec![0u8; 10_000]),
     ];
@@ -48,12 +51,21 @@ fn report_hashes_and_types_equal_reference_tools() {
         let want = ssdeep.lines().nth(1).unwrap().split(',').next().unwrap();
         assert_eq!(f["ssdeep"], want, "{p}");
         assert_eq!(f["type"], tool("file", &["-b", p]).trim_end(), "{p}");
-        assert_eq!(f["mime"], tool("file", &["-b", "--mime-type", p]).trim_end(), "{p}");
+        assert_eq!(
+            f["mime"],
+            tool("file", &["-b", "--mime-type", p]).trim_end(),
+            "{p}"
+        );
         assert_eq!(f["size"], std::fs::metadata(&path).unwrap().len());
         let crc = format!("{:08X}", crc32(&std::fs::read(&path).unwrap()));
         assert_eq!(f["crc32"], crc, "{p}");
         // The sample row (files/view) agrees with the report.
-        let sample = s.get(&format!("/files/view/sha256/{}", f["sha256"].as_str().unwrap())).json();
+        let sample = s
+            .get(&format!(
+                "/files/view/sha256/{}",
+                f["sha256"].as_str().unwrap()
+            ))
+            .json();
         assert_eq!(sample["sample"]["file_type"], f["type"]);
         assert_eq!(sample["sample"]["ssdeep"], f["ssdeep"]);
     }
@@ -65,7 +77,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
