@@ -43,8 +43,10 @@ pub trait TaskRepo: Send + Sync {
     async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<Task>>;
     /// Deletes a task and its guest/errors/tags rows. `false` if it did not exist.
     async fn delete_task(&self, id: TaskId) -> Result<bool>;
-    /// Moves a task from one of `from` to `to`, stamping `completed_on` when `to` is
-    /// `completed`. Returns whether the task was in one of `from` (compare-and-set).
+    /// Moves a task from one of `from` to `to`, stamping `started_on` when `to` is `running`
+    /// and `completed_on` when `to` is `completed`; a move from `reported` back to
+    /// `completed` (rereport) also clears `processing`, so the task can be claimed for
+    /// processing again. Returns whether the task was in one of `from` (compare-and-set).
     async fn transition(&self, id: TaskId, from: &[TaskStatus], to: TaskStatus) -> Result<bool>;
     /// Sets a free-text field `custom` (reschedule/recovery notes).
     async fn set_custom(&self, id: TaskId, custom: &str) -> Result<()>;
@@ -54,6 +56,10 @@ pub trait TaskRepo: Send + Sync {
     async fn status_counts(&self) -> Result<StatusCounts>;
     /// Claims the next runnable task and locks a machine for it (see the trait docs).
     async fn claim(&self, worker: &str) -> Result<Option<(Task, Machine)>>;
+    /// Claims a `completed` task that no one is processing (`processing IS NULL`, which is
+    /// how a task re-entered `completed` through rereport), ordered `priority DESC, id ASC`
+    /// as Cuckoo's `cuckoo process`, and sets `processing = worker`.
+    async fn claim_processing(&self, worker: &str) -> Result<Option<Task>>;
     /// Pending tasks that no configured machine could ever run (CAPE marks these failed).
     async fn unserviceable_tasks(&self) -> Result<Vec<TaskId>>;
     /// Tasks left `running` (e.g. by a crash).

@@ -363,3 +363,19 @@ mod tests {
         assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    /// The shipped example must stay loadable and equal to the built-in defaults.
+    #[test]
+    fn example_config_matches_defaults() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../nestbox.example.toml");
+        let cfg = super::Config::load(Some(&path)).unwrap();
+        let defaults = super::Config::default();
+        assert_eq!(
+            serde_json::to_value(&cfg).unwrap(),
+            serde_json::to_value(&defaults).unwrap(),
+            "nestbox.example.toml drifted from the defaults in config.rs"
+        );
+    }
+}

@@ -1,1 +1,45 @@
-//! nestbox-store
+//! nestbox's storage engines.
+//!
+//! * [`sqlite::SqliteRepo`]: the task store ([`TaskRepo`]) on SQLite, the default engine
+//!   and the only one a single-node install needs;
+//! * [`blob::LocalBlobStore`]: the blob store ([`BlobStore`]) on a local directory;
+//! * [`testsuite`]: the conformance suite every [`TaskRepo`] engine must pass.
+//!
+//! This crate is *not* where behaviour is decided: the contracts are the port traits in
+//! [`nestbox_core::ports`], and the use-cases that drive them live in `nestbox-core`. No
+//! other crate but the composition root (`nestbox-server`) should name these types.
+//!
+//! # Design: plain SQL per engine, no ORM
+//!
+//! Each engine is written in its own SQL with hand-written row mapping (sqlx without its
+//! compile-time macros), and its own migrations (`migrations/sqlite/`, later
+//! `migrations/postgres/` with the same tables and columns). The engines differ exactly
+//! where it matters (how the queue is claimed atomically, upserts, JSON helpers), and a
+//! query builder or ORM would either hide those differences or force `#[cfg]` branches
+//! into every query. The price is some duplicated SQL between engines; the shared
+//! [`testsuite`] is what keeps them honest.
+//!
+//! # The claim protocol
+//!
+//! Tasks are the queue. A worker calls [`TaskRepo::claim`], which in one atomic step picks
+//! the first `pending` task in `priority DESC, added_on ASC, id ASC` order for which an
+//! unlocked machine matches (machine name/label, platform, tags), locks that machine and
+//! marks the task `running`. SQLite does it in one `BEGIN IMMEDIATE` transaction (one
+//! writer at a time, so the pick cannot race); PostgreSQL will use
+//! `FOR UPDATE SKIP LOCKED`. The machine lock is released by the worker
+//! ([`TaskRepo::unlock_machine`]) and, after a crash, by [`TaskRepo::sync_machines`] at
+//! start-up. See [`sqlite`] for the SQLite details (connections, busy handling).
+//!
+//! [`TaskRepo`]: nestbox_core::ports::TaskRepo
+//! [`TaskRepo::claim`]: nestbox_core::ports::TaskRepo::claim
+//! [`TaskRepo::unlock_machine`]: nestbox_core::ports::TaskRepo::unlock_machine
+//! [`TaskRepo::sync_machines`]: nestbox_core::ports::TaskRepo::sync_machines
+//! [`BlobStore`]: nestbox_core::ports::BlobStore
+#![deny(missing_docs)]
+
+pub mod blob;
+pub mod sqlite;
+pub mod testsuite;
+
+pub use blob::LocalBlobStore;
+pub use sqlite::SqliteRepo;

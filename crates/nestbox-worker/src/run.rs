@@ -89,11 +89,21 @@ impl Worker {
                     // Another task may be waiting: look again at once, and pass the wake-up on.
                     continue;
                 }
-                Ok(None) => {
-                    if let Err(e) = self.fail_unserviceable().await {
-                        tracing::warn!(error = %e, "checking unserviceable tasks failed");
+                Ok(None) => match self.core.repo.claim_processing(&self.name).await {
+                    Ok(Some(task)) => {
+                        self.reprocess(task).await;
+                        continue;
                     }
-                }
+                    Ok(None) => {
+                        if let Err(e) = self.fail_unserviceable().await {
+                            tracing::warn!(error = %e, "checking unserviceable tasks failed");
+                        }
+                    }
+                    Err(e) => {
+                        errors += 1;
+                        tracing::error!(worker = %self.name, error = %e, "claiming processing failed");
+                    }
+                },
                 Err(e) => {
                     errors += 1;
                     tracing::error!(worker = %self.name, error = %e, "claiming a task failed");
@@ -149,6 +159,41 @@ impl Worker {
                     .transition(id, &[TaskStatus::Running], TaskStatus::FailedAnalysis)
                     .await;
             }
+        }
+    }
+
+    /// Processing and reporting again for a task put back to `completed` (Cuckoo's
+    /// rereport). The static stage is the processing of the sample, so it runs again;
+    /// the timings of the original run are kept from the task row.
+    async fn reprocess(&self, task: Task) {
+        let id = task.id;
+        tracing::info!(task_id = id.0, "reprocessing");
+        let mut report = pipeline::skeleton(&task, &self.settings.static_settings.version);
+        match self.static_stage(&task, report.clone()).await {
+            Ok(r) => report = r,
+            Err(msg) => record(&mut report, self.core.repo.as_ref(), id, &msg).await,
+        }
+        report.info.ended = task.completed_on.map(|t| t.epoch_f64());
+        if let (Some(s), Some(c)) = (task.started_on, task.completed_on) {
+            report.info.duration = c.secs() - s.secs();
+        }
+        if let Some(g) = &task.guest {
+            let machine = serde_json::json!({
+                "name": g.name, "label": g.label, "manager": g.manager, "status": g.status,
+                "started_on": g.started_on.epoch_f64(),
+                "shutdown_on": g.shutdown_on.map(|t| t.epoch_f64()),
+            });
+            if let serde_json::Value::Object(m) = machine {
+                report.info.machine = m;
+            }
+        }
+        if let Err(e) = self.finish(&task, report, TaskStatus::Completed).await {
+            tracing::error!(task_id = id.0, error = %e, "reprocessing failed");
+            let repo = &self.core.repo;
+            let _ = repo.add_error(id, &e.to_string()).await;
+            let _ = repo
+                .transition(id, &[TaskStatus::Completed], TaskStatus::FailedProcessing)
+                .await;
         }
     }
 

@@ -1,0 +1,1050 @@
+//! The SQLite task store.
+//!
+//! # Connections
+//!
+//! SQLite allows one writer at a time per database file. [`SqliteRepo`] therefore keeps
+//! two pools over the same file:
+//!
+//! * a **writer** pool of exactly one connection. Every statement that changes data runs
+//!   there, so writers of this process queue on the pool instead of spinning in SQLite's
+//!   busy handler, and no write ever sees `SQLITE_BUSY` from a sibling connection;
+//! * a **reader** pool of a few read-only connections. In WAL mode readers never block the
+//!   writer nor each other, which is what lets `tasks/list` scale with cores.
+//!
+//! Another *process* on the same file (a separate `nestbox worker`) is the one remaining
+//! source of lock contention. It is handled by `busy_timeout` plus one rule: every
+//! multi-statement write is a `BEGIN IMMEDIATE` transaction. A deferred transaction that
+//! reads first and writes later can fail with `SQLITE_BUSY` *without* waiting (its read
+//! snapshot went stale), while `BEGIN IMMEDIATE` takes the write lock up front and so waits
+//! in the busy handler like a single statement does.
+//!
+//! # Claim protocol
+//!
+//! [`TaskRepo::claim`] is one `BEGIN IMMEDIATE` transaction:
+//!
+//! 1. one `SELECT` walks pending tasks in queue order (`tasks_queue_idx`:
+//!    `status, priority DESC, added_on, id`) and keeps the first one for which an unlocked
+//!    machine matches (the `machine_matches!` predicate below), picking that machine by
+//!    name;
+//! 2. `UPDATE machines SET locked = 1, …` and `UPDATE tasks SET status = 'running', …`,
+//!    each guarded by the state it expects;
+//! 3. the task and machine are read back through the same loaders as [`TaskRepo::task`]
+//!    and [`TaskRepo::machine`], then the transaction commits.
+//!
+//! Holding the write lock from step 1 to 3 makes the pick and the locks atomic across
+//! connections and processes.
+//!
+//! # Reading tasks
+//!
+//! A task is returned with its tags, errors, guest and sample, and each read is a single
+//! statement: the sample and guest are joined, tags and errors aggregated per task, and
+//! the whole task packed by SQLite into one JSON array (see `task_json!` for why). A page
+//! of `tasks/list` is one statement returning one value, not 1 + N queries; the filtered,
+//! ordered, limited page is chosen in a sub-select first, so the joins and aggregates only
+//! run for the tasks returned.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use nestbox_core::ports::TaskRepo;
+use nestbox_core::{Error, Result};
+use nestbox_types::{
+    Category, Guest, Machine, MachineSpec, NewSample, NewSubmission, NewTask, Sample, StatusCounts,
+    Task, TaskId, TaskOptions, TaskQuery, TaskStatus, Timestamp,
+};
+use serde::Deserialize;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqlSafeStr, Sqlite, Transaction};
+
+#[cfg(test)]
+mod tests;
+
+/// How long a connection waits for another process's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The embedded migrations, in order.
+///
+/// Listed by hand rather than with `sqlx::migrate!` because that macro needs sqlx's
+/// `macros` feature (a proc-macro crate and its dependency tree) for what is a list of
+/// files. Versions and descriptions follow the `<version>_<description>.sql` file names
+/// and checksums are computed by sqlx from the same text, so the `_sqlx_migrations` table
+/// is the one `migrate!` would write: switching to the macro later needs no data change.
+/// Adding a migration = adding the file *and* a line here.
+fn migrator() -> Migrator {
+    let migrations = [(
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    )];
+    Migrator::with_migrations(
+        migrations
+            .into_iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    version,
+                    description.into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// The SQLite implementation of [`TaskRepo`].
+///
+/// Cheap to clone: both pools are reference-counted handles.
+#[derive(Clone, Debug)]
+pub struct SqliteRepo {
+    /// Read-only connections (one pool with `writer` for in-memory databases).
+    reader: SqlitePool,
+    /// The single connection every write goes through.
+    writer: SqlitePool,
+}
+
+impl SqliteRepo {
+    /// Opens the database file at `path`, creating it (and its directory) if missing, and
+    /// brings its schema up to date.
+    ///
+    /// The file is put in WAL mode with `synchronous = NORMAL` (durable across application
+    /// crashes; a power loss may lose the last transactions but never corrupts), foreign
+    /// keys on and a 10 s busy timeout.
+    pub async fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(dir).await.map_err(Error::Io)?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+
+        // The writer is opened (and migrates) first: it creates the file and switches it
+        // to WAL, which read-only connections cannot do.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            // A ping per acquire would double the round trips of every call; a broken
+            // SQLite connection is not something a ping would find anyway.
+            .test_before_acquire(false)
+            .connect_with(options.clone())
+            .await
+            .map_err(Error::store)?;
+        migrator().run(&writer).await.map_err(Error::store)?;
+
+        let readers = std::thread::available_parallelism()
+            .map_or(4, |n| n.get())
+            .clamp(2, 8);
+        let reader = SqlitePoolOptions::new()
+            .max_connections(u32::try_from(readers).unwrap_or(4))
+            .test_before_acquire(false)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(Error::store)?;
+        Ok(SqliteRepo { reader, writer })
+    }
+
+    /// A fresh, private in-memory database (for tests).
+    ///
+    /// An in-memory database lives as long as its connection, so this uses one connection
+    /// for everything and never recycles it.
+    pub async fn open_in_memory() -> Result<Self> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")
+            .map_err(Error::store)?
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await
+            .map_err(Error::store)?;
+        migrator().run(&pool).await.map_err(Error::store)?;
+        Ok(SqliteRepo {
+            reader: pool.clone(),
+            writer: pool,
+        })
+    }
+
+    /// Closes every connection (checkpointing the WAL on the last one).
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    /// Starts a write transaction that holds the database write lock from its first
+    /// statement (see the module docs for why every multi-statement write uses this).
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
+        self.writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(Error::store)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// SQL shared by several statements. Kept as macros expanding to string literals so the
+// statements are still `&'static str` (sqlx's guard against injected SQL) via `concat!`.
+
+/// A fully loaded task as one JSON array, over `tasks t`, `samples s`, `guests g`.
+///
+/// Why JSON: sqlx copies every column value of every row out of SQLite one by one, and
+/// with ~45 columns per task that copying, not the query, dominated `tasks/list` (about
+/// 0.15 µs per value, 2/3 of the time for a page of 50). Packing each task into one value
+/// (and a page into one array) cut the time per page by about half. Positional arrays are
+/// used rather than `json_object` because building the keys costs SQLite as much again;
+/// the element order is [`TaskRow`]'s field order, and the conformance suite checks every
+/// field with distinct values, so a mix-up cannot go unnoticed.
+///
+/// Tag order is fixed in Rust (sorted). Errors come from a sub-select ordered by id, which
+/// SQLite feeds to the aggregate in that order (an aggregate over an ordered sub-select is
+/// not flattened) and serves straight from `errors_task_id_idx`, where an `ORDER BY`
+/// inside the aggregate would add a sort per task.
+macro_rules! task_json {
+    () => {
+        "json_array(t.id, t.target, t.category, t.timeout, t.priority, t.custom, t.owner, \
+            t.machine, t.package, t.options, t.platform, t.memory, t.enforce_timeout, \
+            t.clock, t.added_on, t.started_on, t.completed_on, t.status, t.sample_id, \
+            t.submit_id, t.processing, t.route, \
+            (SELECT json_group_array(tt.tag) FROM tasks_tags tt WHERE tt.task_id = t.id), \
+            (SELECT json_group_array(message) FROM \
+                (SELECT e.message FROM errors e WHERE e.task_id = t.id ORDER BY e.id)), \
+            CASE WHEN s.id IS NULL THEN NULL ELSE json_array(s.id, s.file_size, \
+                s.file_type, s.mime, s.md5, s.crc32, s.sha1, s.sha256, s.sha512, s.ssdeep, \
+                s.tlsh, s.first_seen) END, \
+            CASE WHEN g.id IS NULL THEN NULL ELSE json_array(g.id, g.status, g.name, \
+                g.label, g.manager, g.started_on, g.shutdown_on, g.task_id) END)"
+    };
+}
+
+/// The joins `task_json!` needs, after `FROM tasks t` (or a sub-select aliased `t`).
+macro_rules! task_joins {
+    () => {
+        " LEFT JOIN samples s ON s.id = t.sample_id LEFT JOIN guests g ON g.task_id = t.id"
+    };
+}
+
+/// Whether machine `m` can run task `t`: the task's machine (name or label) and platform
+/// match when set, and every task tag is a machine tag. Lock state is not part of it.
+macro_rules! machine_matches {
+    () => {
+        "(t.machine = '' OR t.machine = m.name OR t.machine = m.label) \
+         AND (t.platform = '' OR t.platform = m.platform) \
+         AND NOT EXISTS (SELECT 1 FROM tasks_tags tt WHERE tt.task_id = t.id \
+            AND NOT EXISTS (SELECT 1 FROM machines_tags mt \
+                WHERE mt.machine_id = m.id AND mt.tag = tt.tag))"
+    };
+}
+
+/// The columns of a machine with its tags, over `machines m`.
+macro_rules! machine_select {
+    () => {
+        "SELECT m.id, m.name, m.label, m.platform, m.arch, m.ip, m.options, m.interface, \
+         m.snapshot, m.locked, m.locked_changed_on, m.status, m.status_changed_on, \
+         m.resultserver_ip, m.resultserver_port, \
+         (SELECT json_group_array(mt.tag ORDER BY mt.tag) FROM machines_tags mt \
+            WHERE mt.machine_id = m.id) AS tags_json \
+         FROM machines m"
+    };
+}
+
+const SAMPLE_COLUMNS_BY_SHA256: &str = "SELECT id, file_size, file_type, mime, md5, crc32, sha1, \
+     sha256, sha512, ssdeep, tlsh, first_seen FROM samples WHERE sha256 = ?1";
+const SAMPLE_BY_ID: &str = "SELECT id, file_size, file_type, mime, md5, crc32, sha1, sha256, \
+     sha512, ssdeep, tlsh, first_seen FROM samples WHERE id = ?1";
+const SAMPLE_BY_MD5: &str = "SELECT id, file_size, file_type, mime, md5, crc32, sha1, sha256, \
+     sha512, ssdeep, tlsh, first_seen FROM samples WHERE md5 = ?1 ORDER BY id LIMIT 1";
+const SAMPLE_BY_SHA1: &str = "SELECT id, file_size, file_type, mime, md5, crc32, sha1, sha256, \
+     sha512, ssdeep, tlsh, first_seen FROM samples WHERE sha1 = ?1 ORDER BY id LIMIT 1";
+
+const TASK_BY_ID: &str = concat!(
+    "SELECT ",
+    task_json!(),
+    " AS task FROM tasks t",
+    task_joins!(),
+    " WHERE t.id = ?1"
+);
+
+// The page is chosen in the sub-select (filters, order, limit), so the joins and per-task
+// packing run for the returned rows only, and the page comes back as one JSON array.
+// `?5` is the limit (-1 = none in SQLite), `?6` the offset.
+const TASK_LIST: &str = concat!(
+    "SELECT json_group_array(",
+    task_json!(),
+    " ORDER BY t.completed_on ASC NULLS FIRST, t.id ASC) AS tasks \
+     FROM (SELECT * FROM tasks \
+        WHERE (?1 IS NULL OR status = ?1) \
+          AND (?2 IS NULL OR owner = ?2) \
+          AND (?3 IS NULL OR sample_id = ?3) \
+          AND (?4 IS NULL OR completed_on > ?4) \
+        ORDER BY completed_on ASC NULLS FIRST, id ASC \
+        LIMIT ?5 OFFSET ?6) AS t",
+    task_joins!()
+);
+
+// Step 1 of the claim: the first pending task in queue order that an unlocked machine can
+// run, and the first such machine by name.
+const CLAIM_PICK: &str = concat!(
+    "SELECT t.id AS task_id, \
+        (SELECT m.id FROM machines m WHERE m.locked = 0 AND ",
+    machine_matches!(),
+    " ORDER BY m.name LIMIT 1) AS machine_id \
+     FROM tasks t \
+     WHERE t.status = 'pending' \
+       AND EXISTS (SELECT 1 FROM machines m WHERE m.locked = 0 AND ",
+    machine_matches!(),
+    ") ORDER BY t.priority DESC, t.added_on ASC, t.id ASC LIMIT 1"
+);
+
+const UNSERVICEABLE: &str = concat!(
+    "SELECT t.id FROM tasks t WHERE t.status = 'pending' \
+       AND NOT EXISTS (SELECT 1 FROM machines m WHERE ",
+    machine_matches!(),
+    ") ORDER BY t.id"
+);
+
+const MACHINES_ALL: &str = concat!(machine_select!(), " ORDER BY m.name");
+const MACHINE_BY_NAME: &str = concat!(machine_select!(), " WHERE m.name = ?1");
+const MACHINE_BY_ID: &str = concat!(machine_select!(), " WHERE m.id = ?1");
+
+const GUEST_BY_TASK: &str = "SELECT id, status, name, label, manager, started_on, shutdown_on, \
+     task_id FROM guests WHERE task_id = ?1";
+
+// ---------------------------------------------------------------------------------------
+// Row mapping.
+
+/// A store invariant that did not hold (a bug, or the file edited behind our back).
+#[derive(Debug)]
+struct Invariant(String);
+
+impl std::fmt::Display for Invariant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Invariant {}
+
+fn col<'r, T>(row: &'r SqliteRow, name: &str) -> Result<T>
+where
+    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+{
+    row.try_get(name).map_err(Error::store)
+}
+
+fn ts(row: &SqliteRow, name: &str) -> Result<Timestamp> {
+    Ok(Timestamp(col(row, name)?))
+}
+
+fn opt_ts(row: &SqliteRow, name: &str) -> Result<Option<Timestamp>> {
+    Ok(col::<Option<i64>>(row, name)?.map(Timestamp))
+}
+
+fn flag(row: &SqliteRow, name: &str) -> Result<bool> {
+    Ok(col::<i64>(row, name)? != 0)
+}
+
+fn json_strings(row: &SqliteRow, name: &str) -> Result<Vec<String>> {
+    let text: Option<String> = col(row, name)?;
+    match text {
+        Some(text) => serde_json::from_str(&text).map_err(Error::store),
+        None => Ok(Vec::new()),
+    }
+}
+
+fn sample_from_row(row: &SqliteRow) -> Result<Sample> {
+    Ok(Sample {
+        id: col(row, "id")?,
+        file_size: col(row, "file_size")?,
+        file_type: col(row, "file_type")?,
+        mime: col(row, "mime")?,
+        md5: col(row, "md5")?,
+        crc32: col(row, "crc32")?,
+        sha1: col(row, "sha1")?,
+        sha256: col(row, "sha256")?,
+        sha512: col(row, "sha512")?,
+        ssdeep: col(row, "ssdeep")?,
+        tlsh: col(row, "tlsh")?,
+        first_seen: ts(row, "first_seen")?,
+    })
+}
+
+fn guest_from_row(row: &SqliteRow) -> Result<Guest> {
+    Ok(Guest {
+        id: col(row, "id")?,
+        status: col(row, "status")?,
+        name: col(row, "name")?,
+        label: col(row, "label")?,
+        manager: col(row, "manager")?,
+        started_on: ts(row, "started_on")?,
+        shutdown_on: opt_ts(row, "shutdown_on")?,
+        task_id: TaskId(col(row, "task_id")?),
+    })
+}
+
+/// A task as packed by `task_json!`: fields in the SQL's element order (serde reads a
+/// JSON array into a struct positionally).
+#[derive(Deserialize)]
+struct TaskRow {
+    id: i64,
+    target: String,
+    category: Category,
+    timeout: i64,
+    priority: i64,
+    custom: String,
+    owner: String,
+    machine: String,
+    package: String,
+    options: String,
+    platform: String,
+    memory: i64,
+    enforce_timeout: i64,
+    clock: Timestamp,
+    added_on: Timestamp,
+    started_on: Option<Timestamp>,
+    completed_on: Option<Timestamp>,
+    status: TaskStatus,
+    sample_id: Option<i64>,
+    submit_id: Option<i64>,
+    processing: Option<String>,
+    route: Option<String>,
+    tags: Vec<String>,
+    errors: Vec<String>,
+    sample: Option<SampleRow>,
+    guest: Option<GuestRow>,
+}
+
+/// The sample part of a [`TaskRow`].
+#[derive(Deserialize)]
+struct SampleRow {
+    id: i64,
+    file_size: i64,
+    file_type: String,
+    mime: String,
+    md5: String,
+    crc32: String,
+    sha1: String,
+    sha256: String,
+    sha512: String,
+    ssdeep: Option<String>,
+    tlsh: Option<String>,
+    first_seen: Timestamp,
+}
+
+/// The guest part of a [`TaskRow`].
+#[derive(Deserialize)]
+struct GuestRow {
+    id: i64,
+    status: String,
+    name: String,
+    label: String,
+    manager: String,
+    started_on: Timestamp,
+    shutdown_on: Option<Timestamp>,
+    task_id: TaskId,
+}
+
+impl From<TaskRow> for Task {
+    fn from(r: TaskRow) -> Task {
+        let mut tags = r.tags;
+        tags.sort_unstable();
+        Task {
+            id: TaskId(r.id),
+            spec: NewTask {
+                target: r.target,
+                category: r.category,
+                timeout: r.timeout,
+                priority: r.priority,
+                custom: r.custom,
+                owner: r.owner,
+                machine: r.machine,
+                package: r.package,
+                options: TaskOptions::parse(&r.options),
+                platform: r.platform,
+                memory: r.memory != 0,
+                enforce_timeout: r.enforce_timeout != 0,
+                // The column always holds a clock (the insert time by default). Handing
+                // back `None` for the default keeps `spec` equal to what was submitted, so
+                // a task re-created from it (reschedule) gets a fresh default clock.
+                clock: (r.clock != r.added_on).then_some(r.clock),
+                tags,
+                sample_id: r.sample_id,
+                submit_id: r.submit_id,
+                route: r.route,
+            },
+            clock: r.clock,
+            added_on: r.added_on,
+            started_on: r.started_on,
+            completed_on: r.completed_on,
+            status: r.status,
+            processing: r.processing,
+            sample: r.sample.map(|s| Sample {
+                id: s.id,
+                file_size: s.file_size,
+                file_type: s.file_type,
+                mime: s.mime,
+                md5: s.md5,
+                crc32: s.crc32,
+                sha1: s.sha1,
+                sha256: s.sha256,
+                sha512: s.sha512,
+                ssdeep: s.ssdeep,
+                tlsh: s.tlsh,
+                first_seen: s.first_seen,
+            }),
+            guest: r.guest.map(|g| Guest {
+                id: g.id,
+                status: g.status,
+                name: g.name,
+                label: g.label,
+                manager: g.manager,
+                started_on: g.started_on,
+                shutdown_on: g.shutdown_on,
+                task_id: g.task_id,
+            }),
+            errors: r.errors,
+        }
+    }
+}
+
+fn machine_from_row(row: &SqliteRow) -> Result<Machine> {
+    let options: String = col(row, "options")?;
+    Ok(Machine {
+        id: col(row, "id")?,
+        spec: MachineSpec {
+            name: col(row, "name")?,
+            label: col(row, "label")?,
+            platform: col(row, "platform")?,
+            ip: col(row, "ip")?,
+            tags: json_strings(row, "tags_json")?,
+            options: serde_json::from_str(&options).map_err(Error::store)?,
+            snapshot: col(row, "snapshot")?,
+            interface: col(row, "interface")?,
+            resultserver_ip: col(row, "resultserver_ip")?,
+            resultserver_port: col(row, "resultserver_port")?,
+            arch: col(row, "arch")?,
+        },
+        locked: flag(row, "locked")?,
+        locked_changed_on: opt_ts(row, "locked_changed_on")?,
+        status: col(row, "status")?,
+        status_changed_on: opt_ts(row, "status_changed_on")?,
+    })
+}
+
+/// Tags as stored: trimmed, blank ones dropped, deduplicated, sorted; as a JSON array for
+/// `json_each` (one INSERT for all tags instead of one per tag).
+fn tags_json(tags: &[String]) -> String {
+    let set: BTreeSet<&str> = tags
+        .iter()
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+        .collect();
+    serde_json::Value::from(set.into_iter().collect::<Vec<_>>()).to_string()
+}
+
+async fn load_task(conn: &mut SqliteConnection, id: TaskId) -> Result<Option<Task>> {
+    let row = sqlx::query(TASK_BY_ID)
+        .bind(id.0)
+        .fetch_optional(conn)
+        .await
+        .map_err(Error::store)?;
+    match row {
+        Some(row) => {
+            let task: &str = col(&row, "task")?;
+            let task: TaskRow = serde_json::from_str(task).map_err(Error::store)?;
+            Ok(Some(task.into()))
+        }
+        None => Ok(None),
+    }
+}
+
+async fn load_machine(conn: &mut SqliteConnection, id: i64) -> Result<Option<Machine>> {
+    let row = sqlx::query(MACHINE_BY_ID)
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+        .map_err(Error::store)?;
+    row.as_ref().map(machine_from_row).transpose()
+}
+
+#[async_trait]
+impl TaskRepo for SqliteRepo {
+    async fn add_sample(&self, sample: &NewSample) -> Result<Sample> {
+        let sha256 = sample.sha256.to_ascii_lowercase();
+        // Both statements on the writer connection: the SELECT must see the row even if
+        // it was inserted by this very call.
+        let mut conn = self.writer.acquire().await.map_err(Error::store)?;
+        sqlx::query(
+            "INSERT INTO samples (file_size, file_type, mime, md5, crc32, sha1, sha256, \
+             sha512, ssdeep, tlsh, first_seen) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+             ON CONFLICT (sha256) DO NOTHING",
+        )
+        .bind(sample.file_size)
+        .bind(&sample.file_type)
+        .bind(&sample.mime)
+        .bind(sample.md5.to_ascii_lowercase())
+        .bind(&sample.crc32)
+        .bind(sample.sha1.to_ascii_lowercase())
+        .bind(&sha256)
+        .bind(sample.sha512.to_ascii_lowercase())
+        .bind(&sample.ssdeep)
+        .bind(&sample.tlsh)
+        .bind(Timestamp::now().0)
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::store)?;
+        let row = sqlx::query(SAMPLE_COLUMNS_BY_SHA256)
+            .bind(&sha256)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(Error::store)?;
+        sample_from_row(&row)
+    }
+
+    async fn sample(&self, id: i64) -> Result<Option<Sample>> {
+        let row = sqlx::query(SAMPLE_BY_ID)
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(Error::store)?;
+        row.as_ref().map(sample_from_row).transpose()
+    }
+
+    async fn sample_by_hash(&self, hash: &str) -> Result<Option<Sample>> {
+        let sql = match hash.len() {
+            32 => SAMPLE_BY_MD5,
+            40 => SAMPLE_BY_SHA1,
+            64 => SAMPLE_COLUMNS_BY_SHA256,
+            _ => return Ok(None),
+        };
+        let row = sqlx::query(sql)
+            .bind(hash.to_ascii_lowercase())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(Error::store)?;
+        row.as_ref().map(sample_from_row).transpose()
+    }
+
+    async fn sample_task_ids(&self, sample_id: i64) -> Result<Vec<TaskId>> {
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM tasks WHERE sample_id = ?1 ORDER BY id")
+                .bind(sample_id)
+                .fetch_all(&self.reader)
+                .await
+                .map_err(Error::store)?;
+        Ok(ids.into_iter().map(TaskId).collect())
+    }
+
+    async fn add_task(&self, task: &NewTask) -> Result<TaskId> {
+        let now = Timestamp::now();
+        let clock = task.clock.unwrap_or(now);
+        let mut tx = self.begin_write().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO tasks (target, category, timeout, priority, custom, owner, machine, \
+             package, options, platform, memory, enforce_timeout, clock, added_on, status, \
+             sample_id, submit_id, route) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'pending', \
+             ?15, ?16, ?17) RETURNING id",
+        )
+        .bind(&task.target)
+        .bind(task.category.as_str())
+        .bind(task.timeout)
+        .bind(task.priority)
+        .bind(&task.custom)
+        .bind(&task.owner)
+        .bind(&task.machine)
+        .bind(&task.package)
+        .bind(task.options.emit())
+        .bind(&task.platform)
+        .bind(i64::from(task.memory))
+        .bind(i64::from(task.enforce_timeout))
+        .bind(clock.0)
+        .bind(now.0)
+        .bind(task.sample_id)
+        .bind(task.submit_id)
+        .bind(&task.route)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(Error::store)?;
+        if !task.tags.is_empty() {
+            sqlx::query(
+                "INSERT INTO tasks_tags (task_id, tag) SELECT ?1, value FROM json_each(?2)",
+            )
+            .bind(id)
+            .bind(tags_json(&task.tags))
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::store)?;
+        }
+        tx.commit().await.map_err(Error::store)?;
+        Ok(TaskId(id))
+    }
+
+    async fn task(&self, id: TaskId) -> Result<Option<Task>> {
+        let mut conn = self.reader.acquire().await.map_err(Error::store)?;
+        load_task(&mut conn, id).await
+    }
+
+    async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<Task>> {
+        // Offset only applies with a limit (Cuckoo's API has no offset-only form).
+        let (limit, offset) = match query.limit {
+            Some(limit) => (limit.max(0), query.offset.unwrap_or(0).max(0)),
+            None => (-1, 0),
+        };
+        let row = sqlx::query(TASK_LIST)
+            .bind(query.status.map(TaskStatus::as_str))
+            .bind(query.owner.as_deref())
+            .bind(query.sample_id)
+            .bind(query.completed_after.map(|t| t.0))
+            .bind(limit)
+            .bind(offset)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(Error::store)?;
+        let tasks: &str = col(&row, "tasks")?;
+        let tasks: Vec<TaskRow> = serde_json::from_str(tasks).map_err(Error::store)?;
+        Ok(tasks.into_iter().map(Task::from).collect())
+    }
+
+    async fn delete_task(&self, id: TaskId) -> Result<bool> {
+        // Tags, errors, guest and artifact rows go with it (ON DELETE CASCADE); a machine
+        // lock pointing at it loses its `locked_by_task` (ON DELETE SET NULL).
+        let done = sqlx::query("DELETE FROM tasks WHERE id = ?1")
+            .bind(id.0)
+            .execute(&self.writer)
+            .await
+            .map_err(Error::store)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn transition(&self, id: TaskId, from: &[TaskStatus], to: TaskStatus) -> Result<bool> {
+        // One statement = atomic compare-and-set; `from` travels as a JSON array.
+        let from = serde_json::Value::from(from.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+            .to_string();
+        let done = sqlx::query(
+            "UPDATE tasks SET status = ?1, \
+                started_on = CASE WHEN ?1 = 'running' THEN ?2 ELSE started_on END, \
+                completed_on = CASE WHEN ?1 = 'completed' THEN ?2 ELSE completed_on END, \
+                processing = CASE WHEN ?1 = 'completed' AND status = 'reported' \
+                                  THEN NULL ELSE processing END \
+             WHERE id = ?3 AND status IN (SELECT value FROM json_each(?4))",
+        )
+        .bind(to.as_str())
+        .bind(Timestamp::now().0)
+        .bind(id.0)
+        .bind(from)
+        .execute(&self.writer)
+        .await
+        .map_err(Error::store)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_custom(&self, id: TaskId, custom: &str) -> Result<()> {
+        let done = sqlx::query("UPDATE tasks SET custom = ?2 WHERE id = ?1")
+            .bind(id.0)
+            .bind(custom)
+            .execute(&self.writer)
+            .await
+            .map_err(Error::store)?;
+        if done.rows_affected() == 0 {
+            return Err(Error::TaskNotFound(id));
+        }
+        Ok(())
+    }
+
+    async fn add_error(&self, id: TaskId, message: &str) -> Result<()> {
+        // INSERT … SELECT … WHERE EXISTS turns a missing task into "0 rows" rather than a
+        // foreign-key failure, so the caller gets TaskNotFound.
+        let done = sqlx::query(
+            "INSERT INTO errors (task_id, message) \
+             SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM tasks WHERE id = ?1)",
+        )
+        .bind(id.0)
+        .bind(message)
+        .execute(&self.writer)
+        .await
+        .map_err(Error::store)?;
+        if done.rows_affected() == 0 {
+            return Err(Error::TaskNotFound(id));
+        }
+        Ok(())
+    }
+
+    async fn status_counts(&self) -> Result<StatusCounts> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status")
+            .fetch_all(&self.reader)
+            .await
+            .map_err(Error::store)?;
+        let mut counts = StatusCounts::default();
+        for row in &rows {
+            let n: i64 = col(row, "n")?;
+            counts.total += n;
+            counts.by_status.insert(col(row, "status")?, n);
+        }
+        Ok(counts)
+    }
+
+    async fn claim(&self, worker: &str) -> Result<Option<(Task, Machine)>> {
+        let mut tx = self.begin_write().await?;
+        let picked = sqlx::query(CLAIM_PICK)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(Error::store)?;
+        let Some(picked) = picked else {
+            tx.rollback().await.map_err(Error::store)?;
+            return Ok(None);
+        };
+        let task_id: i64 = col(&picked, "task_id")?;
+        let machine_id: i64 = col(&picked, "machine_id")?;
+        let now = Timestamp::now().0;
+
+        // The guards (`locked = 0`, `status = 'pending'`) cannot fail while this
+        // transaction holds the write lock; they are checked so a broken invariant is an
+        // error instead of a double booking.
+        let locked = sqlx::query(
+            "UPDATE machines SET locked = 1, locked_changed_on = ?2, locked_by_task = ?3 \
+             WHERE id = ?1 AND locked = 0",
+        )
+        .bind(machine_id)
+        .bind(now)
+        .bind(task_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::store)?;
+        let started = sqlx::query(
+            "UPDATE tasks SET status = 'running', started_on = ?2, processing = ?3 \
+             WHERE id = ?1 AND status = 'pending'",
+        )
+        .bind(task_id)
+        .bind(now)
+        .bind(worker)
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::store)?;
+        if locked.rows_affected() != 1 || started.rows_affected() != 1 {
+            tx.rollback().await.map_err(Error::store)?;
+            return Err(Error::store(Invariant(format!(
+                "claim of task {task_id} on machine {machine_id} found them taken"
+            ))));
+        }
+
+        let task = load_task(&mut tx, TaskId(task_id)).await?;
+        let machine = load_machine(&mut tx, machine_id).await?;
+        tx.commit().await.map_err(Error::store)?;
+        match (task, machine) {
+            (Some(task), Some(machine)) => Ok(Some((task, machine))),
+            _ => Err(Error::store(Invariant(format!(
+                "claimed task {task_id} or machine {machine_id} vanished"
+            )))),
+        }
+    }
+
+    async fn unserviceable_tasks(&self) -> Result<Vec<TaskId>> {
+        let ids: Vec<i64> = sqlx::query_scalar(UNSERVICEABLE)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(Error::store)?;
+        Ok(ids.into_iter().map(TaskId).collect())
+    }
+
+    async fn claim_processing(&self, worker: &str) -> Result<Option<Task>> {
+        let mut tx = self.begin_write().await?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "UPDATE tasks SET processing = ?1 WHERE id = ( \
+                SELECT id FROM tasks WHERE status = 'completed' AND processing IS NULL \
+                ORDER BY priority DESC, id ASC LIMIT 1) \
+             RETURNING id",
+        )
+        .bind(worker)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(Error::store)?;
+        let Some(id) = id else {
+            tx.rollback().await.map_err(Error::store)?;
+            return Ok(None);
+        };
+        let task = load_task(&mut tx, TaskId(id)).await?;
+        tx.commit().await.map_err(Error::store)?;
+        Ok(task)
+    }
+
+    async fn running_tasks(&self) -> Result<Vec<TaskId>> {
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM tasks WHERE status = 'running' ORDER BY id")
+                .fetch_all(&self.reader)
+                .await
+                .map_err(Error::store)?;
+        Ok(ids.into_iter().map(TaskId).collect())
+    }
+
+    async fn sync_machines(&self, machines: &[MachineSpec]) -> Result<()> {
+        let now = Timestamp::now().0;
+        let mut tx = self.begin_write().await?;
+        for spec in machines {
+            // Upsert by name keeps the row id of a machine that stays configured.
+            let options = serde_json::Value::from(spec.options.clone()).to_string();
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO machines (name, label, platform, arch, ip, options, interface, \
+                 snapshot, resultserver_ip, resultserver_port) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+                 ON CONFLICT (name) DO UPDATE SET label = excluded.label, \
+                    platform = excluded.platform, arch = excluded.arch, ip = excluded.ip, \
+                    options = excluded.options, interface = excluded.interface, \
+                    snapshot = excluded.snapshot, resultserver_ip = excluded.resultserver_ip, \
+                    resultserver_port = excluded.resultserver_port \
+                 RETURNING id",
+            )
+            .bind(&spec.name)
+            .bind(&spec.label)
+            .bind(&spec.platform)
+            .bind(&spec.arch)
+            .bind(&spec.ip)
+            .bind(options)
+            .bind(&spec.interface)
+            .bind(&spec.snapshot)
+            .bind(&spec.resultserver_ip)
+            .bind(spec.resultserver_port)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(Error::store)?;
+            sqlx::query("DELETE FROM machines_tags WHERE machine_id = ?1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(Error::store)?;
+            sqlx::query(
+                "INSERT INTO machines_tags (machine_id, tag) SELECT ?1, value FROM json_each(?2)",
+            )
+            .bind(id)
+            .bind(tags_json(&spec.tags))
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::store)?;
+        }
+        let names =
+            serde_json::Value::from(machines.iter().map(|m| m.name.as_str()).collect::<Vec<_>>())
+                .to_string();
+        sqlx::query("DELETE FROM machines WHERE name NOT IN (SELECT value FROM json_each(?1))")
+            .bind(names)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::store)?;
+        // Start-up on a single node: no lock can belong to a live analysis.
+        sqlx::query(
+            "UPDATE machines SET locked = 0, locked_by_task = NULL, locked_changed_on = ?1 \
+             WHERE locked = 1",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::store)?;
+        tx.commit().await.map_err(Error::store)
+    }
+
+    async fn machines(&self) -> Result<Vec<Machine>> {
+        let rows = sqlx::query(MACHINES_ALL)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(Error::store)?;
+        rows.iter().map(machine_from_row).collect()
+    }
+
+    async fn machine(&self, name: &str) -> Result<Option<Machine>> {
+        let row = sqlx::query(MACHINE_BY_NAME)
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(Error::store)?;
+        row.as_ref().map(machine_from_row).transpose()
+    }
+
+    async fn unlock_machine(&self, machine_id: i64) -> Result<()> {
+        // Unlocking a free (or unknown) machine is a no-op, so `locked_changed_on` keeps
+        // the time of the real release.
+        sqlx::query(
+            "UPDATE machines SET locked = 0, locked_by_task = NULL, locked_changed_on = ?2 \
+             WHERE id = ?1 AND locked = 1",
+        )
+        .bind(machine_id)
+        .bind(Timestamp::now().0)
+        .execute(&self.writer)
+        .await
+        .map_err(Error::store)?;
+        Ok(())
+    }
+
+    async fn start_guest(&self, task: TaskId, machine: &Machine, manager: &str) -> Result<i64> {
+        // A task has at most one guest row (task_id is UNIQUE). When a task runs again
+        // (recovered after a crash and claimed anew) the row is reused for the new run.
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO guests (status, name, label, manager, started_on, shutdown_on, task_id) \
+             SELECT 'running', ?2, ?3, ?4, ?5, NULL, ?1 \
+             WHERE EXISTS (SELECT 1 FROM tasks WHERE id = ?1) \
+             ON CONFLICT (task_id) DO UPDATE SET status = excluded.status, \
+                name = excluded.name, label = excluded.label, manager = excluded.manager, \
+                started_on = excluded.started_on, shutdown_on = NULL \
+             RETURNING id",
+        )
+        .bind(task.0)
+        .bind(&machine.spec.name)
+        .bind(&machine.spec.label)
+        .bind(manager)
+        .bind(Timestamp::now().0)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(Error::store)?;
+        id.ok_or(Error::TaskNotFound(task))
+    }
+
+    async fn set_guest_status(&self, guest_id: i64, status: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE guests SET status = ?2, \
+                shutdown_on = CASE WHEN ?2 IN ('stopped', 'failed') THEN ?3 ELSE shutdown_on END \
+             WHERE id = ?1",
+        )
+        .bind(guest_id)
+        .bind(status)
+        .bind(Timestamp::now().0)
+        .execute(&self.writer)
+        .await
+        .map_err(Error::store)?;
+        Ok(())
+    }
+
+    async fn guest(&self, task: TaskId) -> Result<Option<Guest>> {
+        let row = sqlx::query(GUEST_BY_TASK)
+            .bind(task.0)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(Error::store)?;
+        row.as_ref().map(guest_from_row).transpose()
+    }
+
+    async fn add_submission(&self, submission: &NewSubmission) -> Result<i64> {
+        sqlx::query_scalar(
+            "INSERT INTO submissions (submit_type, data, added_on) VALUES (?1, ?2, ?3) \
+             RETURNING id",
+        )
+        .bind(&submission.submit_type)
+        .bind(submission.data.to_string())
+        .bind(Timestamp::now().0)
+        .fetch_one(&self.writer)
+        .await
+        .map_err(Error::store)
+    }
+}

@@ -1,0 +1,1055 @@
+//! The engine conformance suite: the [`TaskRepo`] contract as executable checks.
+//!
+//! Every engine runs the same [`run`] against an empty store (SQLite from this crate's
+//! tests; a PostgreSQL engine from an `#[ignore]`d test CI runs against a service
+//! container), so the engines cannot drift apart on semantics: ordering, filters, the
+//! claim protocol, cascades, id monotonicity.
+//!
+//! The checks panic with a message on failure, like `assert!`; call [`run`] from a test.
+//! Sections clean up after themselves by deleting their tasks and re-syncing machines,
+//! so the suite only needs the store to be empty when it starts.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use nestbox_core::Error;
+use nestbox_core::ports::TaskRepo;
+use nestbox_types::{
+    Category, MachineSpec, NewSample, NewSubmission, NewTask, Task, TaskId, TaskOptions, TaskQuery,
+    TaskStatus, Timestamp,
+};
+
+/// Runs every check against `repo`, which must start empty.
+pub async fn run(repo: &dyn TaskRepo) {
+    samples(repo).await;
+    task_round_trip(repo).await;
+    tags(repo).await;
+    list(repo).await;
+    transitions(repo).await;
+    custom_and_errors(repo).await;
+    machines(repo).await;
+    claim_order(repo).await;
+    claim_processing(repo).await;
+    claim_matching(repo).await;
+    claim_locks(repo).await;
+    guests(repo).await;
+    delete(repo).await;
+    status_counts(repo).await;
+    submissions(repo).await;
+    reset(repo).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers.
+
+/// A sample identity derived from `seed`, with hashes of the right lengths.
+pub fn new_sample(seed: u8) -> NewSample {
+    let hex = |len: usize| format!("{seed:02x}").repeat(len / 2);
+    NewSample {
+        file_size: 100 + i64::from(seed),
+        file_type: format!("PE32 executable {seed}"),
+        mime: "application/x-dosexec".into(),
+        md5: hex(32),
+        crc32: format!("{seed:02X}").repeat(4),
+        sha1: hex(40),
+        sha256: hex(64),
+        sha512: hex(128),
+        ssdeep: Some(format!("3:{seed}:abc")),
+        tlsh: None,
+    }
+}
+
+/// A machine spec with the given name, platform and tags.
+pub fn machine_spec(name: &str, platform: &str, tags: &[&str]) -> MachineSpec {
+    MachineSpec {
+        name: name.into(),
+        label: format!("vm-{name}"),
+        platform: platform.into(),
+        ip: "192.168.56.101".into(),
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        options: vec![],
+        snapshot: None,
+        interface: None,
+        resultserver_ip: "192.168.56.1".into(),
+        resultserver_port: 2042,
+        arch: "x64".into(),
+    }
+}
+
+fn url_task(target: &str) -> NewTask {
+    NewTask::new(Category::Url, target)
+}
+
+async fn add(repo: &dyn TaskRepo, task: &NewTask) -> TaskId {
+    repo.add_task(task).await.expect("add_task")
+}
+
+async fn get(repo: &dyn TaskRepo, id: TaskId) -> Task {
+    repo.task(id)
+        .await
+        .expect("task")
+        .unwrap_or_else(|| panic!("task {id} missing"))
+}
+
+async fn all_tasks(repo: &dyn TaskRepo) -> Vec<Task> {
+    repo.list_tasks(&TaskQuery::default())
+        .await
+        .expect("list_tasks")
+}
+
+fn ids(tasks: &[Task]) -> Vec<TaskId> {
+    tasks.iter().map(|t| t.id).collect()
+}
+
+/// Deletes every task and machine.
+async fn reset(repo: &dyn TaskRepo) {
+    for task in all_tasks(repo).await {
+        assert!(repo.delete_task(task.id).await.expect("delete_task"));
+    }
+    repo.sync_machines(&[]).await.expect("sync_machines");
+    assert!(all_tasks(repo).await.is_empty());
+    assert!(repo.machines().await.expect("machines").is_empty());
+}
+
+/// Waits long enough for the next timestamp to differ (they have microsecond resolution).
+async fn tick() {
+    tokio::time::sleep(Duration::from_millis(2)).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Sections.
+
+async fn samples(repo: &dyn TaskRepo) {
+    let before = Timestamp::now();
+    let new = new_sample(0xab);
+    let s = repo.add_sample(&new).await.expect("add_sample");
+    assert_eq!(s.file_size, new.file_size);
+    assert_eq!(s.file_type, new.file_type);
+    assert_eq!(s.mime, new.mime);
+    assert_eq!(s.md5, new.md5);
+    assert_eq!(s.crc32, new.crc32);
+    assert_eq!(s.sha1, new.sha1);
+    assert_eq!(s.sha256, new.sha256);
+    assert_eq!(s.sha512, new.sha512);
+    assert_eq!(s.ssdeep, new.ssdeep);
+    assert_eq!(s.tlsh, None);
+    assert!(s.first_seen >= before && s.first_seen <= Timestamp::now());
+
+    // Same content again: the existing row, first_seen and all, even if the rest differs.
+    let mut again = new.clone();
+    again.file_type = "something else".into();
+    again.tlsh = Some("T1abc".into());
+    let s2 = repo.add_sample(&again).await.expect("add_sample again");
+    assert_eq!(s2, s, "a known sha256 must return the stored row");
+
+    let other = repo
+        .add_sample(&new_sample(0xcd))
+        .await
+        .expect("add_sample");
+    assert_ne!(other.id, s.id);
+    let tlsh = NewSample {
+        tlsh: Some("T1FFFF".into()),
+        ..new_sample(0x01)
+    };
+    assert_eq!(
+        repo.add_sample(&tlsh)
+            .await
+            .expect("add_sample")
+            .tlsh
+            .as_deref(),
+        Some("T1FFFF")
+    );
+
+    assert_eq!(repo.sample(s.id).await.expect("sample"), Some(s.clone()));
+    assert_eq!(repo.sample(-1).await.expect("sample"), None);
+
+    for hash in [&new.md5, &new.sha1, &new.sha256] {
+        assert_eq!(
+            repo.sample_by_hash(hash).await.expect("sample_by_hash"),
+            Some(s.clone()),
+            "lookup by {hash}"
+        );
+        assert_eq!(
+            repo.sample_by_hash(&hash.to_ascii_uppercase())
+                .await
+                .expect("sample_by_hash"),
+            Some(s.clone()),
+            "lookups are case-insensitive"
+        );
+    }
+    assert_eq!(
+        repo.sample_by_hash(&"ee".repeat(32)).await.expect("hash"),
+        None
+    );
+    assert_eq!(
+        repo.sample_by_hash(&new.sha512).await.expect("hash"),
+        None,
+        "sha512 is not a lookup key"
+    );
+    assert_eq!(repo.sample_by_hash("abc").await.expect("hash"), None);
+    assert_eq!(repo.sample_by_hash("").await.expect("hash"), None);
+
+    // Tasks of a sample, ascending.
+    let mut file = NewTask::new(Category::File, "/tmp/x.exe");
+    file.sample_id = Some(s.id);
+    let a = add(repo, &file).await;
+    let _unrelated = add(repo, &url_task("http://a.example")).await;
+    let b = add(repo, &file).await;
+    assert_eq!(repo.sample_task_ids(s.id).await.expect("ids"), vec![a, b]);
+    assert!(
+        repo.sample_task_ids(other.id)
+            .await
+            .expect("ids")
+            .is_empty()
+    );
+    let t = get(repo, a).await;
+    assert_eq!(
+        t.sample,
+        Some(s.clone()),
+        "the sample is joined onto its tasks"
+    );
+    reset(repo).await;
+}
+
+async fn task_round_trip(repo: &dyn TaskRepo) {
+    // Defaults: NewTask::new as submitted comes back unchanged; clock = added_on.
+    let before = Timestamp::now();
+    let plain = url_task("http://example.com/");
+    let id = add(repo, &plain).await;
+    let t = get(repo, id).await;
+    assert_eq!(t.id, id);
+    assert_eq!(t.spec, plain);
+    assert_eq!(t.status, TaskStatus::Pending);
+    assert!(t.added_on >= before && t.added_on <= Timestamp::now());
+    assert_eq!(t.clock, t.added_on, "clock defaults to the insert time");
+    assert_eq!(t.started_on, None);
+    assert_eq!(t.completed_on, None);
+    assert_eq!(t.processing, None);
+    assert_eq!(t.sample, None);
+    assert_eq!(t.guest, None);
+    assert!(t.errors.is_empty());
+    assert_eq!(t.duration(), -1);
+
+    // Every field set, with values that differ from their neighbours of the same type, so
+    // an engine that mixes up two columns fails here.
+    let sample = NewSample {
+        tlsh: Some("T1C0FFEE".into()),
+        ..new_sample(0x42)
+    };
+    let sample = repo.add_sample(&sample).await.expect("sample");
+    let mut submit_id = sample.id;
+    while submit_id == sample.id {
+        submit_id = repo
+            .add_submission(&NewSubmission {
+                submit_type: "files".into(),
+                data: serde_json::json!({"data": []}),
+            })
+            .await
+            .expect("add_submission");
+    }
+    let clock = Timestamp::from_secs(1_500_000_000);
+    let full = NewTask {
+        target: "/tmp/upload/sample.exe".into(),
+        category: Category::File,
+        timeout: 300,
+        priority: 3,
+        custom: "custom text".into(),
+        owner: "alice".into(),
+        machine: "win7".into(),
+        package: "exe".into(),
+        options: TaskOptions::parse("procmemdump=yes,free=no,arguments=a b"),
+        platform: "windows".into(),
+        memory: true,
+        enforce_timeout: false,
+        clock: Some(clock),
+        tags: vec!["office".into(), "x64".into()],
+        sample_id: Some(sample.id),
+        submit_id: Some(submit_id),
+        route: Some("tor".into()),
+    };
+    let id = add(repo, &full).await;
+    let t = get(repo, id).await;
+    assert_eq!(t.spec, full, "every NewTask field round-trips");
+    assert_eq!(t.clock, clock);
+    assert_eq!(t.sample, Some(sample));
+    assert_eq!(t.processing, None);
+    assert_eq!(t.spec.options.get("arguments"), Some("a b"));
+    // The two flags the other way round.
+    let flipped = NewTask {
+        memory: false,
+        enforce_timeout: true,
+        ..full.clone()
+    };
+    let id = add(repo, &flipped).await;
+    assert_eq!(get(repo, id).await.spec, flipped);
+
+    assert_eq!(repo.task(TaskId(i64::MAX)).await.expect("task"), None);
+    reset(repo).await;
+}
+
+async fn tags(repo: &dyn TaskRepo) {
+    let mut task = url_task("http://tags.example");
+    task.tags = ["x64", "", "office", "x64", "  ", "alpha"]
+        .map(String::from)
+        .to_vec();
+    let id = add(repo, &task).await;
+    let t = get(repo, id).await;
+    assert_eq!(
+        t.spec.tags,
+        vec!["alpha", "office", "x64"],
+        "tags are stored deduplicated, without blanks, and read back sorted"
+    );
+    let listed = all_tasks(repo).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0], t, "list_tasks loads tasks like task()");
+    reset(repo).await;
+}
+
+async fn list(repo: &dyn TaskRepo) {
+    let sample = repo.add_sample(&new_sample(0x77)).await.expect("sample");
+    let mk = |owner: &str, sample_id: Option<i64>| {
+        let mut t = url_task("http://list.example");
+        t.owner = owner.into();
+        t.sample_id = sample_id;
+        t
+    };
+    let t1 = add(repo, &mk("bob", None)).await;
+    let t2 = add(repo, &mk("carol", Some(sample.id))).await;
+    let t3 = add(repo, &mk("bob", None)).await;
+    let t4 = add(repo, &mk("bob", Some(sample.id))).await;
+    let t5 = add(repo, &mk("dave", None)).await;
+
+    // Complete t3, then t1 (so completion order differs from id order), then t4.
+    for id in [t3, t1, t4] {
+        tick().await;
+        assert!(
+            repo.transition(id, &[TaskStatus::Pending], TaskStatus::Running)
+                .await
+                .expect("run")
+        );
+        assert!(
+            repo.transition(id, &[TaskStatus::Running], TaskStatus::Completed)
+                .await
+                .expect("complete")
+        );
+    }
+    repo.add_error(t4, "boom").await.expect("add_error");
+
+    let all = all_tasks(repo).await;
+    // completed_on ASC NULLS FIRST, then id ASC.
+    assert_eq!(ids(&all), vec![t2, t5, t3, t1, t4]);
+    let t4_listed = all.iter().find(|t| t.id == t4).expect("t4");
+    assert_eq!(t4_listed.errors, vec!["boom"]);
+    assert_eq!(t4_listed.sample.as_ref().map(|s| s.id), Some(sample.id));
+    assert_eq!(*t4_listed, get(repo, t4).await);
+
+    let list = |query: TaskQuery| async move { ids(&repo.list_tasks(&query).await.expect("list")) };
+    let none = Vec::<TaskId>::new();
+    let page = |limit, offset| TaskQuery {
+        limit,
+        offset,
+        ..TaskQuery::default()
+    };
+
+    assert_eq!(list(page(Some(2), None)).await, vec![t2, t5]);
+    assert_eq!(list(page(Some(2), Some(2))).await, vec![t3, t1]);
+    assert_eq!(list(page(Some(10), Some(4))).await, vec![t4]);
+    assert_eq!(list(page(Some(10), Some(5))).await, none);
+    assert_eq!(
+        list(page(None, Some(3))).await,
+        vec![t2, t5, t3, t1, t4],
+        "offset without limit is ignored"
+    );
+    assert_eq!(list(page(Some(0), None)).await, none);
+
+    let by_status = |status| TaskQuery {
+        status: Some(status),
+        ..TaskQuery::default()
+    };
+    assert_eq!(list(by_status(TaskStatus::Pending)).await, vec![t2, t5]);
+    assert_eq!(
+        list(by_status(TaskStatus::Completed)).await,
+        vec![t3, t1, t4]
+    );
+    assert_eq!(list(by_status(TaskStatus::Reported)).await, none);
+
+    let by_owner = |owner: &str| TaskQuery {
+        owner: Some(owner.into()),
+        ..TaskQuery::default()
+    };
+    assert_eq!(list(by_owner("bob")).await, vec![t3, t1, t4]);
+    assert_eq!(list(by_owner("Bob")).await, none, "owner is exact");
+    assert_eq!(list(by_owner("nobody")).await, none);
+
+    let by_sample = TaskQuery {
+        sample_id: Some(sample.id),
+        ..TaskQuery::default()
+    };
+    assert_eq!(list(by_sample).await, vec![t2, t4]);
+
+    let c3 = get(repo, t3).await.completed_on.expect("completed_on");
+    let after = |t| TaskQuery {
+        completed_after: Some(t),
+        ..TaskQuery::default()
+    };
+    assert_eq!(
+        list(after(c3)).await,
+        vec![t1, t4],
+        "completed_after is strict"
+    );
+    assert_eq!(list(after(Timestamp(c3.0 - 1))).await, vec![t3, t1, t4]);
+
+    // Filters combine, and with the page.
+    let combo = TaskQuery {
+        owner: Some("bob".into()),
+        status: Some(TaskStatus::Completed),
+        sample_id: Some(sample.id),
+        limit: Some(5),
+        ..TaskQuery::default()
+    };
+    assert_eq!(list(combo).await, vec![t4]);
+    let combo = TaskQuery {
+        owner: Some("bob".into()),
+        limit: Some(1),
+        offset: Some(1),
+        ..TaskQuery::default()
+    };
+    assert_eq!(list(combo).await, vec![t1]);
+    reset(repo).await;
+}
+
+async fn transitions(repo: &dyn TaskRepo) {
+    let id = add(repo, &url_task("http://cas.example")).await;
+    let before = Timestamp::now();
+    assert!(
+        !repo
+            .transition(id, &[], TaskStatus::Running)
+            .await
+            .expect("cas"),
+        "empty from"
+    );
+    assert!(
+        !repo
+            .transition(id, &[TaskStatus::Running], TaskStatus::Completed)
+            .await
+            .expect("cas"),
+        "not in from"
+    );
+    assert_eq!(get(repo, id).await.status, TaskStatus::Pending);
+
+    assert!(
+        repo.transition(id, &[TaskStatus::Pending], TaskStatus::Running)
+            .await
+            .expect("cas")
+    );
+    let t = get(repo, id).await;
+    assert_eq!(t.status, TaskStatus::Running);
+    let started = t.started_on.expect("running stamps started_on");
+    assert!(started >= before);
+    assert_eq!(t.completed_on, None);
+    assert!(
+        !repo
+            .transition(id, &[TaskStatus::Pending], TaskStatus::Running)
+            .await
+            .expect("cas"),
+        "a second identical move loses"
+    );
+
+    tick().await;
+    assert!(
+        repo.transition(
+            id,
+            &[TaskStatus::Pending, TaskStatus::Running],
+            TaskStatus::Completed
+        )
+        .await
+        .expect("cas")
+    );
+    let t = get(repo, id).await;
+    assert_eq!(t.status, TaskStatus::Completed);
+    let completed = t.completed_on.expect("completed stamps completed_on");
+    assert!(completed > started);
+    assert_eq!(t.started_on, Some(started), "other moves keep started_on");
+    assert!(t.duration() >= 0);
+
+    assert!(
+        repo.transition(id, &[TaskStatus::Completed], TaskStatus::Reported)
+            .await
+            .expect("cas")
+    );
+    let t = get(repo, id).await;
+    assert_eq!(t.status, TaskStatus::Reported);
+    assert_eq!(
+        t.completed_on,
+        Some(completed),
+        "reported keeps completed_on"
+    );
+
+    for status in TaskStatus::ALL {
+        let from = get(repo, id).await.status;
+        assert!(repo.transition(id, &[from], status).await.expect("cas"));
+        assert_eq!(
+            get(repo, id).await.status,
+            status,
+            "{status} is stored and read back"
+        );
+    }
+    assert!(
+        !repo
+            .transition(TaskId(i64::MAX), &TaskStatus::ALL, TaskStatus::Running)
+            .await
+            .expect("cas"),
+        "a missing task is not moved"
+    );
+    reset(repo).await;
+}
+
+async fn custom_and_errors(repo: &dyn TaskRepo) {
+    let id = add(repo, &url_task("http://err.example")).await;
+    repo.set_custom(id, "recovered from 12")
+        .await
+        .expect("set_custom");
+    assert_eq!(get(repo, id).await.spec.custom, "recovered from 12");
+
+    repo.add_error(id, "first").await.expect("add_error");
+    repo.add_error(id, "").await.expect("add_error");
+    repo.add_error(id, "third").await.expect("add_error");
+    assert_eq!(
+        get(repo, id).await.errors,
+        vec!["first", "", "third"],
+        "oldest first"
+    );
+
+    let missing = TaskId(i64::MAX);
+    assert!(matches!(
+        repo.set_custom(missing, "x").await,
+        Err(Error::TaskNotFound(t)) if t == missing
+    ));
+    assert!(matches!(
+        repo.add_error(missing, "x").await,
+        Err(Error::TaskNotFound(t)) if t == missing
+    ));
+    reset(repo).await;
+}
+
+async fn machines(repo: &dyn TaskRepo) {
+    let mut win = machine_spec("win7", "windows", &["x64", "office", "x64", ""]);
+    win.options = vec!["noagent".into(), "fast".into()];
+    win.snapshot = Some("clean".into());
+    win.interface = Some("virbr0".into());
+    let lin = machine_spec("lin", "linux", &[]);
+    repo.sync_machines(&[win.clone(), lin.clone()])
+        .await
+        .expect("sync");
+
+    let all = repo.machines().await.expect("machines");
+    let names: Vec<&str> = all.iter().map(|m| m.spec.name.as_str()).collect();
+    assert_eq!(names, vec!["lin", "win7"], "sorted by name");
+    let w = repo.machine("win7").await.expect("machine").expect("win7");
+    let mut expected = win.clone();
+    expected.tags = vec!["office".into(), "x64".into()];
+    assert_eq!(
+        w.spec, expected,
+        "every spec field round-trips; tags sorted, deduplicated"
+    );
+    assert!(!w.locked);
+    assert_eq!(w.locked_changed_on, None);
+    assert_eq!(w.status, None);
+    assert_eq!(repo.machine("nope").await.expect("machine"), None);
+
+    // Lock win7 by claiming, then re-sync: updated fields, replaced tags, lin dropped,
+    // a new machine added, everything unlocked, ids of kept machines stable.
+    let mut pinned = url_task("http://m.example");
+    pinned.machine = "win7".into();
+    let pinned_id = add(repo, &pinned).await;
+    let (claimed, m) = repo.claim("w").await.expect("claim").expect("claimable");
+    assert_eq!((claimed.id, m.id), (pinned_id, w.id));
+    assert!(repo.machine("win7").await.expect("m").expect("win7").locked);
+
+    let mut win2 = win.clone();
+    win2.label = "win7-new".into();
+    win2.ip = "10.0.0.7".into();
+    win2.tags = vec!["x86".into()];
+    win2.options = vec![];
+    win2.snapshot = None;
+    win2.resultserver_port = 2043;
+    win2.arch = "x86".into();
+    let extra = machine_spec("added", "windows", &["a"]);
+    repo.sync_machines(&[win2.clone(), extra.clone()])
+        .await
+        .expect("resync");
+    let all = repo.machines().await.expect("machines");
+    let names: Vec<&str> = all.iter().map(|m| m.spec.name.as_str()).collect();
+    assert_eq!(names, vec!["added", "win7"]);
+    let w2 = repo.machine("win7").await.expect("m").expect("win7");
+    assert_eq!(w2.id, w.id, "upsert keeps the row id");
+    assert_eq!(w2.spec, win2);
+    assert!(!w2.locked, "sync unlocks everything");
+    assert!(w2.locked_changed_on.is_some());
+    assert_eq!(repo.machine("lin").await.expect("m"), None);
+    assert!(all.iter().all(|m| !m.locked));
+    reset(repo).await;
+}
+
+async fn claim_order(repo: &dyn TaskRepo) {
+    repo.sync_machines(&[machine_spec("m1", "windows", &[])])
+        .await
+        .expect("sync");
+    assert!(
+        repo.claim("w").await.expect("claim").is_none(),
+        "nothing pending"
+    );
+
+    let prio = |p: i64| {
+        let mut t = url_task("http://order.example");
+        t.priority = p;
+        t
+    };
+    let low1 = add(repo, &prio(1)).await;
+    let high = add(repo, &prio(5)).await;
+    let low2 = add(repo, &prio(1)).await;
+    let mid = add(repo, &prio(2)).await;
+
+    let mut order = Vec::new();
+    while let Some((task, machine)) = repo.claim("w").await.expect("claim") {
+        order.push(task.id);
+        repo.unlock_machine(machine.id).await.expect("unlock");
+    }
+    assert_eq!(
+        order,
+        vec![high, mid, low1, low2],
+        "priority DESC, then age"
+    );
+    reset(repo).await;
+}
+
+/// Rereport puts a reported task back to `completed` with no owner; processing workers
+/// claim such tasks once each, `priority DESC, id ASC`, and never one a worker still holds.
+async fn claim_processing(repo: &dyn TaskRepo) {
+    repo.sync_machines(&[machine_spec("m1", "windows", &[])])
+        .await
+        .expect("sync");
+    let mut t = url_task("http://reprocess.example");
+    let a = add(repo, &t).await;
+    t.priority = 3;
+    let b = add(repo, &t).await;
+    // `a` goes through a normal run: claimed (processing = w1), completed, reported.
+    let (claimed, m) = repo.claim("w1").await.expect("claim").expect("b first");
+    assert_eq!(claimed.id, b);
+    repo.unlock_machine(m.id).await.expect("unlock");
+    let (claimed, m) = repo.claim("w1").await.expect("claim").expect("then a");
+    assert_eq!(claimed.id, a);
+    repo.unlock_machine(m.id).await.expect("unlock");
+    for id in [a, b] {
+        assert!(
+            repo.transition(id, &[TaskStatus::Running], TaskStatus::Completed)
+                .await
+                .expect("cas")
+        );
+    }
+    assert!(
+        repo.claim_processing("p")
+            .await
+            .expect("claim_processing")
+            .is_none(),
+        "completed tasks still held by their worker are not claimable"
+    );
+    for id in [a, b] {
+        assert!(
+            repo.transition(id, &[TaskStatus::Completed], TaskStatus::Reported)
+                .await
+                .expect("cas")
+        );
+        assert!(
+            repo.transition(id, &[TaskStatus::Reported], TaskStatus::Completed)
+                .await
+                .expect("cas")
+        );
+        assert_eq!(
+            get(repo, id).await.processing,
+            None,
+            "rereport clears processing"
+        );
+    }
+    let first = repo
+        .claim_processing("p1")
+        .await
+        .expect("claim")
+        .expect("one");
+    let second = repo
+        .claim_processing("p2")
+        .await
+        .expect("claim")
+        .expect("two");
+    assert_eq!((first.id, second.id), (b, a), "priority DESC, id ASC");
+    assert_eq!(first.processing.as_deref(), Some("p1"));
+    assert!(
+        repo.claim_processing("p3").await.expect("claim").is_none(),
+        "each once"
+    );
+    reset(repo).await;
+}
+
+async fn claim_matching(repo: &dyn TaskRepo) {
+    repo.sync_machines(&[
+        machine_spec("win1", "windows", &["office", "x64"]),
+        machine_spec("lin1", "linux", &["x64"]),
+    ])
+    .await
+    .expect("sync");
+    let task = |f: fn(&mut NewTask)| {
+        let mut t = url_task("http://match.example");
+        f(&mut t);
+        t
+    };
+
+    // Claims one task with both machines free; returns the machine name.
+    async fn claim_one(repo: &dyn TaskRepo, expect: TaskId) -> String {
+        let (t, m) = repo.claim("w").await.expect("claim").expect("a claim");
+        assert_eq!(t.id, expect);
+        repo.unlock_machine(m.id).await.expect("unlock");
+        // Park it so it does not count as pending any more.
+        assert!(
+            repo.transition(t.id, &[TaskStatus::Running], TaskStatus::Completed)
+                .await
+                .expect("cas")
+        );
+        m.spec.name
+    }
+
+    let by_label = add(repo, &task(|t| t.machine = "vm-lin1".into())).await;
+    assert_eq!(
+        claim_one(repo, by_label).await,
+        "lin1",
+        "machine matches the label"
+    );
+    let by_name = add(repo, &task(|t| t.machine = "win1".into())).await;
+    assert_eq!(
+        claim_one(repo, by_name).await,
+        "win1",
+        "machine matches the name"
+    );
+    let by_platform = add(repo, &task(|t| t.platform = "windows".into())).await;
+    assert_eq!(claim_one(repo, by_platform).await, "win1");
+    let by_tag = add(repo, &task(|t| t.tags = vec!["office".into()])).await;
+    assert_eq!(
+        claim_one(repo, by_tag).await,
+        "win1",
+        "every task tag is a machine tag"
+    );
+    let by_tags = add(
+        repo,
+        &task(|t| t.tags = vec!["x64".into(), "office".into()]),
+    )
+    .await;
+    assert_eq!(claim_one(repo, by_tags).await, "win1");
+    let any = add(repo, &task(|_| {})).await;
+    assert_eq!(
+        claim_one(repo, any).await,
+        "lin1",
+        "first free machine by name"
+    );
+    let shared_tag = add(repo, &task(|t| t.tags = vec!["x64".into()])).await;
+    assert_eq!(claim_one(repo, shared_tag).await, "lin1");
+
+    // Tasks no machine can run: they are skipped by claim and reported as unserviceable.
+    let bad_tags = add(
+        repo,
+        &task(|t| {
+            t.platform = "linux".into();
+            t.tags = vec!["office".into()];
+        }),
+    )
+    .await;
+    let bad_machine = add(repo, &task(|t| t.machine = "nope".into())).await;
+    let bad_platform = add(repo, &task(|t| t.platform = "macos".into())).await;
+    let bad_tag = add(repo, &task(|t| t.tags = vec!["gpu".into()])).await;
+    let mismatch = add(
+        repo,
+        &task(|t| {
+            t.machine = "win1".into();
+            t.platform = "linux".into();
+        }),
+    )
+    .await;
+    let runnable = add(repo, &task(|t| t.platform = "linux".into())).await;
+    assert_eq!(
+        repo.unserviceable_tasks().await.expect("unserviceable"),
+        vec![bad_tags, bad_machine, bad_platform, bad_tag, mismatch]
+    );
+    assert_eq!(
+        claim_one(repo, runnable).await,
+        "lin1",
+        "unrunnable tasks are skipped"
+    );
+    assert!(repo.claim("w").await.expect("claim").is_none());
+
+    // Locked machines still count as able to run a task: it is not unserviceable.
+    let (t, win1) = {
+        let pinned = add(repo, &task(|t| t.machine = "win1".into())).await;
+        let claimed = repo.claim("w").await.expect("claim").expect("claim");
+        assert_eq!(claimed.0.id, pinned);
+        claimed
+    };
+    let waiting = add(repo, &task(|t| t.machine = "win1".into())).await;
+    let unservice = repo.unserviceable_tasks().await.expect("unserviceable");
+    assert!(
+        !unservice.contains(&waiting),
+        "a busy machine is not a missing one"
+    );
+    assert!(
+        repo.claim("w").await.expect("claim").is_none(),
+        "win1 is locked"
+    );
+    // A lower-priority task another machine can run is not blocked by it.
+    let mut low = task(|_| {});
+    low.priority = 0;
+    let low = add(repo, &low).await;
+    let (t2, m2) = repo.claim("w").await.expect("claim").expect("claim");
+    assert_eq!((t2.id, m2.spec.name.as_str()), (low, "lin1"));
+    repo.unlock_machine(win1.id).await.expect("unlock");
+    let (t3, m3) = repo.claim("w").await.expect("claim").expect("claim");
+    assert_eq!((t3.id, m3.id), (waiting, win1.id));
+    let _ = t;
+    reset(repo).await;
+}
+
+async fn claim_locks(repo: &dyn TaskRepo) {
+    repo.sync_machines(&[machine_spec("only", "windows", &[])])
+        .await
+        .expect("sync");
+    let a = add(repo, &url_task("http://a.example")).await;
+    let b = add(repo, &url_task("http://b.example")).await;
+
+    let before = Timestamp::now();
+    let (task, machine) = repo.claim("worker-1").await.expect("claim").expect("claim");
+    assert_eq!(task.id, a);
+    assert_eq!(task.status, TaskStatus::Running);
+    assert_eq!(task.processing.as_deref(), Some("worker-1"));
+    let started = task.started_on.expect("started_on");
+    assert!(started >= before);
+    assert_eq!(
+        task,
+        get(repo, a).await,
+        "claim returns the task as task() reads it"
+    );
+    assert_eq!(machine.spec.name, "only");
+    assert!(machine.locked);
+    let locked_at = machine.locked_changed_on.expect("locked_changed_on");
+    assert!(locked_at >= before);
+    assert_eq!(
+        repo.machine("only").await.expect("m"),
+        Some(machine.clone())
+    );
+    assert_eq!(repo.running_tasks().await.expect("running"), vec![a]);
+
+    assert!(
+        repo.claim("worker-2").await.expect("claim").is_none(),
+        "the only machine is locked"
+    );
+    assert_eq!(get(repo, b).await.status, TaskStatus::Pending);
+    assert!(repo.unserviceable_tasks().await.expect("u").is_empty());
+
+    tick().await;
+    repo.unlock_machine(machine.id).await.expect("unlock");
+    let unlocked = repo.machine("only").await.expect("m").expect("m");
+    assert!(!unlocked.locked);
+    assert!(unlocked.locked_changed_on > Some(locked_at));
+    repo.unlock_machine(machine.id)
+        .await
+        .expect("unlocking twice is fine");
+    assert_eq!(
+        repo.machine("only")
+            .await
+            .expect("m")
+            .expect("m")
+            .locked_changed_on,
+        unlocked.locked_changed_on,
+        "unlocking a free machine changes nothing"
+    );
+
+    let (task, _) = repo.claim("worker-2").await.expect("claim").expect("claim");
+    assert_eq!(task.id, b);
+    assert_eq!(task.processing.as_deref(), Some("worker-2"));
+    assert_eq!(repo.running_tasks().await.expect("running"), vec![a, b]);
+
+    // Deleting the task holding a lock leaves the machine locked (releasing it is the
+    // worker's job) but consistent.
+    assert!(repo.delete_task(b).await.expect("delete"));
+    assert!(repo.machine("only").await.expect("m").expect("m").locked);
+    reset(repo).await;
+}
+
+async fn guests(repo: &dyn TaskRepo) {
+    repo.sync_machines(&[machine_spec("g1", "windows", &[])])
+        .await
+        .expect("sync");
+    let id = add(repo, &url_task("http://guest.example")).await;
+    let (_, machine) = repo.claim("w").await.expect("claim").expect("claim");
+    assert_eq!(repo.guest(id).await.expect("guest"), None);
+
+    let before = Timestamp::now();
+    let gid = repo
+        .start_guest(id, &machine, "KVM")
+        .await
+        .expect("start_guest");
+    let g = repo.guest(id).await.expect("guest").expect("a guest");
+    assert_eq!(g.id, gid);
+    assert_eq!(g.status, "running");
+    assert_eq!(g.name, "g1");
+    assert_eq!(g.label, "vm-g1");
+    assert_eq!(g.manager, "KVM");
+    assert!(g.started_on >= before);
+    assert_eq!(g.shutdown_on, None);
+    assert_eq!(g.task_id, id);
+    assert_eq!(
+        get(repo, id).await.guest,
+        Some(g.clone()),
+        "the guest is joined onto the task"
+    );
+
+    repo.set_guest_status(gid, "stopping")
+        .await
+        .expect("status");
+    let g = repo.guest(id).await.expect("guest").expect("guest");
+    assert_eq!(g.status, "stopping");
+    assert_eq!(g.shutdown_on, None, "only stopped/failed stamp shutdown_on");
+    repo.set_guest_status(gid, "stopped").await.expect("status");
+    let g = repo.guest(id).await.expect("guest").expect("guest");
+    assert_eq!(g.status, "stopped");
+    assert!(g.shutdown_on.is_some_and(|s| s >= g.started_on));
+
+    let other = add(repo, &url_task("http://guest2.example")).await;
+    let gid2 = repo
+        .start_guest(other, &machine, "KVM")
+        .await
+        .expect("start_guest");
+    assert_ne!(gid2, gid);
+    repo.set_guest_status(gid2, "failed").await.expect("status");
+    assert!(
+        repo.guest(other)
+            .await
+            .expect("g")
+            .expect("g")
+            .shutdown_on
+            .is_some()
+    );
+
+    // A task that runs again (recovered, claimed anew) gets its guest row reset.
+    let again = repo
+        .start_guest(id, &machine, "KVM")
+        .await
+        .expect("start_guest again");
+    let g = repo.guest(id).await.expect("guest").expect("guest");
+    assert_eq!(
+        (g.id, g.status.as_str(), g.shutdown_on),
+        (again, "running", None)
+    );
+
+    let missing = TaskId(i64::MAX);
+    assert!(matches!(
+        repo.start_guest(missing, &machine, "KVM").await,
+        Err(Error::TaskNotFound(t)) if t == missing
+    ));
+    repo.set_guest_status(i64::MAX, "stopped")
+        .await
+        .expect("unknown guest: no-op");
+    reset(repo).await;
+}
+
+async fn delete(repo: &dyn TaskRepo) {
+    repo.sync_machines(&[machine_spec("d1", "windows", &[])])
+        .await
+        .expect("sync");
+    let mut t = url_task("http://del.example");
+    t.tags = vec!["x".into()];
+    let keep = add(repo, &url_task("http://keep.example")).await;
+    let id = add(repo, &t).await;
+    repo.add_error(id, "e").await.expect("error");
+    repo.transition(keep, &[TaskStatus::Pending], TaskStatus::Reported)
+        .await
+        .expect("park");
+    // start_guest does not require a claim, so the task (unrunnable: no machine has tag
+    // "x") can still get a guest row for the cascade to remove.
+    let machine = repo.machine("d1").await.expect("m").expect("m");
+    repo.start_guest(id, &machine, "KVM").await.expect("guest");
+
+    assert!(repo.delete_task(id).await.expect("delete"));
+    assert_eq!(repo.task(id).await.expect("task"), None);
+    assert_eq!(
+        repo.guest(id).await.expect("guest"),
+        None,
+        "the guest goes with the task"
+    );
+    assert!(!repo.delete_task(id).await.expect("delete"), "already gone");
+    assert_eq!(ids(&all_tasks(repo).await), vec![keep], "other tasks stay");
+    assert!(
+        repo.unserviceable_tasks().await.expect("u").is_empty(),
+        "its tags went too"
+    );
+
+    // Ids are never reused, even for the highest id.
+    let last = add(repo, &url_task("http://last.example")).await;
+    assert!(repo.delete_task(last).await.expect("delete"));
+    let next = add(repo, &url_task("http://next.example")).await;
+    assert!(next > last, "id {next} reused after deleting {last}");
+    reset(repo).await;
+}
+
+async fn status_counts(repo: &dyn TaskRepo) {
+    let empty = repo.status_counts().await.expect("counts");
+    assert_eq!(empty.total, 0);
+    assert_eq!(empty.get(TaskStatus::Pending), 0);
+
+    let mut want: HashMap<TaskStatus, i64> = HashMap::new();
+    let plan = [
+        (TaskStatus::Pending, 3),
+        (TaskStatus::Running, 1),
+        (TaskStatus::Reported, 2),
+        (TaskStatus::FailedAnalysis, 1),
+    ];
+    for (status, n) in plan {
+        for _ in 0..n {
+            let id = add(repo, &url_task("http://count.example")).await;
+            if status != TaskStatus::Pending {
+                assert!(
+                    repo.transition(id, &[TaskStatus::Pending], status)
+                        .await
+                        .expect("cas")
+                );
+            }
+        }
+        want.insert(status, n);
+    }
+    let counts = repo.status_counts().await.expect("counts");
+    assert_eq!(counts.total, 7);
+    for status in TaskStatus::ALL {
+        assert_eq!(
+            counts.get(status),
+            want.get(&status).copied().unwrap_or(0),
+            "{status}"
+        );
+    }
+    reset(repo).await;
+}
+
+async fn submissions(repo: &dyn TaskRepo) {
+    let sub = |kind: &str| NewSubmission {
+        submit_type: kind.into(),
+        data: serde_json::json!({"data": [{"type": "url", "data": "http://x"}], "errors": []}),
+    };
+    let a = repo
+        .add_submission(&sub("strings"))
+        .await
+        .expect("submission");
+    let b = repo
+        .add_submission(&sub("files"))
+        .await
+        .expect("submission");
+    assert!(b > a);
+    let mut t = url_task("http://x");
+    t.submit_id = Some(b);
+    let id = add(repo, &t).await;
+    assert_eq!(get(repo, id).await.spec.submit_id, Some(b));
+    reset(repo).await;
+}
