@@ -1,12 +1,13 @@
 # nestbox: the two commands a new user needs are `make serve` and `make test`.
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
 .PHONY: serve test bootstrap build release check unit clients bench fuzz clean
 
 ## Bootstrap system packages if missing, build, serve on 127.0.0.1:8090 (SQLite, local store).
 serve: bootstrap release
-	./target/release/nestbox serve
+	$(TARGET_DIR)/release/nestbox serve
 
 ## Everything CI checks: formatting, lints, unit + integration tests, real-client tests.
 test: bootstrap check unit clients
@@ -29,7 +30,7 @@ unit:
 
 ## The real upstream client libraries (PyPI) against a real server.
 clients: build
-	./tests/clients/run.sh target/debug/nestbox
+	./tests/clients/run.sh $(TARGET_DIR)/debug/nestbox
 
 ## HTTP API benchmark (see BENCHMARKS.md); not part of `make test`.
 bench: bootstrap
