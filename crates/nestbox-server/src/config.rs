@@ -369,7 +369,8 @@ mod example_tests {
     /// The shipped example must stay loadable and equal to the built-in defaults.
     #[test]
     fn example_config_matches_defaults() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../nestbox.example.toml");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../nestbox.example.toml");
         let cfg = super::Config::load(Some(&path)).unwrap();
         let defaults = super::Config::default();
         assert_eq!(

@@ -12,6 +12,23 @@ pub fn run(target: &str, server: &str, token: Option<&str>) -> anyhow::Result<()
     let lower = target.to_ascii_lowercase();
     let is_url = lower.starts_with("http://") || lower.starts_with("https://");
     let agent = ureq::Agent::new_with_defaults();
+    // Check reachability and the token first: a server that refuses the request answers
+    // before reading an upload, and the client would only see a broken pipe mid-stream.
+    let mut probe = agent.get(format!("{base}/cuckoo/status"));
+    if let Some(t) = token {
+        probe = probe.header("Authorization", &format!("Bearer {t}"));
+    }
+    let probe = probe
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .with_context(|| format!("cannot reach {base}"))?;
+    if !probe.status().is_success() {
+        let status = probe.status();
+        let text = probe.into_body().read_to_string().unwrap_or_default();
+        bail!("server answered {status}: {}", text.trim());
+    }
     let (url, content_type, body): (String, String, Box<dyn Read + Send>) = if is_url {
         let form = format!("url={}", encode(target));
         (

@@ -453,6 +453,15 @@ fn create_submit() {
         );
         assert!(t["target"].as_str().unwrap().ends_with(ext));
     }
+    // [42] archive tasks cannot be rescheduled
+    let r = s.get(&format!("/tasks/reschedule/{}", ids[1]));
+    assert_eq!(
+        (r.status, r.json()),
+        (
+            500,
+            json!({ "message": "An error occurred while trying to reschedule the task" })
+        )
+    );
     // [27] create/file tasks have no submit id
     let id = s.submit_file("x", b"x");
     assert_eq!(

@@ -69,3 +69,76 @@ fn kill_9_then_recover() {
     let sha = t["sample"]["sha256"].as_str().unwrap();
     assert_eq!(s.get(&format!("/files/get/{sha}")).body.len(), 8 << 20);
 }
+
+/// Claims the next task from outside the server process, as a worker node would.
+fn claim_externally(s: &Server) -> i64 {
+    let db = s.data().join("nestbox.db");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use nestbox_core::ports::TaskRepo;
+        let repo = nestbox_store::sqlite::SqliteRepo::open(&db).await.unwrap();
+        repo.claim("crashed-worker")
+            .await
+            .unwrap()
+            .expect("a task to claim")
+            .0
+            .id
+            .0
+    })
+}
+
+#[test]
+fn running_tasks_fail_at_startup_without_reschedule() {
+    // [68] reschedule = off: leftover running tasks become failed_analysis.
+    let s = Server::start("[analysis]\nworkers = 0\n");
+    let id = s.submit_file("a.bin", b"crash me");
+    let other = s.submit_file("b.bin", b"still pending");
+    assert_eq!(claim_externally(&s), id);
+    let dir = s.kill();
+    let s = Server::start_in(dir, "[analysis]\nworkers = 0\nreschedule = false\n");
+    let t = s.get(&format!("/tasks/view/{id}")).json()["task"].clone();
+    assert_eq!(t["status"], "failed_analysis");
+    assert!(t["errors"][0].as_str().unwrap().contains("interrupted"));
+    assert_eq!(
+        s.get(&format!("/tasks/view/{other}")).json()["task"]["status"],
+        "pending"
+    );
+    assert_eq!(
+        s.get("/tasks/list").json()["tasks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn running_tasks_are_rescheduled_at_startup() {
+    // [68] reschedule = on: the task becomes recovered and a pending copy is queued, which
+    // the restarted workers then analyse.
+    let s = Server::start("[analysis]\nworkers = 0\n");
+    let id = s.submit_file("a.bin", b"crash me");
+    assert_eq!(claim_externally(&s), id);
+    let dir = s.kill();
+    let s = Server::start_in(dir, "[analysis]\nworkers = 1\nreschedule = true\n");
+    let t = s.get(&format!("/tasks/view/{id}")).json()["task"].clone();
+    assert_eq!(t["status"], "recovered");
+    let copy = id + 1;
+    let c = s.wait_status(copy, "reported");
+    assert_eq!(c["sample_id"], t["sample_id"]);
+    assert_eq!(c["target"], t["target"]);
+    // Machines were unlocked at start-up, or the copy could not have run.
+    assert!(
+        s.get("/machines/list").json()["machines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["locked"] == false)
+    );
+    // Ids are never reused, even after a delete.
+    assert_eq!(s.get(&format!("/tasks/delete/{copy}")).status, 200);
+    assert_eq!(s.submit_file("c.bin", b"new"), copy + 1);
+}
