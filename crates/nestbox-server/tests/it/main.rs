@@ -7,9 +7,11 @@
 //! - `hostile`: bad input: traversal names, oversize uploads, malformed multipart
 //! - `lifecycle`: kill -9 while tasks run, recovery on restart
 //! - `cli`: `nestbox analyze` and `nestbox submit`
+//! - `deps`: the crate dependency rules (house style §7.3)
 
 mod cli;
 mod cuckoo;
+mod deps;
 mod harness;
 mod hostile;
 mod lifecycle;
