@@ -15,6 +15,7 @@
 
 mod error;
 pub mod keys;
+pub mod machinery;
 pub mod pipeline;
 pub mod ports;
 mod submit;

@@ -1,6 +1,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use nestbox_core::machinery::{DetonationJob, Machinery};
 use nestbox_core::pipeline::{self, StaticSettings};
 use nestbox_core::{Core, keys};
 use nestbox_types::report::Report;
@@ -32,6 +33,7 @@ pub struct WorkerPool {
     core: Core,
     settings: Arc<WorkerSettings>,
     wake: Arc<Notify>,
+    machinery: Option<Arc<dyn Machinery>>,
 }
 
 impl WorkerPool {
@@ -41,7 +43,15 @@ impl WorkerPool {
             core,
             settings: Arc::new(settings),
             wake: Arc::new(Notify::new()),
+            machinery: None,
         }
+    }
+
+    /// Detonates tasks with `machinery` after the static stage. Without one, an analysis is
+    /// the static pipeline only.
+    pub fn with_machinery(mut self, machinery: Arc<dyn Machinery>) -> Self {
+        self.machinery = Some(machinery);
+        self
     }
 
     /// The handle API layers use to wake idle workers after queueing a task.
@@ -59,6 +69,7 @@ impl WorkerPool {
                 core: self.core.clone(),
                 settings: self.settings.clone(),
                 wake: self.wake.clone(),
+                machinery: self.machinery.clone(),
             };
             handles.push(tokio::spawn(w.run(shutdown.clone())));
         }
@@ -75,6 +86,7 @@ struct Worker {
     core: Core,
     settings: Arc<WorkerSettings>,
     wake: Arc<Notify>,
+    machinery: Option<Arc<dyn Machinery>>,
 }
 
 impl Worker {
@@ -204,9 +216,11 @@ impl Worker {
     ) -> nestbox_core::Result<TaskStatus> {
         let repo = &self.core.repo;
         let id = task.id;
-        let guest = repo
-            .start_guest(id, machine, &self.settings.manager)
-            .await?;
+        let manager = self
+            .machinery
+            .as_ref()
+            .map_or(self.settings.manager.as_str(), |m| m.name());
+        let guest = repo.start_guest(id, machine, manager).await?;
         let task_json = serde_json::to_vec_pretty(task).unwrap_or_default();
         self.core
             .blobs
@@ -235,6 +249,20 @@ impl Worker {
             }
         }
 
+        if let Some(machinery) = &self.machinery
+            && detonates(task.spec.category)
+        {
+            self.detonation_stage(
+                machinery.as_ref(),
+                task,
+                machine,
+                timeout,
+                deadline,
+                &mut report,
+            )
+            .await;
+        }
+
         let ended = Timestamp::now();
         repo.set_guest_status(guest, "stopped").await?;
 
@@ -242,7 +270,7 @@ impl Worker {
         report.info.started = Some(started.epoch_f64());
         report.info.ended = Some(ended.epoch_f64());
         report.info.duration = ended.secs() - started.secs();
-        report.info.machine = machine_block(machine, &self.settings.manager, started, ended);
+        report.info.machine = machine_block(machine, manager, started, ended);
         self.finish(task, report, TaskStatus::Running).await
     }
 
@@ -273,6 +301,137 @@ impl Worker {
         repo.transition(id, &[TaskStatus::Completed], TaskStatus::Reported)
             .await?;
         Ok(TaskStatus::Reported)
+    }
+
+    /// Runs the sample on the machinery and merges what it saw into the report; artifacts
+    /// are stored in the task's analysis folder (Cuckoo layout). A failing machinery is an
+    /// error entry, not a lost analysis: the static report is still written.
+    async fn detonation_stage(
+        &self,
+        machinery: &dyn Machinery,
+        task: &Task,
+        machine: &Machine,
+        timeout: Duration,
+        deadline: Duration,
+        report: &mut Report,
+    ) {
+        let repo = self.core.repo.as_ref();
+        let id = task.id;
+        let workdir = match tempfile_dir(&self.core.tmp_dir, id) {
+            Ok(d) => d,
+            Err(e) => {
+                record(
+                    report,
+                    repo,
+                    id,
+                    &format!("Cannot create the detonation workdir: {e}"),
+                )
+                .await;
+                return;
+            }
+        };
+        let local = match &task.sample {
+            Some(s) if task.spec.category.has_sample() => {
+                match self.core.blobs.local(&keys::sample(&s.sha256)).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        record(
+                            report,
+                            repo,
+                            id,
+                            &format!("The sample could not be read: {e}"),
+                        )
+                        .await;
+                        return;
+                    }
+                }
+            }
+            _ => None,
+        };
+        let file_name = file_name_of(task);
+        let job = DetonationJob {
+            task,
+            machine,
+            sample: local.as_ref().map(|l| l.path.as_path()),
+            file_name: &file_name,
+            workdir: workdir.path(),
+            timeout,
+        };
+        let det = match tokio::time::timeout(deadline, machinery.detonate(job)).await {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) => {
+                record(report, repo, id, &format!("Detonation failed: {e}")).await;
+                return;
+            }
+            Err(_) => {
+                let msg = format!(
+                    "The detonation hit the critical timeout ({}s)",
+                    deadline.as_secs()
+                );
+                record(report, repo, id, &msg).await;
+                return;
+            }
+        };
+        for e in &det.errors {
+            record(report, repo, id, e).await;
+        }
+        report.debug.log.extend(det.log);
+        report.behavior = det.behavior;
+        report.network = det.network;
+        let blobs = &self.core.blobs;
+        if let Some(pcap) = &det.pcap
+            && let Err(e) = blobs
+                .put_file(&keys::analysis_file(id, "dump.pcap"), pcap)
+                .await
+        {
+            record(report, repo, id, &format!("Storing the pcap failed: {e}")).await;
+        }
+        for (n, shot) in det.screenshots.iter().enumerate() {
+            let ext = shot.extension().and_then(|e| e.to_str()).unwrap_or("png");
+            let rel = format!("shots/{:04}.{ext}", n + 1);
+            match blobs.put_file(&keys::analysis_file(id, &rel), shot).await {
+                Ok(()) => report.screenshots.push(nestbox_types::report::Screenshot {
+                    path: rel,
+                    ocr: String::new(),
+                }),
+                Err(e) => {
+                    record(
+                        report,
+                        repo,
+                        id,
+                        &format!("Storing a screenshot failed: {e}"),
+                    )
+                    .await
+                }
+            }
+        }
+        for dropped in det.dropped {
+            let mut info = dropped.info;
+            let rel = format!(
+                "files/{}_{}",
+                &info.sha256.get(..16).unwrap_or("0"),
+                sanitize(&info.name)
+            );
+            match blobs
+                .put_file(&keys::analysis_file(id, &rel), &dropped.local)
+                .await
+            {
+                Ok(()) => {
+                    info.path = rel;
+                    report.dropped.push(info);
+                }
+                Err(e) => {
+                    record(
+                        report,
+                        repo,
+                        id,
+                        &format!("Storing a dropped file failed: {e}"),
+                    )
+                    .await
+                }
+            }
+        }
+        drop(local);
     }
 
     /// Runs static triage on a blocking thread. A panic in an analyzer is caught here and
@@ -337,6 +496,43 @@ impl Worker {
 }
 
 use crate::html;
+
+/// Categories that are run, not only read.
+fn detonates(category: Category) -> bool {
+    matches!(category, Category::File | Category::Url | Category::Archive)
+}
+
+/// A private scratch directory for one detonation, removed when dropped.
+fn tempfile_dir(
+    tmp: &std::path::Path,
+    id: nestbox_types::TaskId,
+) -> std::io::Result<tempfile::TempDir> {
+    std::fs::create_dir_all(tmp)?;
+    tempfile::Builder::new()
+        .prefix(&format!("task{id}-"))
+        .tempdir_in(tmp)
+}
+
+/// A dropped file's name as one safe path component.
+fn sanitize(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let clean: String = base
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect();
+    if clean.is_empty() || clean.chars().all(|c| c == '.') {
+        "file".to_owned()
+    } else {
+        clean
+    }
+}
 
 async fn record(
     report: &mut Report,

@@ -7,11 +7,21 @@ use std::process::Command;
 
 fn workspace_deps() -> BTreeMap<String, BTreeSet<String>> {
     let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo metadata");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     meta["packages"]
         .as_array()
@@ -39,16 +49,36 @@ fn dependency_direction() {
             assert!(!have.contains(*b), "{krate} must not depend on {b}");
         }
     };
-    let io = ["axum", "hyper", "tower", "tower-http", "sqlx", "reqwest", "ureq", "yara-x", "object_store"];
+    let io = [
+        "axum",
+        "hyper",
+        "tower",
+        "tower-http",
+        "sqlx",
+        "reqwest",
+        "ureq",
+        "yara-x",
+        "object_store",
+    ];
     forbid("nestbox-types", &io);
     forbid("nestbox-types", &["tokio", "nestbox-core"]);
     forbid("nestbox-core", &io);
-    forbid("nestbox-core", &["nestbox-store", "nestbox-api", "nestbox-worker"]);
+    forbid(
+        "nestbox-core",
+        &["nestbox-store", "nestbox-api", "nestbox-worker"],
+    );
     forbid("nestbox-analyzers", &io);
-    let nb: Vec<&str> = deps.keys().filter(|k| k.starts_with("nestbox-")).map(String::as_str).collect();
+    let nb: Vec<&str> = deps
+        .keys()
+        .filter(|k| k.starts_with("nestbox-"))
+        .map(String::as_str)
+        .collect();
     forbid("nestbox-analyzers", &nb);
     forbid("nestbox-api", &["nestbox-store", "sqlx", "nestbox-worker"]);
-    forbid("nestbox-worker", &["nestbox-api", "axum", "nestbox-store", "sqlx"]);
+    forbid(
+        "nestbox-worker",
+        &["nestbox-api", "axum", "nestbox-store", "sqlx"],
+    );
     forbid("nestbox-store", &["nestbox-api", "nestbox-worker", "axum"]);
     for (krate, have) in &deps {
         if krate != "nestbox-server" {
