@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::json_response;
+use super::ok;
 
 /// One error response of the Cuckoo dialect.
 #[derive(Debug)]
@@ -49,7 +49,7 @@ impl IntoResponse for CuckooError {
     fn into_response(self) -> Response {
         match self {
             CuckooError::Message(code, msg) => {
-                let mut r = json_response(&json!({ "message": msg }), false);
+                let mut r = ok(json!({ "message": msg }));
                 *r.status_mut() = code;
                 r
             }

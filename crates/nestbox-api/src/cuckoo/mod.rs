@@ -139,17 +139,12 @@ async fn options(allow: &'static str) -> Response {
 struct PendingJson(Arc<Value>);
 
 /// A `jsonify` response. Rendered pretty here; the middleware re-renders it compact for
-/// `X-Requested-With: XMLHttpRequest`.
-pub(crate) fn json_response(v: &Value, _compact_hint: bool) -> Response {
-    let body = pyjson::to_string(v, Style::Pretty);
-    let mut r = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
-    r.extensions_mut().insert(PendingJson(Arc::new(v.clone())));
-    r
-}
-
-/// Shorthand for a 200 `jsonify` response.
+/// `X-Requested-With: XMLHttpRequest`, which is why the value travels along.
 pub(crate) fn ok(v: Value) -> Response {
-    json_response(&v, false)
+    let body = pyjson::to_string(&v, Style::Pretty);
+    let mut r = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    r.extensions_mut().insert(PendingJson(Arc::new(v)));
+    r
 }
 
 /// Cuckoo's `before_request` (Bearer auth, checked before routing, so even unknown paths
