@@ -19,6 +19,8 @@ pub mod machinery;
 pub mod pipeline;
 pub mod ports;
 mod submit;
+pub mod users;
 
 pub use error::{Error, Result};
 pub use submit::{Core, Limits, StagedSample, Upload};
+pub use users::{Auth, NewToken, NewUser, Token, TokenKind, User, UserRepo};

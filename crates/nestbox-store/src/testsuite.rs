@@ -1053,3 +1053,173 @@ async fn submissions(repo: &dyn TaskRepo) {
     assert_eq!(get(repo, id).await.spec.submit_id, Some(b));
     reset(repo).await;
 }
+
+// ---------------------------------------------------------------------------------------
+// Users (the `UserRepo` port), run separately because an engine implements it separately.
+
+/// Runs every [`UserRepo`](nestbox_core::users::UserRepo) check against `users`, which
+/// must start with no users; `tasks` is the same store's task side (for `tasks_users`).
+pub async fn run_users(users: &dyn nestbox_core::users::UserRepo, tasks: &dyn TaskRepo) {
+    use nestbox_core::users::{NewToken, NewUser, TokenKind};
+
+    assert_eq!(users.user_count().await.expect("count"), 0);
+    let new = NewUser {
+        username: "alice".into(),
+        password_hash: Some("$argon2id$x".into()),
+        is_staff: false,
+        subscription: "5/m".into(),
+        roles: vec!["submitter".into()],
+    };
+    let alice = users.add_user(&new).await.expect("add_user");
+    assert!(alice.id > 0);
+    assert_eq!(alice.username, "alice");
+    assert_eq!(alice.password_hash.as_deref(), Some("$argon2id$x"));
+    assert!(alice.is_active && !alice.is_staff);
+    assert_eq!(alice.subscription, "5/m");
+    assert_eq!(alice.roles, vec!["submitter"]);
+    assert_eq!(alice.token_generation, 0);
+    assert!(
+        matches!(users.add_user(&new).await, Err(Error::Invalid(_))),
+        "user names are unique"
+    );
+    let bob = users
+        .add_user(&NewUser {
+            username: "bob".into(),
+            password_hash: None,
+            is_staff: true,
+            subscription: String::new(),
+            roles: Vec::new(),
+        })
+        .await
+        .expect("add bob");
+    assert!(bob.id > alice.id && bob.is_staff && bob.password_hash.is_none());
+    assert_eq!(
+        users.user(alice.id).await.expect("user"),
+        Some(alice.clone())
+    );
+    assert_eq!(
+        users.user_by_name("bob").await.expect("by name"),
+        Some(bob.clone())
+    );
+    assert_eq!(users.user_by_name("carol").await.expect("by name"), None);
+    assert_eq!(users.user(i64::MAX).await.expect("user"), None);
+    let names: Vec<_> = users
+        .users()
+        .await
+        .expect("users")
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert_eq!(names, vec!["alice", "bob"]);
+    assert_eq!(users.user_count().await.expect("count"), 2);
+
+    assert!(users.set_active(alice.id, false).await.expect("disable"));
+    assert!(!users.user(alice.id).await.unwrap().unwrap().is_active);
+    assert!(users.set_active(alice.id, true).await.expect("enable"));
+    assert!(!users.set_active(i64::MAX, false).await.expect("missing"));
+    assert!(users.set_password(bob.id, Some("h2")).await.expect("pw"));
+    assert_eq!(
+        users.user(bob.id).await.unwrap().unwrap().password_hash,
+        Some("h2".into())
+    );
+
+    // Tokens: idempotent on the secret hash, looked up by kind, revoked per kind.
+    let cape = NewToken {
+        user_id: alice.id,
+        kind: TokenKind::Cape,
+        name: String::new(),
+        secret_hash: "a".repeat(64),
+        privileges: String::new(),
+    };
+    let t1 = users.add_token(&cape).await.expect("add_token");
+    assert_eq!(users.add_token(&cape).await.expect("again"), t1);
+    let key = NewToken {
+        user_id: alice.id,
+        kind: TokenKind::ApiKey,
+        name: "ci".into(),
+        secret_hash: "b".repeat(64),
+        privileges: "RW".into(),
+    };
+    users.add_token(&key).await.expect("apikey");
+    assert!(
+        users
+            .add_token(&NewToken {
+                secret_hash: "c".repeat(64),
+                ..key.clone()
+            })
+            .await
+            .is_err(),
+        "one live key per (user, kind, name)"
+    );
+    let found = users
+        .token_by_hash(TokenKind::Cape, &"a".repeat(64))
+        .await
+        .expect("lookup")
+        .expect("found");
+    assert_eq!((found.id, found.user_id), (t1, alice.id));
+    assert_eq!(found.kind, TokenKind::Cape);
+    assert!(
+        users
+            .token_by_hash(TokenKind::ApiKey, &"a".repeat(64))
+            .await
+            .unwrap()
+            .is_none(),
+        "kinds do not mix"
+    );
+    let k = users
+        .token_by_hash(TokenKind::ApiKey, &"b".repeat(64))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((k.name.as_str(), k.privileges.as_str()), ("ci", "RW"));
+    assert_eq!(
+        users
+            .revoke_tokens(alice.id, TokenKind::Cape)
+            .await
+            .expect("revoke"),
+        1
+    );
+    assert!(
+        users
+            .token_by_hash(TokenKind::Cape, &"a".repeat(64))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        users
+            .token_by_hash(TokenKind::ApiKey, &"b".repeat(64))
+            .await
+            .unwrap()
+            .is_some(),
+        "revoking one kind leaves the others"
+    );
+    assert_eq!(
+        users
+            .user(alice.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .token_generation,
+        1
+    );
+    let all = users.tokens(alice.id).await.expect("tokens");
+    assert_eq!(all.len(), 2);
+    assert!(all[0].revoked_on.is_some() && all[1].revoked_on.is_none());
+
+    // Task ownership: a side row, gone with the task.
+    let id = tasks
+        .add_task(&NewTask::new(Category::Url, "http://users.example"))
+        .await
+        .expect("add_task");
+    assert_eq!(users.task_user(id).await.expect("task_user"), 0);
+    users.set_task_user(id, alice.id).await.expect("set");
+    assert_eq!(users.task_user(id).await.unwrap(), alice.id);
+    users
+        .set_task_user(id, 0)
+        .await
+        .expect("anonymous is a no-op");
+    assert_eq!(users.task_user(id).await.unwrap(), alice.id);
+    assert!(tasks.delete_task(id).await.expect("delete"));
+    assert_eq!(users.task_user(id).await.unwrap(), 0);
+}

@@ -65,6 +65,7 @@ use sqlx::{Row, SqlSafeStr, Sqlite, Transaction};
 
 #[cfg(test)]
 mod tests;
+mod users;
 
 /// How long a connection waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -78,11 +79,18 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// is the one `migrate!` would write: switching to the macro later needs no data change.
 /// Adding a migration = adding the file *and* a line here.
 fn migrator() -> Migrator {
-    let migrations = [(
-        1,
-        "init",
-        include_str!("../../migrations/sqlite/0001_init.sql"),
-    )];
+    let migrations = [
+        (
+            1,
+            "init",
+            include_str!("../../migrations/sqlite/0001_init.sql"),
+        ),
+        (
+            2,
+            "users",
+            include_str!("../../migrations/sqlite/0002_users.sql"),
+        ),
+    ];
     Migrator::with_migrations(
         migrations
             .into_iter()

@@ -280,3 +280,11 @@ async fn list_throughput() {
         f64::from(per_task * tasks) / secs
     );
 }
+
+#[tokio::test]
+async fn sqlite_users_conformance() {
+    let (_dir, repo) = temp_repo().await;
+    testsuite::run_users(&repo, &repo).await;
+    let repo = SqliteRepo::open_in_memory().await.expect("open");
+    testsuite::run_users(&repo, &repo).await;
+}
