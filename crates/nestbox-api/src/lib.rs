@@ -8,13 +8,16 @@
 //! This crate never touches SQL or the filesystem layout directly: it gets the core's ports
 //! through [`ApiContext`], built by the binary's composition root.
 #![deny(missing_docs)]
+#![recursion_limit = "256"]
 
+pub mod cape;
 pub mod common;
 pub mod cuckoo;
 
 use std::sync::Arc;
 
 use axum::Router;
+pub use cape::{CapeEndpoints, CapeSettings};
 use nestbox_core::Core;
 use tokio::sync::{Notify, watch};
 
@@ -39,9 +42,16 @@ pub struct ApiContext {
     pub cuckoo: CuckooSettings,
     /// Set to true to stop the server (`/exit` in debug mode).
     pub shutdown: watch::Sender<bool>,
+    /// CAPE dialect settings.
+    pub cape: CapeSettings,
+    /// Users and credentials (every dialect's logins and tokens).
+    pub auth: nestbox_core::Auth,
 }
 
 /// The whole HTTP surface.
 pub fn router(ctx: Arc<ApiContext>) -> Router {
-    cuckoo::router(ctx)
+    // `/apiv2/…` is CAPE's; everything else (including Cuckoo's 404 fallback) is Cuckoo's.
+    Router::new()
+        .nest("/apiv2", cape::router(ctx.clone()))
+        .merge(cuckoo::router(ctx))
 }

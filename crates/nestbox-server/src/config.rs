@@ -26,6 +26,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// The Cuckoo REST dialect.
     pub cuckoo: CuckooConfig,
+    /// The CAPEv2 `/apiv2/` dialect, users and tokens.
+    pub cape: crate::cape_config::CapeConfig,
     /// Analysis workers and stages.
     pub analysis: AnalysisConfig,
     /// Machines (analysis slots). Empty = `static1..static<workers>`, platform `linux`.
@@ -149,6 +151,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             database: DatabaseConfig::default(),
             cuckoo: CuckooConfig::default(),
+            cape: crate::cape_config::CapeConfig::default(),
             analysis: AnalysisConfig::default(),
             machines: Vec::new(),
         }
@@ -217,6 +220,7 @@ impl Config {
     }
 
     fn resolve_secrets(&mut self) -> anyhow::Result<()> {
+        self.cape.resolve_secrets()?;
         if let Some(file) = &self.cuckoo.api_token_file {
             if !self.cuckoo.api_token.is_empty() {
                 bail!("cuckoo.api_token and cuckoo.api_token_file are both set; use one");
@@ -258,6 +262,7 @@ impl Config {
                 self.database.url
             ));
         }
+        self.cape.validate(&mut problems);
         let mut names = std::collections::BTreeSet::new();
         for m in &self.machines {
             if m.name.trim().is_empty() {

@@ -3,8 +3,10 @@
 //! This is the composition root: the only place that names the concrete store, blob store
 //! and API together. Everything else receives them as trait objects.
 
+mod cape_config;
 mod config;
 mod submit;
+mod users_cli;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -64,6 +66,22 @@ enum Command {
         #[arg(long, env = "NESTBOX_TOKEN")]
         token: Option<String>,
     },
+    /// Manage users (CAPE logins and tokens; every dialect's users).
+    User {
+        #[command(subcommand)]
+        cmd: users_cli::UserCmd,
+        /// Configuration file (default: ./nestbox.toml if present).
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+    },
+    /// Manage CAPE API tokens.
+    Token {
+        #[command(subcommand)]
+        cmd: users_cli::TokenCmd,
+        /// Configuration file (default: ./nestbox.toml if present).
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+    },
     /// Print the JSON report of the static pipeline for a file, without a server.
     Analyze {
         /// The file to analyse.
@@ -81,6 +99,8 @@ fn main() -> ExitCode {
             token,
         } => submit::run(&target, &server, token.as_deref()),
         Command::Analyze { file } => analyze(&file),
+        Command::User { cmd, config } => users_cli::user(cmd, config.as_deref()),
+        Command::Token { cmd, config } => users_cli::token(cmd, config.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -149,6 +169,8 @@ async fn run_server(cfg: Config) -> anyhow::Result<()> {
         tmp_dir: data_dir.join("tmp"),
         targets_dir: Some(std::path::absolute(data_dir.join("targets"))?),
     };
+    let auth = nestbox_core::Auth::new(repo.clone(), users_cli::server_secret(&data_dir)?);
+    users_cli::bootstrap_admin(&auth, &cfg.cape).await?;
     core.repo.sync_machines(&cfg.machine_specs()).await?;
     let recovered = core.recover_running(cfg.analysis.reschedule).await?;
     if !recovered.is_empty() {
@@ -181,6 +203,8 @@ async fn run_server(cfg: Config) -> anyhow::Result<()> {
             debug: cfg.cuckoo.debug,
         },
         shutdown: shutdown_tx.clone(),
+        cape: cfg.cape.settings(),
+        auth,
     });
     if cfg.cuckoo.api_token.is_empty() {
         tracing::warn!(

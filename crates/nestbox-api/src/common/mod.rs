@@ -4,3 +4,4 @@
 pub mod form;
 pub mod pyjson;
 pub mod status;
+pub mod zipout;

@@ -2,6 +2,7 @@
 //! its own data directory and talks HTTP to it.
 //!
 //! Index:
+//! - `cape`: the CAPEv2 /apiv2/ API, checklist items 1–37 of spec cape.md, auth, throttling
 //! - `cuckoo`: the Cuckoo REST API, one test per checklist group of spec cuckoo.md §10
 //! - `triage`: static triage against the reference tools (`file`, `ssdeep`, coreutils)
 //! - `hostile`: bad input: traversal names, oversize uploads, malformed multipart
@@ -9,6 +10,7 @@
 //! - `cli`: `nestbox analyze` and `nestbox submit`
 //! - `deps`: the crate dependency rules (house style §7.3)
 
+mod cape;
 mod cli;
 mod cuckoo;
 mod deps;
