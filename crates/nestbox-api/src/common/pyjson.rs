@@ -3,12 +3,18 @@
 //!
 //! Flask 0.12 `jsonify`: keys sorted, `indent=2` with separators `", "`/`": "` (so pretty
 //! lines end in `", "` + newline, a trailing space included), `ensure_ascii` (every
-//! non-ASCII character escaped as `\uXXXX`, astral ones as surrogate pairs), and a final
-//! newline. With `X-Requested-With: XMLHttpRequest` it is compact: `,` and `:`.
+//! character outside `' '..='~'` escaped as `\uXXXX`, astral ones as surrogate pairs), and a
+//! final newline. With `X-Requested-With: XMLHttpRequest` it is compact: `,` and `:`.
+//!
+//! This is a `serde_json` [`Formatter`], so any `Serialize` value is written directly,
+//! without building a `serde_json::Value` first (the hot path of `tasks/view` and
+//! `tasks/list`). Key order is the caller's job: maps from `serde_json::Value` and
+//! `BTreeMap` are sorted; view structs declare their fields in sorted order.
 
-use std::fmt::Write;
+use std::io::{self, Write};
 
-use serde_json::Value;
+use serde::Serialize;
+use serde_json::ser::{CharEscape, Formatter};
 
 /// Output style.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,118 +26,175 @@ pub enum Style {
 }
 
 /// Serialises `v` in Python's format.
-pub fn to_string(v: &Value, style: Style) -> String {
-    let mut out = String::with_capacity(256);
-    write_value(&mut out, v, style, 0);
-    if style == Style::Pretty {
-        out.push('\n');
-    }
+pub fn to_string<T: Serialize + ?Sized>(v: &T, style: Style) -> String {
+    let mut out = Vec::with_capacity(1024);
+    write(&mut out, v, style);
+    // The formatter only ever writes ASCII.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Serialises `v` in Python's format into a byte buffer.
+pub fn to_vec<T: Serialize + ?Sized>(v: &T, style: Style) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1024);
+    write(&mut out, v, style);
     out
 }
 
-fn newline(out: &mut String, level: usize) {
-    out.push('\n');
-    for _ in 0..level {
-        out.push_str("  ");
+fn write<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T, style: Style) {
+    let mut ser = serde_json::Serializer::with_formatter(&mut *out, PyFormatter::new(style));
+    if let Err(e) = v.serialize(&mut ser) {
+        // Only a failing Serialize impl (e.g. a map with non-string keys) gets here.
+        tracing::error!(error = %e, "serialising a response failed");
+        out.clear();
+        out.extend_from_slice(b"null");
+    }
+    if style == Style::Pretty {
+        out.push(b'\n');
     }
 }
 
-fn write_value(out: &mut String, v: &Value, style: Style, level: usize) {
-    match v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => write_number(out, n),
-        Value::String(s) => write_str(out, s),
-        Value::Array(items) => {
-            if items.is_empty() {
-                out.push_str("[]");
-                return;
-            }
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                separator(out, style, level + 1, i == 0);
-                write_value(out, item, style, level + 1);
-            }
-            if style == Style::Pretty {
-                newline(out, level);
-            }
-            out.push(']');
+/// The Python `json.dumps` formatter.
+pub struct PyFormatter {
+    style: Style,
+    level: usize,
+    has_value: bool,
+}
+
+impl PyFormatter {
+    /// A formatter in the given style.
+    pub fn new(style: Style) -> Self {
+        PyFormatter {
+            style,
+            level: 0,
+            has_value: false,
         }
-        Value::Object(map) => {
-            if map.is_empty() {
-                out.push_str("{}");
-                return;
+    }
+
+    fn newline<W: ?Sized + Write>(&self, w: &mut W) -> io::Result<()> {
+        w.write_all(b"\n")?;
+        for _ in 0..self.level {
+            w.write_all(b"  ")?;
+        }
+        Ok(())
+    }
+
+    fn begin<W: ?Sized + Write>(&mut self, w: &mut W, open: &[u8]) -> io::Result<()> {
+        self.level += 1;
+        self.has_value = false;
+        w.write_all(open)
+    }
+
+    fn end<W: ?Sized + Write>(&mut self, w: &mut W, close: &[u8]) -> io::Result<()> {
+        self.level -= 1;
+        if self.style == Style::Pretty && self.has_value {
+            self.newline(w)?;
+        }
+        self.has_value = true;
+        w.write_all(close)
+    }
+
+    fn item<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        match self.style {
+            Style::Pretty => {
+                if !first {
+                    w.write_all(b", ")?;
+                }
+                self.newline(w)
             }
-            out.push('{');
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            for (i, k) in keys.into_iter().enumerate() {
-                separator(out, style, level + 1, i == 0);
-                write_str(out, k);
-                out.push_str(if style == Style::Pretty { ": " } else { ":" });
-                write_value(out, &map[k], style, level + 1);
-            }
-            if style == Style::Pretty {
-                newline(out, level);
-            }
-            out.push('}');
+            Style::Compact if !first => w.write_all(b","),
+            Style::Compact => Ok(()),
         }
     }
 }
 
-fn separator(out: &mut String, style: Style, level: usize, first: bool) {
-    match style {
-        Style::Pretty => {
-            if !first {
-                out.push_str(", ");
-            }
-            newline(out, level);
-        }
-        Style::Compact => {
-            if !first {
-                out.push(',');
-            }
-        }
+impl Formatter for PyFormatter {
+    fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.begin(w, b"[")
     }
-}
+    fn end_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.end(w, b"]")
+    }
+    fn begin_array_value<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        self.item(w, first)
+    }
+    fn end_array_value<W: ?Sized + Write>(&mut self, _w: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+    fn begin_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.begin(w, b"{")
+    }
+    fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.end(w, b"}")
+    }
+    fn begin_object_key<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        self.item(w, first)
+    }
+    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        w.write_all(if self.style == Style::Pretty {
+            b": "
+        } else {
+            b":"
+        })
+    }
+    fn end_object_value<W: ?Sized + Write>(&mut self, _w: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
 
-fn write_number(out: &mut String, n: &serde_json::Number) {
-    if let Some(f) = n.as_f64().filter(|_| n.is_f64()) {
+    fn write_f64<W: ?Sized + Write>(&mut self, w: &mut W, f: f64) -> io::Result<()> {
         if !f.is_finite() {
-            // Python writes NaN/Infinity; no JSON parser reads them, and we never emit them.
-            out.push_str("null");
+            // Python writes NaN/Infinity, which no JSON parser reads; we never emit them.
+            w.write_all(b"null")
         } else if f.fract() == 0.0 && f.abs() < 1e16 {
             // Python's repr keeps ".0" on integral floats.
-            let _ = write!(out, "{f:.1}");
+            write!(w, "{f:.1}")
         } else {
-            let _ = write!(out, "{f}");
+            write!(w, "{f}")
         }
-    } else {
-        let _ = write!(out, "{n}");
     }
-}
 
-fn write_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
-                let mut buf = [0u16; 2];
-                for unit in c.encode_utf16(&mut buf) {
-                    let _ = write!(out, "\\u{unit:04x}");
-                }
+    fn write_string_fragment<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        // serde_json hands over runs that need no JSON escaping; ensure_ascii still escapes
+        // everything outside ' '..='~' (DEL included).
+        let bytes = fragment.as_bytes();
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if (' '..='~').contains(&c) {
+                continue;
             }
-            c => out.push(c),
+            w.write_all(&bytes[start..i])?;
+            let mut buf = [0u16; 2];
+            for unit in c.encode_utf16(&mut buf) {
+                write!(w, "\\u{unit:04x}")?;
+            }
+            start = i + c.len_utf8();
         }
+        w.write_all(&bytes[start..])
     }
-    out.push('"');
+
+    fn write_char_escape<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        escape: CharEscape,
+    ) -> io::Result<()> {
+        let s: &[u8] = match escape {
+            CharEscape::Quote => b"\\\"",
+            CharEscape::ReverseSolidus => b"\\\\",
+            CharEscape::Solidus => b"/",
+            CharEscape::Backspace => b"\\b",
+            CharEscape::FormFeed => b"\\f",
+            CharEscape::LineFeed => b"\\n",
+            CharEscape::CarriageReturn => b"\\r",
+            CharEscape::Tab => b"\\t",
+            CharEscape::AsciiControl(b) => return write!(w, "\\u{:04x}", b),
+        };
+        w.write_all(s)
+    }
 }
 
 #[cfg(test)]
@@ -141,25 +204,44 @@ mod tests {
 
     #[test]
     fn matches_flask_jsonify() {
-        let v = json!({"tasks": [], "b": {"y": 1, "x": [1, 2.0, 75.7]}, "a": "é\u{202e}😀"});
-        let want = "{\n  \"a\": \"\\u00e9\\u202e\\ud83d\\ude00\", \n  \"b\": {\n    \"x\": [\n      1, \n      2.0, \n      75.7\n    ], \n    \"y\": 1\n  }, \n  \"tasks\": []\n}\n";
+        let v =
+            json!({"tasks": [], "b": {"y": 1, "x": [1, 2.0, 75.7]}, "a": "é\u{202e}😀\u{7f}\u{1}"});
+        let want = "{\n  \"a\": \"\\u00e9\\u202e\\ud83d\\ude00\\u007f\\u0001\", \n  \"b\": {\n    \"x\": [\n      1, \n      2.0, \n      75.7\n    ], \n    \"y\": 1\n  }, \n  \"tasks\": []\n}\n";
         assert_eq!(to_string(&v, Style::Pretty), want);
     }
 
     #[test]
-    fn empty_list_like_python() {
+    fn empty_containers_like_python() {
         assert_eq!(
             to_string(&json!({"tasks": []}), Style::Pretty),
             "{\n  \"tasks\": []\n}\n"
         );
+        assert_eq!(
+            to_string(&json!({"a": {}, "b": [[]]}), Style::Pretty),
+            "{\n  \"a\": {}, \n  \"b\": [\n    []\n  ]\n}\n"
+        );
+        assert_eq!(to_string(&json!([]), Style::Compact), "[]");
     }
 
     #[test]
     fn compact_form() {
-        let v = json!({"b": [1, {"d": null, "c": true}], "a": "x\"\n"});
+        let v = json!({"b": [1, {"d": null, "c": true}], "a": "x\"\n/"});
         assert_eq!(
             to_string(&v, Style::Compact),
-            r#"{"a":"x\"\n","b":[1,{"c":true,"d":null}]}"#
+            r#"{"a":"x\"\n/","b":[1,{"c":true,"d":null}]}"#
+        );
+    }
+
+    #[test]
+    fn structs_serialise_in_field_order() {
+        #[derive(Serialize)]
+        struct S {
+            a: u8,
+            b: Vec<u8>,
+        }
+        assert_eq!(
+            to_string(&S { a: 1, b: vec![] }, Style::Compact),
+            r#"{"a":1,"b":[]}"#
         );
     }
 }

@@ -20,7 +20,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::ApiContext;
 use crate::common::pyjson::{self, Style};
@@ -133,18 +133,19 @@ async fn options(allow: &'static str) -> Response {
     r
 }
 
-/// A JSON body waiting for the middleware to pick its style (pretty or compact), which
-/// depends on a request header the handler does not see.
-#[derive(Clone)]
-struct PendingJson(Arc<Value>);
+tokio::task_local! {
+    /// The JSON style of the request being handled: jsonify is compact for
+    /// `X-Requested-With: XMLHttpRequest`. Set by the middleware around the handler, read
+    /// by [`ok`], so handlers need not carry the header around.
+    static JSON_STYLE: Style;
+}
 
-/// A `jsonify` response. Rendered pretty here; the middleware re-renders it compact for
-/// `X-Requested-With: XMLHttpRequest`, which is why the value travels along.
-pub(crate) fn ok(v: Value) -> Response {
-    let body = pyjson::to_string(&v, Style::Pretty);
-    let mut r = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
-    r.extensions_mut().insert(PendingJson(Arc::new(v)));
-    r
+/// A `jsonify` response of any serialisable value (maps sorted, view structs declare
+/// their fields in sorted order).
+pub(crate) fn ok(v: impl serde::Serialize) -> Response {
+    let style = JSON_STYLE.try_with(|s| *s).unwrap_or(Style::Pretty);
+    let body = pyjson::to_vec(&v, style);
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// Cuckoo's `before_request` (Bearer auth, checked before routing, so even unknown paths
@@ -154,20 +155,22 @@ async fn auth_and_headers(State(ctx): Ctx, req: Request, next: Next) -> Response
         .headers()
         .get("x-requested-with")
         .is_some_and(|v| v.as_bytes() == b"XMLHttpRequest");
-    let mut resp = if authorized(&ctx.cuckoo.api_token, req.headers()) {
-        next.run(req).await
-    } else {
-        CuckooError::Message(
-            StatusCode::UNAUTHORIZED,
-            "Authentication in the form of an 'Authorization: Bearer <TOKEN>' header is required"
-                .into(),
-        )
-        .into_response()
-    };
-    if xhr && let Some(PendingJson(v)) = resp.extensions_mut().remove::<PendingJson>() {
-        let (parts, _) = resp.into_parts();
-        resp = Response::from_parts(parts, pyjson::to_string(&v, Style::Compact).into());
-    }
+    let style = if xhr { Style::Compact } else { Style::Pretty };
+    let allowed = authorized(&ctx.cuckoo.api_token, req.headers());
+    let mut resp = JSON_STYLE
+        .scope(style, async move {
+            if allowed {
+                next.run(req).await
+            } else {
+                CuckooError::Message(
+                    StatusCode::UNAUTHORIZED,
+                    "Authentication in the form of an 'Authorization: Bearer <TOKEN>' header is required"
+                        .into(),
+                )
+                .into_response()
+            }
+        })
+        .await;
     let h = resp.headers_mut();
     for (name, value) in [
         ("server", "Machete Server"),

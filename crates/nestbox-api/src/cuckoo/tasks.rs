@@ -6,9 +6,9 @@ use axum::response::Response;
 use nestbox_analyzers::archive::{Member, archive_kind, list_members, package_for_name};
 use nestbox_core::Error as CoreError;
 use nestbox_types::{Category, NewSubmission, NewTask, TaskId, TaskOptions, TaskQuery, Timestamp};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::dto::{self, Dates};
+use super::dto::{Dates, TaskView};
 use super::{Ctx, CuckooError, int_segment, ok, status_ok};
 use crate::common::form::{FormError, FormInput, read_form};
 
@@ -308,6 +308,18 @@ async fn archive_members(path: &std::path::Path) -> Vec<Member> {
     .unwrap_or_default()
 }
 
+/// `{"tasks": [...]}`.
+#[derive(serde::Serialize)]
+struct TaskList<'a> {
+    tasks: Vec<TaskView<'a>>,
+}
+
+/// `{"task": ...}`.
+#[derive(serde::Serialize)]
+struct OneTask<'a> {
+    task: TaskView<'a>,
+}
+
 /// Query string of `tasks/list`.
 #[derive(serde::Deserialize, Default)]
 pub struct ListQuery {
@@ -334,8 +346,11 @@ async fn list(ctx: &crate::ApiContext, mut query: TaskQuery, q: ListQuery) -> Re
     }
     query.owner = q.owner;
     let tasks = ctx.core.list_tasks(&query).await?;
-    let tasks: Vec<Value> = tasks.iter().map(|t| dto::task(t, Dates::Plain)).collect();
-    Ok(ok(json!({ "tasks": tasks })))
+    let tasks: Vec<TaskView<'_>> = tasks
+        .iter()
+        .map(|t| TaskView::of(t, Dates::Plain))
+        .collect();
+    Ok(ok(TaskList { tasks }))
 }
 
 /// `GET /tasks/list`.
@@ -387,7 +402,9 @@ pub async fn tasks_sample(
 pub async fn tasks_view(State(ctx): Ctx, Path(id): Path<String>) -> Result<Response> {
     let id = TaskId(int_segment(&id)?);
     match ctx.core.repo.task(id).await? {
-        Some(t) => Ok(ok(json!({ "task": dto::task(&t, Dates::Rfc1123) }))),
+        Some(t) => Ok(ok(OneTask {
+            task: TaskView::of(&t, Dates::Rfc1123),
+        })),
         None => Err(CuckooError::not_found("Task not found")),
     }
 }
@@ -509,7 +526,7 @@ mod tests {
     fn tags_and_clock() {
         assert_eq!(parse_tags(Some("foo,,bar")), vec!["bar", "foo"]);
         let ts = parse_clock(Some("01-02-2017 10:00:00")).unwrap();
-        assert_eq!(super::dto::date(ts, Dates::Plain), "2017-01-02 10:00:00");
+        assert_eq!(crate::cuckoo::dto::date(ts, Dates::Plain), "2017-01-02 10:00:00");
         assert!(parse_clock(Some("garbage")).is_none());
     }
 }
