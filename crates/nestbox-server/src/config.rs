@@ -32,6 +32,8 @@ pub struct Config {
     pub analysis: AnalysisConfig,
     /// Machines (analysis slots). Empty = `static1..static<workers>`, platform `linux`.
     pub machines: Vec<MachineConfig>,
+    /// The `ns` sandbox machinery (detonation).
+    pub sandbox: crate::sandbox_config::SandboxConfig,
 }
 
 /// `[server]`
@@ -154,6 +156,7 @@ impl Default for Config {
             cape: crate::cape_config::CapeConfig::default(),
             analysis: AnalysisConfig::default(),
             machines: Vec::new(),
+            sandbox: crate::sandbox_config::SandboxConfig::default(),
         }
     }
 }
@@ -263,6 +266,7 @@ impl Config {
             ));
         }
         self.cape.validate(&mut problems);
+        self.sandbox.validate(&mut problems);
         let mut names = std::collections::BTreeSet::new();
         for m in &self.machines {
             if m.name.trim().is_empty() {

@@ -5,6 +5,7 @@
 
 mod cape_config;
 mod config;
+mod sandbox_config;
 mod submit;
 mod users_cli;
 
@@ -171,7 +172,17 @@ async fn run_server(cfg: Config) -> anyhow::Result<()> {
     };
     let auth = nestbox_core::Auth::new(repo.clone(), users_cli::server_secret(&data_dir)?);
     users_cli::bootstrap_admin(&auth, &cfg.cape).await?;
-    core.repo.sync_machines(&cfg.machine_specs()).await?;
+    // The start-up probe of the ns sandbox (blocking: it runs a test detonation).
+    let sandbox = cfg.sandbox.clone();
+    let machinery = match cfg.analysis.workers {
+        0 => None,
+        _ => tokio::task::spawn_blocking(move || sandbox.machinery()).await?,
+    };
+    let mut machine_specs = cfg.machine_specs();
+    if machinery.is_some() && cfg.machines.is_empty() {
+        machine_specs = cfg.sandbox.machine_specs(&machine_specs[0]);
+    }
+    core.repo.sync_machines(&machine_specs).await?;
     let recovered = core.recover_running(cfg.analysis.reschedule).await?;
     if !recovered.is_empty() {
         tracing::warn!(
@@ -181,7 +192,7 @@ async fn run_server(cfg: Config) -> anyhow::Result<()> {
     }
     clean_tmp(&core.tmp_dir);
 
-    let pool = WorkerPool::new(
+    let mut pool = WorkerPool::new(
         core.clone(),
         WorkerSettings {
             workers: cfg.analysis.workers,
@@ -193,6 +204,9 @@ async fn run_server(cfg: Config) -> anyhow::Result<()> {
             html_report: cfg.analysis.html_report,
         },
     );
+    if let Some(m) = machinery {
+        pool = pool.with_machinery(m);
+    }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let ctx = Arc::new(ApiContext {
         core,

@@ -9,6 +9,7 @@
 //! - `lifecycle`: kill -9 while tasks run, recovery on restart
 //! - `cli`: `nestbox analyze` and `nestbox submit`
 //! - `deps`: the crate dependency rules (house style §7.3)
+//! - `sandbox`: the `ns` machinery: real detonations, containment, behaviour, dropped files
 
 mod cape;
 mod cli;
@@ -17,4 +18,5 @@ mod deps;
 mod harness;
 mod hostile;
 mod lifecycle;
+mod sandbox;
 mod triage;

@@ -1,0 +1,747 @@
+//! One detonation: scratch directory, command line, timeout and kill, then processing.
+
+use std::os::unix::fs::{PermissionsExt, chown};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use nestbox_core::machinery::{Detonation, DetonationJob};
+
+use crate::behavior;
+use crate::cgroup::{CgroupKind, Group};
+use crate::dropped;
+use crate::package::{self, Launch};
+use crate::{SandboxSettings, seccomp};
+
+/// System calls strace reports (a seccomp-bpf pre-filter keeps the rest untraced, which
+/// is what keeps the overhead near 1.35× instead of ~18×).
+const TRACED: &str = "%process,%network,open,openat,creat,unlink,unlinkat,rename,renameat,renameat2,\
+mkdir,mkdirat,rmdir,chdir,fchdir,chmod,fchmodat,symlink,symlinkat,link,linkat,truncate,ptrace,setuid,\
+setgid,setresuid,prctl";
+
+/// `prctl(PR_SET_CHILD_SUBREAPER)`, run the command, reap every descendant, exit with the
+/// command's status.
+const SUBREAPER: &str = "syscall(157, 36, 1, 0, 0, 0); my $p = fork(); if (!$p) { exec { $ARGV[0] } @ARGV; exit 127 } my $rc = 0; while ((my $w = wait()) != -1) { $rc = $? >> 8 if $w == $p } exit $rc";
+
+/// Host `/etc` entries visible (read-only) inside: what loaders, libc, TLS and
+/// interpreters read. Everything else in `/etc` is absent; identity files are fakes.
+const ETC: &[&str] = &[
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "alternatives",
+    "nsswitch.conf",
+    "localtime",
+    "timezone",
+    "ssl",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "protocols",
+    "services",
+    "mime.types",
+    "magic",
+    "bash.bashrc",
+    "profile",
+    "profile.d",
+    "inputrc",
+    "environment",
+    "gai.conf",
+    "host.conf",
+    "login.defs",
+    "debian_version",
+    "python3",
+    "python3.11",
+    "perl",
+    "fonts",
+    "mailcap",
+];
+
+/// Directories under the scratch root that become writable places inside.
+pub(crate) fn writable(user: &str) -> [(&'static str, String); 3] {
+    [
+        ("home", format!("/home/{user}")),
+        ("tmp", "/tmp".to_owned()),
+        ("vartmp", "/var/tmp".to_owned()),
+    ]
+}
+
+struct Scratch {
+    root: PathBuf,
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        // remove_dir_all does not follow symlinks the sample may have planted.
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn slot_of(name: &str) -> u32 {
+    let digits: String = name.chars().filter(char::is_ascii_digit).collect();
+    digits
+        .parse::<u32>()
+        .unwrap_or_else(|_| name.bytes().map(u32::from).sum::<u32>() % 1000)
+        % 10_000
+}
+
+fn fake_etc(s: &SandboxSettings) -> Vec<(&'static str, String)> {
+    let u = &s.user;
+    let h = &s.hostname;
+    vec![
+        (
+            "passwd",
+            format!(
+                "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\nwww-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n{u}:x:1000:1000:{u},,,:/home/{u}:/bin/bash\n"
+            ),
+        ),
+        (
+            "group",
+            format!("root:x:0:\nsudo:x:27:{u}\nusers:x:100:{u}\nnogroup:x:65534:\n{u}:x:1000:\n"),
+        ),
+        (
+            "shadow",
+            format!(
+                "root:$y$j9T$Jx0dA1Vt6yq0m2dYc8Gm5.$4o3lNq4n0wF7wK3r4YyQyqK3xD1vJm8gWc6t3E0bQ2/:19700:0:99999:7:::\n{u}:$y$j9T$9kq3WbVdKp0e1rS7uP2x9/$8vQm1c3Zb5YtJ6nR0wL2pK4sD7fH9gE1aC3xV5bN6m8:19700:0:99999:7:::\n"
+            ),
+        ),
+        ("hostname", format!("{h}\n")),
+        (
+            "hosts",
+            format!(
+                "127.0.0.1\tlocalhost\n127.0.1.1\t{h}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+            ),
+        ),
+        ("resolv.conf", "nameserver 10.0.2.3\n".to_owned()),
+        (
+            "machine-id",
+            "4c4f2b2a8e0d4d8f9a1c6e3b7d5f0a12\n".to_owned(),
+        ),
+    ]
+}
+
+/// Everything one run needs, prepared on disk.
+struct Prepared {
+    scratch: Scratch,
+    trace_dir: PathBuf,
+    filter: PathBuf,
+    output: PathBuf,
+    uid: u32,
+}
+
+fn prepare(s: &SandboxSettings, workdir: &Path, slot: u32) -> Result<Prepared, String> {
+    let base = s.scratch_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let uid = s.uid_base + slot;
+    let root = base.join(format!(
+        "nestbox-ns{slot}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
+    let e = |what: &str, err: std::io::Error| format!("sandbox set-up: {what}: {err}");
+    std::fs::create_dir(&root).map_err(|x| e("scratch directory", x))?;
+    let scratch = Scratch { root: root.clone() };
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o711))
+        .map_err(|x| e("chmod", x))?;
+    for (d, _) in writable(&s.user) {
+        let p = root.join(d);
+        std::fs::create_dir(&p).map_err(|x| e(d, x))?;
+        chown(&p, Some(uid), Some(uid)).map_err(|x| e("chown", x))?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
+            .map_err(|x| e("chmod", x))?;
+    }
+    let etc = root.join("etc");
+    std::fs::create_dir(&etc).map_err(|x| e("etc", x))?;
+    std::fs::set_permissions(&etc, std::fs::Permissions::from_mode(0o755))
+        .map_err(|x| e("chmod", x))?;
+    for (name, content) in fake_etc(s) {
+        let p = etc.join(name);
+        std::fs::write(&p, content).map_err(|x| e(name, x))?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644))
+            .map_err(|x| e("chmod", x))?;
+    }
+    // A lived-in home.
+    let home = root.join("home");
+    for (name, content) in [
+        (
+            ".bashrc",
+            "# ~/.bashrc\nexport HISTSIZE=1000\nalias ll='ls -l'\n",
+        ),
+        (
+            ".profile",
+            "# ~/.profile\n[ -f ~/.bashrc ] && . ~/.bashrc\n",
+        ),
+    ] {
+        std::fs::write(home.join(name), content).map_err(|x| e(name, x))?;
+        chown(home.join(name), Some(uid), Some(uid)).map_err(|x| e("chown", x))?;
+    }
+    let trace_dir = workdir.join("trace");
+    std::fs::create_dir_all(&trace_dir).map_err(|x| e("trace directory", x))?;
+    let filter = workdir.join("seccomp.bpf");
+    std::fs::write(&filter, seccomp::filter_bytes()?).map_err(|x| e("seccomp filter", x))?;
+    Ok(Prepared {
+        scratch,
+        trace_dir,
+        filter,
+        output: workdir.join("output.txt"),
+        uid,
+    })
+}
+
+/// The bwrap arguments for a prepared run.
+fn bwrap_args(s: &SandboxSettings, p: &Prepared, launch: &Launch) -> Vec<String> {
+    let mut a: Vec<String> = Vec::new();
+    let mut push = |xs: &[&str]| a.extend(xs.iter().map(|x| (*x).to_owned()));
+    push(&[
+        "bwrap",
+        "--unshare-all",
+        "--unshare-user",
+        "--disable-userns",
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        "--uid",
+        "1000",
+        "--gid",
+        "1000",
+        "--hostname",
+        &s.hostname,
+        "--ro-bind",
+        "/usr",
+        "/usr",
+    ]);
+    for l in ["bin", "lib", "lib32", "lib64", "libx32", "sbin"] {
+        let host = Path::new("/").join(l);
+        match std::fs::read_link(&host) {
+            Ok(t) => push(&["--symlink", &t.to_string_lossy(), &format!("/{l}")]),
+            Err(_) if host.is_dir() => push(&["--ro-bind", &format!("/{l}"), &format!("/{l}")]),
+            Err(_) => {}
+        }
+    }
+    push(&[
+        "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/run", "--dir", "/etc",
+    ]);
+    for e in ETC {
+        let host = Path::new("/etc").join(e);
+        if host.exists() {
+            let h = host.to_string_lossy();
+            push(&["--ro-bind", &h, &h]);
+        }
+    }
+    for (name, _) in fake_etc(s) {
+        let src = p.scratch.root.join("etc").join(name);
+        push(&["--ro-bind", &src.to_string_lossy(), &format!("/etc/{name}")]);
+    }
+    push(&["--symlink", "../usr/lib/os-release", "/etc/os-release"]);
+    push(&[
+        "--dir",
+        "/var",
+        "--symlink",
+        "../run",
+        "/var/run",
+        "--dir",
+        "/home",
+    ]);
+    for (d, inside) in writable(&s.user) {
+        let src = p.scratch.root.join(d);
+        push(&["--bind", &src.to_string_lossy(), &inside]);
+    }
+    // The root itself (bwrap's tmpfs holding the mount points) is read-only: the only
+    // writable places are the ones collected as dropped files (and /dev/shm, /run).
+    push(&["--remount-ro", "/"]);
+    let home = format!("/home/{}", s.user);
+    push(&[
+        "--chdir",
+        &home,
+        "--clearenv",
+        "--setenv",
+        "HOME",
+        &home,
+        "--setenv",
+        "USER",
+        &s.user,
+        "--setenv",
+        "LOGNAME",
+        &s.user,
+        "--setenv",
+        "SHELL",
+        "/bin/bash",
+        "--setenv",
+        "PATH",
+        "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
+        "--setenv",
+        "LANG",
+        "en_US.UTF-8",
+        "--setenv",
+        "TERM",
+        "xterm-256color",
+        "--setenv",
+        "HOSTNAME",
+        &s.hostname,
+        "--seccomp",
+        "3",
+        "--",
+        // A child subreaper (perl is Essential in Debian): the sandbox lives until the
+        // sample *and everything it left behind* has exited, as Cuckoo tracks daemonised
+        // children; bwrap alone would end it with the first process.
+        "/usr/bin/perl",
+        "-e",
+        SUBREAPER,
+        &launch.entry,
+    ]);
+    a.extend(launch.args.iter().cloned());
+    a
+}
+
+/// How a run ended.
+struct Outcome {
+    timed_out: bool,
+    elapsed: Duration,
+    status: Option<std::process::ExitStatus>,
+}
+
+async fn execute(
+    s: &SandboxSettings,
+    p: &Prepared,
+    launch: &Launch,
+    group: Option<&Group>,
+    timeout: Duration,
+    trace: bool,
+) -> Result<Outcome, String> {
+    let cpu = timeout.as_secs() + 5;
+    let mut cmd = tokio::process::Command::new("/bin/sh");
+    // Join the cgroup(s), open the seccomp filter as fd 3 for bwrap, then become the
+    // tracer. The script's only inputs are environment variables and "$@".
+    cmd.arg("-c")
+        .arg("for f in $NBX_PROCS; do echo $$ > \"$f\" || exit 125; done; exec 3<\"$NBX_SECCOMP\" || exit 125; exec \"$@\"")
+        .arg("nestbox-sandbox");
+    // If nestbox dies (even by SIGKILL), the tracer gets SIGKILL, and bwrap's
+    // --die-with-parent then takes the whole sandbox down with it.
+    cmd.args(["setpriv", "--pdeathsig", "KILL", "--"]);
+    if trace {
+        cmd.args([
+            "strace",
+            "-q",
+            "-f",
+            "-ff",
+            "-ttt",
+            "-s",
+            "256",
+            "--seccomp-bpf",
+            "--pidns-translation",
+            "-e",
+        ])
+        .arg(format!("trace={TRACED}"))
+        .arg("-o")
+        .arg(p.trace_dir.join("t"));
+    }
+    cmd.arg("setpriv")
+        .arg(format!("--reuid={}", p.uid))
+        .arg(format!("--regid={}", p.uid))
+        .args(["--clear-groups", "--", "prlimit"])
+        .arg(format!("--nproc={}", s.max_pids))
+        .arg(format!("--as={}", s.address_space))
+        .arg(format!("--cpu={cpu}"))
+        .arg(format!("--fsize={}", s.max_file_size))
+        .args(["--core=0", "--nofile=1024", "--"])
+        .args(bwrap_args(s, p, launch));
+    let procs: Vec<String> = group
+        .map(|g| {
+            g.procs_files()
+                .iter()
+                .map(|f| f.to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let out = std::fs::File::create(&p.output).map_err(|e| format!("output file: {e}"))?;
+    let err = out.try_clone().map_err(|e| format!("output file: {e}"))?;
+    cmd.env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("NBX_PROCS", procs.join(" "))
+        .env("NBX_SECCOMP", &p.filter)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .kill_on_drop(true);
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("starting the sandbox: {e}"))?;
+    let pgid = child.id().map(|i| i as i32);
+    let kill_group = || {
+        if let Some(pg) = pgid {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pg),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    };
+    let (timed_out, status) = match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(st) => {
+            // The main chain ended; nothing of the sample may outlive it.
+            if let Some(g) = group {
+                g.kill();
+            }
+            kill_group();
+            (false, st.ok())
+        }
+        Err(_) => {
+            // Kill the sandbox first (its pid-namespace init takes every process in it
+            // along) and let the tracer record the deaths and exit by itself; then the
+            // cgroup (which holds the tracer too) and the process group, whatever is left.
+            if let Some(pg) = pgid {
+                kill_descendants(pg);
+            }
+            let st = match tokio::time::timeout(Duration::from_secs(3), child.wait()).await {
+                Ok(st) => st.ok(),
+                Err(_) => {
+                    kill_group();
+                    child.wait().await.ok()
+                }
+            };
+            if let Some(g) = group {
+                g.kill();
+            }
+            kill_group();
+            (true, st)
+        }
+    };
+    Ok(Outcome {
+        timed_out,
+        elapsed: started.elapsed(),
+        status,
+    })
+}
+
+/// SIGKILL to every descendant of `root` (not `root` itself), found through
+/// `/proc/<pid>/task/<tid>/children`.
+fn kill_descendants(root: i32) {
+    let mut todo = vec![root];
+    let mut found = Vec::new();
+    while let Some(pid) = todo.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            for c in children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<i32>().ok())
+            {
+                if !found.contains(&c) && found.len() < 100_000 {
+                    found.push(c);
+                    todo.push(c);
+                }
+            }
+        }
+    }
+    for pid in found {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+fn read_tail(p: &Path, max: usize) -> String {
+    let b = std::fs::read(p).unwrap_or_default();
+    let start = b.len().saturating_sub(max);
+    String::from_utf8_lossy(&b[start..]).trim().to_owned()
+}
+
+/// `/bin/true` through the whole chain; `Err` says what broke.
+pub(crate) fn probe_run(s: &SandboxSettings, kind: CgroupKind) -> Result<(), String> {
+    let work = tempfile_dir()?;
+    let result = (|| {
+        let p = prepare(s, work.path(), 0)?;
+        let group = match kind {
+            CgroupKind::None => None,
+            k => Some(Group::create(
+                k,
+                &format!("probe-{}", std::process::id()),
+                s.memory_limit,
+                s.max_pids,
+            )?),
+        };
+        let launch = Launch {
+            package: "probe",
+            entry: "/usr/bin/true".into(),
+            args: vec![],
+        };
+        // A thread of its own: the caller may be inside an async runtime.
+        let o = std::thread::scope(|sc| {
+            sc.spawn(|| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                rt.block_on(execute(
+                    s,
+                    &p,
+                    &launch,
+                    group.as_ref(),
+                    Duration::from_secs(20),
+                    true,
+                ))
+            })
+            .join()
+            .map_err(|_| "the probe thread panicked".to_owned())?
+        })?;
+        let traces = behavior::read_traces(&p.trace_dir, "t");
+        let t = behavior::build(&traces, "/usr/bin/true", "/", 10);
+        if o.status.is_some_and(|s| s.success()) && t.started {
+            Ok(())
+        } else {
+            Err(format!(
+                "the test detonation failed ({:?}): {}",
+                o.status,
+                read_tail(&p.output, 600)
+            ))
+        }
+    })();
+    drop(work);
+    result
+}
+
+fn tempfile_dir() -> Result<TempDir, String> {
+    let p = std::env::temp_dir().join(format!(
+        "nestbox-probe-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
+    std::fs::create_dir(&p).map_err(|e| format!("probe directory: {e}"))?;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| format!("probe directory: {e}"))?;
+    Ok(TempDir(p))
+}
+
+struct TempDir(PathBuf);
+impl TempDir {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs one job; never fails: problems are `errors` in the result.
+pub(crate) async fn detonate(
+    s: &SandboxSettings,
+    kind: CgroupKind,
+    job: DetonationJob<'_>,
+) -> Detonation {
+    let mut det = Detonation::default();
+    let t0 = Instant::now();
+    if !job.machine.spec.platform.eq_ignore_ascii_case("linux") {
+        det.log.push(format!(
+            "ns: machine {} has platform {}; only linux samples are detonated",
+            job.machine.spec.name, job.machine.spec.platform
+        ));
+        return det;
+    }
+    let slot = slot_of(&job.machine.spec.name);
+    let p = match prepare(s, job.workdir, slot) {
+        Ok(p) => p,
+        Err(e) => {
+            det.errors.push(e);
+            return det;
+        }
+    };
+    let Some(sample) = job.sample else {
+        det.log.push(format!(
+            "ns: nothing to run for a {} task in this build",
+            job.task.spec.category
+        ));
+        return det;
+    };
+    let name = safe_name(job.file_name);
+    let inside = format!("/tmp/{name}");
+    let local = p.scratch.root.join("tmp").join(&name);
+    if let Err(e) = std::fs::copy(sample, &local)
+        .and_then(|_| std::fs::set_permissions(&local, std::fs::Permissions::from_mode(0o755)))
+        .and_then(|()| chown(&local, Some(p.uid), Some(p.uid)))
+    {
+        det.errors
+            .push(format!("copying the sample into the sandbox: {e}"));
+        return det;
+    }
+    let head = read_head(&local);
+    let opts = &job.task.spec.options.0;
+    let arguments: Vec<String> = opts
+        .get("arguments")
+        .map(|a| a.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default();
+    let Some(launch) = package::choose(
+        &job.task.spec.package,
+        job.file_name,
+        &head,
+        &inside,
+        arguments,
+    ) else {
+        det.log.push(format!(
+            "ns: no analysis package runs this file ({name}); static analysis only"
+        ));
+        return det;
+    };
+    let trace = opts.get("free").map(String::as_str) != Some("yes");
+    let before = dropped::snapshot(&p.scratch.root, &s.user);
+    let group = match kind {
+        CgroupKind::None => None,
+        k => match Group::create(
+            k,
+            &format!("task{}-{}", job.task.id, std::process::id()),
+            s.memory_limit,
+            s.max_pids,
+        ) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                det.log
+                    .push(format!("ns: no cgroup limits for this run: {e}"));
+                None
+            }
+        },
+    };
+    let setup_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    let outcome = match execute(s, &p, &launch, group.as_ref(), job.timeout, trace).await {
+        Ok(o) => o,
+        Err(e) => {
+            det.errors.push(e);
+            return det;
+        }
+    };
+    det.log.push(format!(
+        "ns: package {} ran {} {:?} as uid {} (slot {slot}); set-up {setup_ms:.1} ms, run {:.3} s, {}",
+        launch.package,
+        launch.entry,
+        launch.args,
+        p.uid,
+        outcome.elapsed.as_secs_f64(),
+        match (outcome.timed_out, outcome.status) {
+            (true, _) => "stopped at the timeout; every process was killed".to_owned(),
+            (false, Some(st)) => format!("ended with {st}"),
+            (false, None) => "ended".to_owned(),
+        }
+    ));
+    if outcome.timed_out {
+        det.log.push(format!(
+            "ns: the analysis timeout ({} s) was reached",
+            job.timeout.as_secs()
+        ));
+    }
+    if let Some(g) = &group {
+        if g.oom_killed() {
+            det.errors.push(format!(
+                "The sample hit the sandbox memory limit ({} MiB) and was killed",
+                s.memory_limit >> 20
+            ));
+        }
+        if g.pids_refused() {
+            det.errors.push(format!(
+                "The sample hit the sandbox process limit ({}); forks were refused",
+                s.max_pids
+            ));
+        }
+    }
+    drop(group);
+    if job.task.spec.enforce_timeout && !outcome.timed_out {
+        // Cuckoo keeps the guest for the whole timeout; nothing can run in an emptied
+        // sandbox, so this only keeps the timing semantics.
+        tokio::time::sleep(job.timeout.saturating_sub(outcome.elapsed)).await;
+    }
+
+    // Processing off the async executor.
+    let user = s.user.clone();
+    let max_calls = s.max_calls_per_process;
+    let max_dropped = s.max_dropped;
+    let max_size = s.max_file_size;
+    let workdir = job.workdir.to_path_buf();
+    let entry = launch.entry.clone();
+    let sample_sha = nestbox_analyzers::digest_file(sample)
+        .ok()
+        .map(|d| d.sha256);
+    let handle = tokio::task::spawn_blocking(move || {
+        let traces = behavior::read_traces(&p.trace_dir, "t");
+        let home = format!("/home/{user}");
+        let traced = behavior::build(&traces, &entry, &home, max_calls);
+        let files = dropped::collect(
+            &p.scratch.root,
+            &user,
+            &before,
+            &traced.writers,
+            &workdir.join("dropped"),
+            max_dropped,
+            max_size,
+            sample_sha.as_deref(),
+        );
+        let tail = read_tail(&p.output, 2000);
+        drop(p);
+        (traced, files, tail)
+    });
+    match handle.await {
+        Ok((traced, (files, notes), tail)) => {
+            if trace && !traced.started {
+                det.errors.push(format!(
+                    "The sample did not start in the sandbox: {}",
+                    if tail.is_empty() {
+                        "no trace".to_owned()
+                    } else {
+                        tail
+                    }
+                ));
+            }
+            det.log
+                .extend(traced.notes.into_iter().map(|n| format!("ns: {n}")));
+            det.log
+                .extend(notes.into_iter().map(|n| format!("ns: {n}")));
+            det.behavior = traced.behavior;
+            det.dropped = files;
+        }
+        Err(e) => det
+            .errors
+            .push(format!("processing the trace crashed: {e}")),
+    }
+    det.log.push(format!(
+        "ns: detonation total {:.3} s",
+        t0.elapsed().as_secs_f64()
+    ));
+    det
+}
+
+fn read_head(p: &Path) -> Vec<u8> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    if let Ok(f) = std::fs::File::open(p) {
+        let _ = f.take(4096).read_to_end(&mut buf);
+    }
+    buf
+}
+
+/// The sample's name as one safe path component inside the sandbox.
+fn safe_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let clean: String = base
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect();
+    if clean.is_empty() || clean.chars().all(|c| c == '.') {
+        "sample".to_owned()
+    } else {
+        clean
+    }
+}

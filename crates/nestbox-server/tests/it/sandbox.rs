@@ -1,0 +1,417 @@
+//! The `ns` machinery through the real server: samples the tests build themselves (shell
+//! scripts, C programs compiled with gcc here) are detonated, and the Cuckoo report shows
+//! what they did; containment holds (pid and memory limits, the timeout, no way to the
+//! host's loopback, no writes outside the sandbox).
+//!
+//! These tests need what CI hosts have (root, bubblewrap, strace, user namespaces,
+//! seccomp, ptrace): when the sandbox cannot run they fail loudly, they never skip.
+//! Every address they aim at is loopback; nothing leaves this machine.
+//!
+//! Each test server gets its own `uid_base`, so concurrently running tests never share
+//! a slot uid (and so never share an `RLIMIT_NPROC` budget).
+
+use std::io::ErrorKind;
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::{Part, Server};
+
+fn sandbox_server(uid_base: u32) -> Server {
+    let s = Server::start(&format!(
+        "[analysis]\nworkers = 2\n[sandbox]\nslots = 2\nmemory_mb = 128\nmax_pids = 48\n\
+         address_space_mb = 1024\nuid_base = {uid_base}\n"
+    ));
+    let machines = s.get("/machines/list").json()["machines"].clone();
+    let names: Vec<&str> = machines
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["ns1", "ns2"],
+        "the ns sandbox did not start on this host (see the server log with NESTBOX_TEST_LOG=1)"
+    );
+    assert!(
+        machines
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["platform"] == "linux")
+    );
+    s
+}
+
+fn submit(s: &Server, name: &str, content: &[u8], timeout: u64, options: &str) -> i64 {
+    let t = timeout.to_string();
+    let r = s.post_multipart(
+        "/tasks/create/file",
+        &[
+            Part::File("file", name, content),
+            Part::Field("timeout", &t),
+            Part::Field("options", options),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["task_id"].as_i64().unwrap()
+}
+
+fn report(s: &Server, id: i64) -> Value {
+    s.wait_status(id, "reported");
+    s.get(&format!("/tasks/report/{id}")).json()
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn gcc(dir: &Path, name: &str, src: &str) -> Vec<u8> {
+    let c = dir.join(format!("{name}.c"));
+    let out = dir.join(name);
+    std::fs::write(&c, src).unwrap();
+    let st = std::process::Command::new("gcc")
+        .args(["-O1", "-o"])
+        .arg(&out)
+        .arg(&c)
+        .status()
+        .expect("gcc (build-essential) is needed to build the test samples");
+    assert!(st.success(), "gcc failed on {name}.c");
+    std::fs::read(out).unwrap()
+}
+
+/// Processes on the host still running as `uid` (a slot uid): must be none after a task.
+fn procs_of_uid(uid: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(status) = std::fs::read_to_string(e.path().join("status")) else {
+            continue;
+        };
+        let real = status
+            .lines()
+            .find(|l| l.starts_with("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|u| u.parse::<u32>().ok());
+        if real == Some(uid) {
+            out.push(status.lines().next().unwrap_or("").to_owned());
+        }
+    }
+    out
+}
+
+fn assert_no_leftovers(uid_base: u32) {
+    // Teardown is synchronous with the report, but allow the kernel a moment to reap.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left: Vec<String> = (1..=2).flat_map(|n| procs_of_uid(uid_base + n)).collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "processes outlived their sandbox: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn all_calls(r: &Value) -> Vec<Value> {
+    r["behavior"]["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["calls"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+#[test]
+fn shell_sample_behaviour_dropped_files_and_containment() {
+    let uid_base = 210_000;
+    let s = sandbox_server(uid_base);
+    let mark = format!("nbx{}", std::process::id());
+    let hostname_before = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let script = format!(
+        "#!/bin/sh\n\
+         echo 'hello from the sample' > /tmp/dropped.txt\n\
+         mkdir -p /home/john/.config/evil\n\
+         cat /etc/shadow > /home/john/.config/evil/shadow.copy\n\
+         sh -c 'uname -a > /tmp/uname.txt'\n\
+         echo temp > /tmp/gone.txt; rm /tmp/gone.txt\n\
+         (id; hostname; ls /) > /tmp/id.txt\n\
+         echo pwned > /usr/pwned-{mark} 2>/dev/null\n\
+         echo pwned > /etc/pwned-{mark} 2>/dev/null\n\
+         echo pwned > /pwned-{mark} 2>/dev/null\n\
+         echo pwned > /var/pwned-{mark} 2>/dev/null\n\
+         echo evil > /proc/sys/kernel/hostname 2>/dev/null\n\
+         echo pwned > {host_tmp}/pwned-{mark} 2>/dev/null\n\
+         exit 0\n",
+        host_tmp = s.data().display(),
+    );
+    let id = submit(&s, "dropper.sh", script.as_bytes(), 30, "");
+    let r = report(&s, id);
+
+    // Behaviour: the process tree and summary.
+    let b = &r["behavior"];
+    let procs = b["processes"].as_array().unwrap();
+    assert!(procs.len() >= 4, "{procs:?}");
+    assert_eq!(procs[0]["process_name"], "dropper.sh");
+    assert_eq!(procs[0]["command_line"], "/tmp/dropper.sh");
+    assert!(procs[0]["first_seen"].as_f64().unwrap() > 1.0e9);
+    let root = procs[0]["pid"].as_i64().unwrap();
+    assert!(
+        procs[1..]
+            .iter()
+            .all(|p| p["ppid"].as_i64().unwrap() > 0 && p["pid"].as_i64() != Some(root))
+    );
+    let tree = &b["processtree"][0];
+    assert_eq!(tree["pid"].as_i64(), Some(root));
+    assert!(!tree["children"].as_array().unwrap().is_empty());
+    let call = &procs[0]["calls"][0];
+    for k in ["category", "api", "arguments", "return", "status", "time"] {
+        assert!(call.get(k).is_some(), "call field {k}: {call}");
+    }
+    assert_eq!(call["api"], "execve");
+    let sum = &b["summary"];
+    let writes = strings(&sum["write_files"]);
+    assert!(
+        writes.contains(&"/tmp/dropped.txt".to_owned()),
+        "{writes:?}"
+    );
+    assert!(strings(&sum["read_files"]).contains(&"/etc/shadow".to_owned()));
+    assert!(strings(&sum["delete_files"]).contains(&"/tmp/gone.txt".to_owned()));
+    assert!(
+        strings(&sum["directory_created"]).contains(&"/home/john/.config/evil".to_owned()),
+        "{:?}",
+        sum["directory_created"]
+    );
+    let cmds = strings(&sum["executed_commands"]);
+    assert!(cmds.iter().any(|c| c == "uname -a"), "{cmds:?}");
+    assert!(
+        cmds.iter().any(|c| c.starts_with("cat /etc/shadow")),
+        "{cmds:?}"
+    );
+    assert!(b["apistats"][root.to_string()]["execve"].as_i64().unwrap() >= 1);
+    assert!(!b["generic"].as_array().unwrap().is_empty());
+    assert_eq!(r["info"]["machine"]["manager"], "ns");
+
+    // Dropped files: identified, attributed to the writer, stored and served.
+    let dropped = r["dropped"].as_array().unwrap();
+    let by_path = |p: &str| {
+        dropped
+            .iter()
+            .find(|d| d["filepath"] == p)
+            .unwrap_or_else(|| panic!("{p} not in dropped: {dropped:?}"))
+    };
+    let d = by_path("/tmp/dropped.txt");
+    assert_eq!(d["size"], 22);
+    assert_eq!(d["name"], "dropped.txt");
+    assert!(d["type"].as_str().unwrap().contains("text"));
+    assert!(!d["pids"].as_array().unwrap().is_empty());
+    assert_eq!(d["sha256"].as_str().unwrap().len(), 64);
+    // The shadow file the sample read is the sandbox's fake, never the host's.
+    let shadow = by_path("/home/john/.config/evil/shadow.copy");
+    assert!(shadow["size"].as_u64().unwrap() > 0);
+    let id_txt = by_path("/tmp/id.txt");
+    assert!(!dropped.iter().any(|d| d["filepath"] == "/tmp/gone.txt"));
+    assert!(!dropped.iter().any(|d| d["filepath"] == "/tmp/dropper.sh"));
+    let tar = s.get(&format!("/tasks/report/{id}/dropped?tar=tar"));
+    assert_eq!(tar.status, 200);
+    let body = String::from_utf8_lossy(&tar.body);
+    assert!(body.contains("hello from the sample"));
+    assert!(body.contains("john:$y$"), "fake shadow content");
+    let host_shadow = std::fs::read_to_string("/etc/shadow").unwrap_or_default();
+    if let Some(root_line) = host_shadow.lines().find(|l| l.starts_with("root:")) {
+        assert!(!body.contains(root_line), "the host's /etc/shadow leaked");
+    }
+    // Identity inside: uid 1000 "john" on a fake host with a minimal root.
+    assert!(body.contains("uid=1000(john)"), "{}", id_txt);
+    assert!(body.contains("desktop-7f3k2q"));
+
+    // Nothing outside the sandbox changed.
+    for p in [
+        format!("/usr/pwned-{mark}"),
+        format!("/etc/pwned-{mark}"),
+        format!("/pwned-{mark}"),
+        format!("/var/pwned-{mark}"),
+        format!("{}/pwned-{mark}", s.data().display()),
+    ] {
+        assert!(!Path::new(&p).exists(), "{p} was written on the host");
+    }
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        hostname_before
+    );
+    assert_no_leftovers(uid_base);
+}
+
+const NET_C: &str = r#"
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int main(int argc, char **argv) {
+    int port = argc > 1 ? atoi(argv[1]) : 80;
+    FILE *out = fopen("/tmp/results.txt", "w");
+    pid_t child = fork();
+    if (child == 0) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {0};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(port);
+        inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+        int rc = connect(s, (struct sockaddr *)&a, sizeof a);
+        FILE *f = fopen("/tmp/connect.txt", "w");
+        fprintf(f, "connect=%d errno=%s\n", rc, rc ? strerrorname_np(errno) : "0");
+        fclose(f);
+        _exit(0);
+    }
+    waitpid(child, NULL, 0);
+    long rc;
+    errno = 0;
+    rc = unshare(CLONE_NEWUSER);
+    fprintf(out, "unshare=%ld %s\n", rc, strerrorname_np(errno));
+    errno = 0;
+    rc = ptrace(PTRACE_TRACEME, 0, 0, 0);
+    fprintf(out, "ptrace=%ld %s\n", rc, strerrorname_np(errno));
+    errno = 0;
+    rc = mount("none", "/tmp", "tmpfs", 0, 0);
+    fprintf(out, "mount=%ld %s\n", rc, strerrorname_np(errno));
+    errno = 0;
+    rc = chroot("/tmp");
+    fprintf(out, "chroot=%ld %s\n", rc, strerrorname_np(errno));
+    fclose(out);
+    return 0;
+}
+"#;
+
+#[test]
+fn c_sample_forks_connects_and_is_denied_privileged_calls() {
+    let uid_base = 220_000;
+    let s = sandbox_server(uid_base);
+    let dir = tempfile::tempdir().unwrap();
+    let elf = gcc(dir.path(), "net", NET_C);
+    // A server on the host's loopback: the sample must never reach it.
+    let host = TcpListener::bind("127.0.0.1:0").unwrap();
+    host.set_nonblocking(true).unwrap();
+    let port = host.local_addr().unwrap().port();
+    let id = submit(&s, "net", &elf, 30, &format!("arguments={port}"));
+    let r = report(&s, id);
+    let procs = r["behavior"]["processes"].as_array().unwrap();
+    assert_eq!(procs.len(), 2, "{procs:?}");
+    assert_eq!(procs[0]["command_line"], format!("/tmp/net {port}"));
+    assert_eq!(procs[1]["ppid"], procs[0]["pid"]);
+    let sum = &r["behavior"]["summary"];
+    assert!(strings(&sum["connects_ip"]).contains(&"127.0.0.1".to_owned()));
+    let connect = all_calls(&r)
+        .into_iter()
+        .find(|c| c["api"] == "connect")
+        .expect("connect call");
+    assert_eq!(connect["status"], false, "{connect}");
+    assert!(
+        connect["arguments"]["addr"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("htons({port})"))
+    );
+    match host.accept() {
+        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+        other => panic!("the sandbox reached the host's loopback: {other:?}"),
+    }
+    let tar = s.get(&format!("/tasks/report/{id}/dropped?tar=tar"));
+    let body = String::from_utf8_lossy(&tar.body);
+    assert!(body.contains("connect=-1 errno=ECONNREFUSED"), "{body}");
+    // The seccomp deny-list: privileged calls fail with EPERM.
+    for call in ["unshare", "ptrace", "mount", "chroot"] {
+        assert!(
+            body.contains(&format!("{call}=-1 EPERM")),
+            "{call} was not denied: {body}"
+        );
+    }
+    assert_no_leftovers(uid_base);
+}
+
+const HOG_C: &str = r#"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+int main(void) {
+    for (int i = 0; i < 128; i++) {
+        char *p = malloc(16 << 20);
+        if (!p) return 3;
+        memset(p, 1, 16 << 20);
+    }
+    puts("allocated 2 GiB");
+    return 0;
+}
+"#;
+
+#[test]
+fn fork_bomb_memory_hog_and_sleep_forever_are_contained() {
+    let uid_base = 230_000;
+    let s = sandbox_server(uid_base);
+    let dir = tempfile::tempdir().unwrap();
+    let hog = gcc(dir.path(), "hog", HOG_C);
+    let bomb = gcc(
+        dir.path(),
+        "bomb",
+        "#include <unistd.h>\nint main(void) { for (;;) fork(); }\n",
+    );
+    let sleeper = b"#!/bin/sh\nsleep 100000\n";
+    let t0 = Instant::now();
+    let bomb_id = submit(&s, "bomb", &bomb, 4, "");
+    let sleep_id = submit(&s, "sleep.sh", sleeper, 3, "");
+    let hog_id = submit(&s, "hog", &hog, 20, "");
+
+    let r = report(&s, bomb_id);
+    let n = r["behavior"]["processes"].as_array().unwrap().len();
+    assert!(
+        n > 5 && n <= 48 + 2,
+        "{n} processes: the pid limit did not hold"
+    );
+    let log = r["debug"]["log"].to_string();
+    assert!(log.contains("stopped at the timeout"), "{log}");
+
+    let r = report(&s, sleep_id);
+    let log = r["debug"]["log"].to_string();
+    assert!(log.contains("stopped at the timeout"), "{log}");
+    assert!(
+        r["info"]["duration"].as_i64().unwrap() <= 6,
+        "{}",
+        r["info"]
+    );
+    let sleep = &r["behavior"]["processes"][1];
+    assert_eq!(sleep["command_line"], "sleep 100000");
+    assert_eq!(sleep["exit"], "killed by SIGKILL", "{sleep}");
+
+    let r = report(&s, hog_id);
+    let hog_proc = &r["behavior"]["processes"][0];
+    assert_ne!(
+        hog_proc["exit"], "exited with 0",
+        "the memory hog was not stopped"
+    );
+    assert!(
+        r["info"]["duration"].as_i64().unwrap() < 20,
+        "{}",
+        r["info"]
+    );
+    assert!(t0.elapsed() < Duration::from_secs(40));
+    assert_no_leftovers(uid_base);
+}
