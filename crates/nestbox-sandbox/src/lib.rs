@@ -1,7 +1,7 @@
 //! The `ns` machinery: detonation in a Linux namespace sandbox, no VM needed.
 //!
 //! Per task a fresh sandbox is built with bubblewrap (Debian's `bwrap`): new user, pid,
-//! mount, network, uts, ipc and cgroup namespaces; a read-only view of the host's `/usr`
+//! mount, uts, ipc and cgroup namespaces, plus the task's network namespace; a read-only view of the host's `/usr`
 //! (with the merged-usr `/bin`, `/lib*`, `/sbin` links) and of a short list of `/etc` files
 //! programs need to run (dynamic loader cache, TLS roots, locale, interpreters' config);
 //! fake `/etc/{passwd,group,shadow,hostname,hosts,resolv.conf}` describing a plausible
@@ -16,6 +16,12 @@
 //! running *outside* the sandbox as the tracer, so the sample cannot see or attack it
 //! (`ptrace` is denied inside), and parsed into Cuckoo's `behavior` ([`behavior`]).
 //!
+//! Network ([`net`]): the sandbox joins a per-task network namespace whose only link is a
+//! veth to a per-task sink namespace with no route anywhere else; the sink answers DNS
+//! (every name → the sink), HTTP (logged, harmless page) and TCP on common ports for any
+//! address, and everything is captured with `AF_PACKET` into the task's `dump.pcap` and
+//! summarised into `network` (hosts, domains, dns, http, tcp, udp, icmp).
+//!
 //! What this crate is not: it has no HTTP or SQL and does not store artifacts; it returns
 //! a [`Detonation`] and the worker stores it.
 //!
@@ -29,6 +35,7 @@
 
 pub mod behavior;
 pub mod cgroup;
+pub mod net;
 pub mod package;
 pub mod seccomp;
 pub mod strace;

@@ -190,12 +190,15 @@ fn prepare(s: &SandboxSettings, workdir: &Path, slot: u32) -> Result<Prepared, S
 }
 
 /// The bwrap arguments for a prepared run.
-fn bwrap_args(s: &SandboxSettings, p: &Prepared, launch: &Launch) -> Vec<String> {
+fn bwrap_args(s: &SandboxSettings, p: &Prepared, launch: &Launch, net: bool) -> Vec<String> {
     let mut a: Vec<String> = Vec::new();
     let mut push = |xs: &[&str]| a.extend(xs.iter().map(|x| (*x).to_owned()));
     push(&[
         "bwrap",
         "--unshare-all",
+        // With a task network the sandbox stays in the guest netns it was started in
+        // (joined by nsenter, as root, before the privileges are dropped).
+        if net { "--share-net" } else { "--unshare-net" },
         "--unshare-user",
         "--disable-userns",
         "--die-with-parent",
@@ -309,6 +312,7 @@ async fn execute(
     group: Option<&Group>,
     timeout: Duration,
     trace: bool,
+    netns: Option<&Path>,
 ) -> Result<Outcome, String> {
     let cpu = timeout.as_secs() + 5;
     let mut cmd = tokio::process::Command::new("/bin/sh");
@@ -320,6 +324,11 @@ async fn execute(
     // If nestbox dies (even by SIGKILL), the tracer gets SIGKILL, and bwrap's
     // --die-with-parent then takes the whole sandbox down with it.
     cmd.args(["setpriv", "--pdeathsig", "KILL", "--"]);
+    if let Some(ns) = netns {
+        cmd.arg("nsenter")
+            .arg(format!("--net={}", ns.display()))
+            .arg("--");
+    }
     if trace {
         cmd.args([
             "strace",
@@ -346,7 +355,7 @@ async fn execute(
         .arg(format!("--cpu={cpu}"))
         .arg(format!("--fsize={}", s.max_file_size))
         .args(["--core=0", "--nofile=1024", "--"])
-        .args(bwrap_args(s, p, launch));
+        .args(bwrap_args(s, p, launch, netns.is_some()));
     let procs: Vec<String> = group
         .map(|g| {
             g.procs_files()
@@ -485,6 +494,7 @@ pub(crate) fn probe_run(s: &SandboxSettings, kind: CgroupKind) -> Result<(), Str
                     group.as_ref(),
                     Duration::from_secs(20),
                     true,
+                    None,
                 ))
             })
             .join()
@@ -611,7 +621,46 @@ pub(crate) async fn detonate(
         },
     };
     let setup_ms = t0.elapsed().as_secs_f64() * 1000.0;
-    let outcome = match execute(s, &p, &launch, group.as_ref(), job.timeout, trace).await {
+    // The task network (route none: the sink answers; drop: nothing answers).
+    let route = job
+        .task
+        .spec
+        .route
+        .clone()
+        .or_else(|| opts.get("route").cloned())
+        .unwrap_or_else(|| "none".to_owned());
+    let listen = match route.as_str() {
+        "none" | "" | "inetsim" => true,
+        "drop" => false,
+        other => {
+            det.log.push(format!(
+                "ns: route {other:?} is not enabled on this node; using \"none\" (the sink)"
+            ));
+            true
+        }
+    };
+    let net_tag = format!("{}-{}", std::process::id(), job.task.id);
+    let net = match crate::net::NetSandbox::create(&net_tag, listen) {
+        Ok(n) => Some(n),
+        Err(e) => {
+            det.errors.push(format!(
+                "The task network could not be set up ({e}); the sample ran with loopback only"
+            ));
+            None
+        }
+    };
+    let netns = net.as_ref().map(|n| n.guest_path());
+    let outcome = match execute(
+        s,
+        &p,
+        &launch,
+        group.as_ref(),
+        job.timeout,
+        trace,
+        netns.as_deref(),
+    )
+    .await
+    {
         Ok(o) => o,
         Err(e) => {
             det.errors.push(e);
@@ -668,7 +717,9 @@ pub(crate) async fn detonate(
     let sample_sha = nestbox_analyzers::digest_file(sample)
         .ok()
         .map(|d| d.sha256);
+    let pcap_path = job.workdir.join("dump.pcap");
     let handle = tokio::task::spawn_blocking(move || {
+        let network = net.map(|n| n.finish(&pcap_path));
         let traces = behavior::read_traces(&p.trace_dir, "t");
         let home = format!("/home/{user}");
         let traced = behavior::build(&traces, &entry, &home, max_calls);
@@ -684,10 +735,20 @@ pub(crate) async fn detonate(
         );
         let tail = read_tail(&p.output, 2000);
         drop(p);
-        (traced, files, tail)
+        (traced, files, tail, network)
     });
     match handle.await {
-        Ok((traced, (files, notes), tail)) => {
+        Ok((traced, (files, notes), tail, network)) => {
+            if let Some((mut network, net_notes)) = network {
+                let pcap = job.workdir.join("dump.pcap");
+                if let Ok(d) = nestbox_analyzers::digest_file(&pcap) {
+                    network.pcap_sha256 = Some(d.sha256);
+                    det.pcap = Some(pcap);
+                }
+                det.network = network;
+                det.log
+                    .extend(net_notes.into_iter().map(|n| format!("ns: {n}")));
+            }
             if trace && !traced.started {
                 det.errors.push(format!(
                     "The sample did not start in the sandbox: {}",

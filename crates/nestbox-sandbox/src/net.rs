@@ -1,0 +1,582 @@
+//! The per-task network: a guest namespace joined by a veth pair to a sink namespace that
+//! has no other link, so no packet can reach the host or the internet.
+//!
+//! ```text
+//!  sandbox (netns G)                 sink (netns S, no route anywhere else)
+//!  10.0.2.15/24 ── veth ───────────  10.0.2.2/24, 10.0.2.3/24 + "local 0.0.0.0/0 dev lo"
+//!  default via 10.0.2.2              DNS 10.0.2.3:53 (every name → 10.0.2.2), HTTP :80/8080/8000,
+//!                                    TCP sinks on common ports, AF_PACKET capture → pcap
+//! ```
+//!
+//! The "local 0.0.0.0/0" route (AnyIP) makes the sink accept traffic for *every* address,
+//! so a sample connecting to a literal IP reaches nestbox's listeners too. Ports without a
+//! listener answer RST (visible in the capture). Route `drop`: the same wiring with nothing
+//! listening. DNS is answered only at the resolver address of the sandbox's resolv.conf
+//! (replies must come from the queried address; queries to hard-coded resolvers stay
+//! unanswered but are in the capture). The sink services are threads of the server whose sockets were created
+//! inside S (`setns` on a short-lived thread); the capture is a raw `AF_PACKET` socket in S.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::{TcpListener, UdpSocket};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use nestbox_types::report::Network;
+use serde_json::{Value, json};
+
+/// The sandbox's address.
+pub const GUEST_IP: &str = "10.0.2.15";
+/// The sink's address (every DNS answer).
+pub const SINK_IP: &str = "10.0.2.2";
+/// The resolver address in the sandbox's resolv.conf.
+pub const DNS_IP: &str = "10.0.2.3";
+/// TCP ports with a listener in the sink; HTTP is spoken on the first three.
+const HTTP_PORTS: &[u16] = &[80, 8080, 8000];
+const TCP_PORTS: &[u16] = &[
+    21, 22, 23, 25, 443, 445, 1337, 4444, 5555, 6667, 8443, 9001, 31337,
+];
+
+#[derive(Default)]
+struct Logs {
+    dns: Vec<Value>,
+    http: Vec<Value>,
+    frames: Vec<(f64, Vec<u8>)>,
+    frames_dropped: usize,
+}
+
+/// A live network for one run; [`NetSandbox::finish`] tears it down.
+pub struct NetSandbox {
+    guest: String,
+    sink: String,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    logs: Arc<Mutex<Logs>>,
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip {}: {e}", args.join(" ")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl NetSandbox {
+    /// Creates the namespaces (`tag` makes the names unique), the veth and the sink.
+    /// `listen`: false for route `drop` (capture only).
+    pub fn create(tag: &str, listen: bool) -> Result<NetSandbox, String> {
+        let guest = format!("nbg-{tag}");
+        let sink = format!("nbs-{tag}");
+        let mut n = NetSandbox {
+            guest: guest.clone(),
+            sink: sink.clone(),
+            stop: Arc::new(AtomicBool::new(false)),
+            threads: Vec::new(),
+            logs: Arc::new(Mutex::new(Logs::default())),
+        };
+        // veth names must be unique host-wide while the pair is being created (the kernel
+        // checks them in the creating namespace too), so they carry a per-process counter.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let k = NEXT.fetch_add(1, Ordering::Relaxed) % 100_000;
+        let id = format!("{:05}{k:05}", std::process::id() % 100_000);
+        let (vg, vs) = (format!("nb{id}g"), format!("nb{id}s"));
+        ip(&["netns", "add", &guest])?;
+        ip(&["netns", "add", &sink])?;
+        ip(&[
+            "link", "add", &vg, "netns", &guest, "type", "veth", "peer", "name", &vs, "netns",
+            &sink,
+        ])?;
+        for (ns, cmd) in [
+            (&guest, vec!["addr", "add", "10.0.2.15/24", "dev", &vg]),
+            (&guest, vec!["link", "set", "lo", "up"]),
+            (&guest, vec!["link", "set", &vg, "up"]),
+            (&guest, vec!["route", "add", "default", "via", SINK_IP]),
+            (&sink, vec!["addr", "add", "10.0.2.2/24", "dev", &vs]),
+            (&sink, vec!["addr", "add", "10.0.2.3/24", "dev", &vs]),
+            (&sink, vec!["link", "set", "lo", "up"]),
+            (&sink, vec!["link", "set", &vs, "up"]),
+            (
+                &sink,
+                vec!["route", "add", "local", "0.0.0.0/0", "dev", "lo"],
+            ),
+        ] {
+            let mut a = vec!["-n", ns.as_str()];
+            a.extend(cmd);
+            ip(&a)?;
+        }
+        n.start_sink(listen)?;
+        // Loopback inside the sandbox never reaches the veth: capture it in G as well, so
+        // a sample probing 127.0.0.1 shows up in the pcap.
+        let cap = packet_socket_in(n.guest_path())?;
+        let (stop, logs) = (n.stop.clone(), n.logs.clone());
+        n.threads
+            .push(std::thread::spawn(move || capture(cap, stop, logs, true)));
+        Ok(n)
+    }
+
+    /// The path `nsenter --net=` joins.
+    pub fn guest_path(&self) -> PathBuf {
+        PathBuf::from("/run/netns").join(&self.guest)
+    }
+
+    fn start_sink(&mut self, listen: bool) -> Result<(), String> {
+        let path = PathBuf::from("/run/netns").join(&self.sink);
+        // Sockets belong to the namespace they are created in: make them on a thread that
+        // entered S, then serve them from ordinary threads.
+        type Socks = (OwnedFd, Option<UdpSocket>, Vec<(u16, TcpListener)>);
+        let socks: Socks = std::thread::spawn(move || -> Result<Socks, String> {
+            let f = std::fs::File::open(&path).map_err(|e| format!("sink netns: {e}"))?;
+            nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| format!("setns: {e}"))?;
+            use nix::sys::socket::{AddressFamily, SockFlag, SockProtocol, SockType, socket};
+            let cap = socket(
+                AddressFamily::Packet,
+                SockType::Raw,
+                SockFlag::SOCK_CLOEXEC,
+                SockProtocol::EthAll,
+            )
+            .map_err(|e| format!("AF_PACKET socket: {e}"))?;
+            nix::sys::socket::setsockopt(
+                &cap,
+                nix::sys::socket::sockopt::ReceiveTimeout,
+                &nix::sys::time::TimeVal::new(0, 100_000),
+            )
+            .map_err(|e| format!("capture timeout: {e}"))?;
+            if !listen {
+                return Ok((cap, None, Vec::new()));
+            }
+            let dns = UdpSocket::bind((DNS_IP, 53)).map_err(|e| format!("dns: {e}"))?;
+            dns.set_read_timeout(Some(Duration::from_millis(100)))
+                .map_err(|e| e.to_string())?;
+            let mut tcp = Vec::new();
+            for p in HTTP_PORTS.iter().chain(TCP_PORTS) {
+                let l = TcpListener::bind(("0.0.0.0", *p)).map_err(|e| format!("tcp {p}: {e}"))?;
+                l.set_nonblocking(true).map_err(|e| e.to_string())?;
+                tcp.push((*p, l));
+            }
+            Ok((cap, Some(dns), tcp))
+        })
+        .join()
+        .map_err(|_| "the sink set-up thread panicked".to_owned())??;
+        let (cap, dns, tcp) = socks;
+        let (stop, logs) = (self.stop.clone(), self.logs.clone());
+        self.threads
+            .push(std::thread::spawn(move || capture(cap, stop, logs, false)));
+        if let Some(dns) = dns {
+            let (stop, logs) = (self.stop.clone(), self.logs.clone());
+            self.threads
+                .push(std::thread::spawn(move || serve_dns(dns, stop, logs)));
+        }
+        for (port, l) in tcp {
+            let (stop, logs) = (self.stop.clone(), self.logs.clone());
+            self.threads
+                .push(std::thread::spawn(move || serve_tcp(port, l, stop, logs)));
+        }
+        Ok(())
+    }
+
+    /// Stops the sink, removes the namespaces, writes the capture as pcap to `pcap` and
+    /// returns the `network` section.
+    pub fn finish(mut self, pcap: &std::path::Path) -> (Network, Vec<String>) {
+        // Let the last replies and the tracer's kills settle into the capture.
+        std::thread::sleep(Duration::from_millis(100));
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        let mut notes = Vec::new();
+        let logs = std::mem::take(&mut *self.logs.lock().unwrap_or_else(|e| e.into_inner()));
+        if logs.frames_dropped > 0 {
+            notes.push(format!(
+                "the capture kept the first {} frames; {} more were not kept",
+                logs.frames.len(),
+                logs.frames_dropped
+            ));
+        }
+        let mut logs = logs;
+        logs.frames.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if let Err(e) = write_pcap(pcap, &logs.frames) {
+            notes.push(format!("writing the pcap failed: {e}"));
+        }
+        let net = summarise(&logs);
+        (net, notes)
+    }
+}
+
+impl Drop for NetSandbox {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        let _ = ip(&["netns", "del", &self.guest]);
+        let _ = ip(&["netns", "del", &self.sink]);
+    }
+}
+
+const MAX_FRAMES: usize = 200_000;
+const MAX_BYTES: usize = 64 << 20;
+
+/// A raw `AF_PACKET` socket (all protocols, 100 ms receive timeout) in the netns at `path`.
+fn packet_socket_in(path: PathBuf) -> Result<OwnedFd, String> {
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(&path).map_err(|e| format!("netns: {e}"))?;
+        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| format!("setns: {e}"))?;
+        use nix::sys::socket::{AddressFamily, SockFlag, SockProtocol, SockType, socket};
+        let cap = socket(
+            AddressFamily::Packet,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC,
+            SockProtocol::EthAll,
+        )
+        .map_err(|e| format!("AF_PACKET socket: {e}"))?;
+        nix::sys::socket::setsockopt(
+            &cap,
+            nix::sys::socket::sockopt::ReceiveTimeout,
+            &nix::sys::time::TimeVal::new(0, 100_000),
+        )
+        .map_err(|e| format!("capture timeout: {e}"))?;
+        Ok(cap)
+    })
+    .join()
+    .map_err(|_| "the capture set-up thread panicked".to_owned())?
+}
+
+/// Captures frames until `stop`. `loopback_only`: keep only loopback frames (all-zero
+/// MAC addresses), for the guest-side socket whose veth traffic the sink already sees.
+fn capture(cap: OwnedFd, stop: Arc<AtomicBool>, logs: Arc<Mutex<Logs>>, loopback_only: bool) {
+    let mut buf = vec![0u8; 65_536];
+    let mut bytes = 0usize;
+    while !stop.load(Ordering::SeqCst) {
+        match nix::sys::socket::recv(
+            cap.as_raw_fd(),
+            &mut buf,
+            nix::sys::socket::MsgFlags::empty(),
+        ) {
+            Ok(n) if n > 0 => {
+                if loopback_only && (n < 14 || buf[..12].iter().any(|b| *b != 0)) {
+                    continue;
+                }
+                let mut l = logs.lock().unwrap_or_else(|e| e.into_inner());
+                if l.frames.len() < MAX_FRAMES && bytes + n <= MAX_BYTES {
+                    bytes += n;
+                    l.frames.push((now(), buf[..n].to_vec()));
+                } else {
+                    l.frames_dropped += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn serve_dns(sock: UdpSocket, stop: Arc<AtomicBool>, logs: Arc<Mutex<Logs>>) {
+    let mut buf = [0u8; 1500];
+    while !stop.load(Ordering::SeqCst) {
+        let Ok((n, from)) = sock.recv_from(&mut buf) else {
+            continue;
+        };
+        let q = &buf[..n];
+        let Some((name, qtype, qend)) = parse_question(q) else {
+            continue;
+        };
+        let a = qtype == 1;
+        let mut resp = Vec::with_capacity(qend + 16);
+        resp.extend_from_slice(&q[..2]);
+        resp.extend_from_slice(&[0x81, 0x80, 0, 1, 0, u8::from(a), 0, 0, 0, 0]);
+        resp.extend_from_slice(&q[12..qend]);
+        if a {
+            resp.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 2, 2]);
+        }
+        let _ = sock.send_to(&resp, from);
+        let t = match qtype {
+            1 => "A",
+            28 => "AAAA",
+            5 => "CNAME",
+            15 => "MX",
+            16 => "TXT",
+            _ => "OTHER",
+        };
+        let answers = if a {
+            json!([{"type": "A", "data": SINK_IP}])
+        } else {
+            json!([])
+        };
+        logs.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .dns
+            .push(json!({"request": name, "type": t, "answers": answers, "time": now()}));
+    }
+}
+
+/// `(name, qtype, end of question)` of a DNS query.
+fn parse_question(q: &[u8]) -> Option<(String, u16, usize)> {
+    if q.len() < 17 || q[2] & 0x80 != 0 {
+        return None;
+    }
+    let mut i = 12;
+    let mut labels = Vec::new();
+    loop {
+        let n = usize::from(*q.get(i)?);
+        if n == 0 {
+            i += 1;
+            break;
+        }
+        if n > 63 {
+            return None;
+        }
+        labels.push(String::from_utf8_lossy(q.get(i + 1..i + 1 + n)?).into_owned());
+        i += 1 + n;
+    }
+    let qtype = u16::from_be_bytes([*q.get(i)?, *q.get(i + 1)?]);
+    Some((labels.join("."), qtype, i + 4))
+}
+
+const BODY: &str = "<html><head><title>nestbox</title></head><body>It works.</body></html>\n";
+
+fn serve_tcp(port: u16, l: TcpListener, stop: Arc<AtomicBool>, logs: Arc<Mutex<Logs>>) {
+    while !stop.load(Ordering::SeqCst) {
+        let Ok((mut c, _)) = l.accept() else {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        };
+        let local = c
+            .local_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
+        let _ = c.set_nonblocking(false);
+        let _ = c.set_read_timeout(Some(Duration::from_millis(500)));
+        let mut req = Vec::new();
+        let mut buf = [0u8; 8192];
+        while req.len() < 65_536 {
+            match c.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    req.extend_from_slice(&buf[..n]);
+                    if HTTP_PORTS.contains(&port) && http_complete(&req) {
+                        break;
+                    }
+                }
+            }
+        }
+        if HTTP_PORTS.contains(&port)
+            && let Some(mut h) = parse_http(&req)
+        {
+            let _ = c.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nServer: Apache\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{BODY}",
+                    BODY.len()
+                )
+                .as_bytes(),
+            );
+            if h["host"] == "" {
+                h["host"] = json!(local);
+            }
+            h["port"] = json!(port);
+            h["dst"] = json!(local);
+            logs.lock().unwrap_or_else(|e| e.into_inner()).http.push(h);
+        }
+    }
+}
+
+fn http_complete(req: &[u8]) -> bool {
+    let Some(end) = req.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&req[..end]).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    req.len() >= end + 4 + len
+}
+
+/// Cuckoo's `network.http` entry for a request.
+fn parse_http(req: &[u8]) -> Option<Value> {
+    let end = req
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(req.len());
+    let head = String::from_utf8_lossy(&req[..end]).into_owned();
+    let mut lines = head.lines();
+    let mut first = lines.next()?.split_whitespace();
+    let method = first.next()?.to_owned();
+    let uri = first.next()?.to_owned();
+    let version = first.next()?;
+    if !version.starts_with("HTTP/") {
+        return None;
+    }
+    let mut headers = BTreeMap::new();
+    for l in lines {
+        if let Some((k, v)) = l.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+        }
+    }
+    let host = headers.get("host").cloned().unwrap_or_default();
+    let host_name = host.split(':').next().unwrap_or("").to_owned();
+    let path = uri.split('?').next().unwrap_or("").to_owned();
+    let body = req
+        .get(end + 4..)
+        .map(|b| String::from_utf8_lossy(b).into_owned());
+    Some(json!({
+        "host": host_name,
+        "method": method,
+        "uri": format!("http://{host}{uri}"),
+        "path": path,
+        "user-agent": headers.get("user-agent").cloned().unwrap_or_default(),
+        "version": version.trim_start_matches("HTTP/"),
+        "body": body.unwrap_or_default(),
+        "data": head,
+        "count": 1,
+    }))
+}
+
+fn write_pcap(path: &std::path::Path, frames: &[(f64, Vec<u8>)]) -> std::io::Result<()> {
+    let mut out = Vec::with_capacity(24 + frames.iter().map(|f| f.1.len() + 16).sum::<usize>());
+    // Classic pcap, microsecond timestamps, LINKTYPE_ETHERNET.
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&0i32.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&65_535u32.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    for (t, f) in frames {
+        let secs = t.trunc() as u32;
+        let usec = ((t.fract()) * 1e6) as u32;
+        let len = f.len() as u32;
+        out.extend_from_slice(&secs.to_le_bytes());
+        out.extend_from_slice(&usec.to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(f);
+    }
+    std::fs::write(path, out)
+}
+
+/// An IPv4 packet inside an Ethernet frame: (src, dst, proto, payload).
+fn ipv4(frame: &[u8]) -> Option<(String, String, u8, &[u8])> {
+    if frame.len() < 34 || frame[12..14] != [0x08, 0x00] {
+        return None;
+    }
+    let ip = &frame[14..];
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]])).min(ip.len());
+    if ihl < 20 || total < ihl {
+        return None;
+    }
+    let a = |o: usize| format!("{}.{}.{}.{}", ip[o], ip[o + 1], ip[o + 2], ip[o + 3]);
+    Some((a(12), a(16), ip[9], &ip[ihl..total]))
+}
+
+/// The `network` section from the sink's logs and the captured frames.
+fn summarise(logs: &Logs) -> Network {
+    let mut net = Network::default();
+    let t0 = logs.frames.first().map_or(0.0, |f| f.0);
+    let mut hosts = BTreeSet::new();
+    let mut tcp_seen = BTreeSet::new();
+    let mut udp_seen = BTreeSet::new();
+    for (t, f) in &logs.frames {
+        let Some((src, dst, proto, payload)) = ipv4(f) else {
+            continue;
+        };
+        let from_guest = src == GUEST_IP || src.starts_with("127.");
+        if !from_guest || payload.len() < 8 {
+            continue;
+        }
+        let sport = u16::from_be_bytes([payload[0], payload[1]]);
+        let dport = u16::from_be_bytes([payload[2], payload[3]]);
+        let flow = json!({"src": src, "sport": sport, "dst": dst, "dport": dport, "time": t - t0});
+        match proto {
+            6 if payload.len() >= 14 && payload[13] & 0x12 == 0x02 => {
+                if tcp_seen.insert((sport, dst.clone(), dport)) {
+                    net.tcp.push(flow);
+                }
+                hosts.insert(dst);
+            }
+            17 => {
+                if udp_seen.insert((sport, dst.clone(), dport)) {
+                    net.udp.push(flow);
+                }
+                if dst != DNS_IP {
+                    hosts.insert(dst);
+                }
+            }
+            1 => {
+                net.icmp
+                    .push(json!({"src": src, "dst": dst, "type": payload[0], "data": ""}));
+                hosts.insert(dst);
+            }
+            _ => {}
+        }
+    }
+    net.hosts = hosts.into_iter().map(|h| json!(h)).collect();
+    let mut domains = BTreeSet::new();
+    for d in &logs.dns {
+        if let Some(name) = d["request"].as_str()
+            && d["type"] == "A"
+            && domains.insert(name.to_owned())
+        {
+            net.domains.push(json!({"domain": name, "ip": SINK_IP}));
+        }
+        net.dns.push(d.clone());
+    }
+    // Identical requests are one entry with a count, as in Cuckoo.
+    let mut http: Vec<Value> = Vec::new();
+    for h in &logs.http {
+        match http
+            .iter_mut()
+            .find(|x| x["uri"] == h["uri"] && x["method"] == h["method"])
+        {
+            Some(x) => x["count"] = json!(x["count"].as_i64().unwrap_or(1) + 1),
+            None => http.push(h.clone()),
+        }
+    }
+    net.http = http;
+    if !logs.dns.is_empty() {
+        net.dns_servers = vec![json!(DNS_IP)];
+    }
+    net
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_question_and_http_request_parse() {
+        let q =
+            b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x04evil\x03com\x00\x00\x01\x00\x01";
+        assert_eq!(parse_question(q), Some(("evil.com".into(), 1, q.len())));
+        let r = b"GET /a/b?x=1 HTTP/1.1\r\nHost: evil.com\r\nUser-Agent: curl/7\r\n\r\n";
+        let h = parse_http(r).unwrap();
+        assert_eq!(h["uri"], "http://evil.com/a/b?x=1");
+        assert_eq!(h["path"], "/a/b");
+        assert_eq!(h["user-agent"], "curl/7");
+        assert!(http_complete(r));
+        assert!(parse_http(b"\x16\x03\x01 tls").is_none());
+    }
+}
