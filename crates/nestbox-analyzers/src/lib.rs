@@ -9,6 +9,7 @@
 //!   system libmagic ([`file_type_bytes`], [`file_type_path`]);
 //! * [`strings`]: Cuckoo's printable-strings list and embedded URLs ([`extract_strings`],
 //!   [`extract_urls`]);
+//! * [`cart`]: Assemblyline's CaRT neutering format, packing and (total, bounded) unpacking;
 //! * [`archive`]: archive member listing and the package guess that selects members to run.
 //!
 //! What this crate is not: it does no I/O beyond reading the file it is given, no
@@ -21,6 +22,7 @@
 #![deny(missing_docs)]
 
 pub mod archive;
+pub mod cart;
 pub mod filetype;
 pub mod hashing;
 pub mod strings;

@@ -10,12 +10,14 @@
 #![deny(missing_docs)]
 #![recursion_limit = "256"]
 
+pub mod assemblyline;
 pub mod cape;
 pub mod common;
 pub mod cuckoo;
 
 use std::sync::Arc;
 
+pub use assemblyline::AlSettings;
 use axum::Router;
 pub use cape::{CapeEndpoints, CapeSettings};
 use nestbox_core::Core;
@@ -46,12 +48,43 @@ pub struct ApiContext {
     pub cape: CapeSettings,
     /// Users and credentials (every dialect's logins and tokens).
     pub auth: nestbox_core::Auth,
+    /// Assemblyline dialect settings.
+    pub assemblyline: AlSettings,
+    /// Assemblyline submissions and ingest queues.
+    pub al_repo: Arc<dyn nestbox_core::assemblyline::AlRepo>,
 }
 
 /// The whole HTTP surface.
 pub fn router(ctx: Arc<ApiContext>) -> Router {
     // `/apiv2/…` is CAPE's; everything else (including Cuckoo's 404 fallback) is Cuckoo's.
-    Router::new()
+    // `/api/…` is Assemblyline's. A client given a base URL with a trailing slash asks
+    // for `//api/…`; that is collapsed before routing (spec assemblyline.md §1).
+    let inner = Router::new()
         .nest("/apiv2", cape::router(ctx.clone()))
-        .merge(cuckoo::router(ctx))
+        .nest("/api", assemblyline::router(ctx.clone()))
+        .merge(cuckoo::router(ctx));
+    Router::new().fallback_service(tower::ServiceExt::map_request(inner, collapse_api_slashes))
+}
+
+/// `//api/…` (any number of leading slashes) → `/api/…`; `/api/` → `/api` (the nested
+/// Assemblyline router's root, which axum matches without the slash).
+fn collapse_api_slashes(mut req: axum::extract::Request) -> axum::extract::Request {
+    let path = req.uri().path();
+    let collapse = path.starts_with("//") && path.trim_start_matches('/').starts_with("api");
+    let root = path.trim_start_matches('/') == "api/";
+    if collapse || root {
+        let trimmed = path.trim_start_matches('/');
+        let fixed = format!(
+            "/{}{}",
+            if root { "api" } else { trimmed },
+            req.uri()
+                .query()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default()
+        );
+        if let Ok(uri) = fixed.parse() {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
 }

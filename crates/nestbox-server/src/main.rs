@@ -3,6 +3,7 @@
 //! This is the composition root: the only place that names the concrete store, blob store
 //! and API together. Everything else receives them as trait objects.
 
+mod apikey_cli;
 mod cape_config;
 mod config;
 mod sandbox_config;
@@ -83,6 +84,14 @@ enum Command {
         #[arg(long, global = true)]
         config: Option<PathBuf>,
     },
+    /// Manage Assemblyline API keys.
+    Apikey {
+        #[command(subcommand)]
+        cmd: apikey_cli::ApikeyCmd,
+        /// Configuration file (default: ./nestbox.toml if present).
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+    },
     /// Print the JSON report of the static pipeline for a file, without a server.
     Analyze {
         /// The file to analyse.
@@ -102,6 +111,7 @@ fn main() -> ExitCode {
         Command::Analyze { file } => analyze(&file),
         Command::User { cmd, config } => users_cli::user(cmd, config.as_deref()),
         Command::Token { cmd, config } => users_cli::token(cmd, config.as_deref()),
+        Command::Apikey { cmd, config } => apikey_cli::apikey(cmd, config.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -219,6 +229,11 @@ async fn run_server(cfg: Config) -> anyhow::Result<()> {
         shutdown: shutdown_tx.clone(),
         cape: cfg.cape.settings(),
         auth,
+        assemblyline: nestbox_api::AlSettings {
+            max_file_size: cfg.server.max_upload,
+            ..nestbox_api::AlSettings::default()
+        },
+        al_repo: repo.clone(),
     });
     if cfg.cuckoo.api_token.is_empty() {
         tracing::warn!(

@@ -2,6 +2,7 @@
 //! its own data directory and talks HTTP to it.
 //!
 //! Index:
+//! - `assemblyline`: the Assemblyline /api/v4/ API, checklist items 1–27 of spec assemblyline.md
 //! - `cape`: the CAPEv2 /apiv2/ API, checklist items 1–37 of spec cape.md, auth, throttling
 //! - `cuckoo`: the Cuckoo REST API, one test per checklist group of spec cuckoo.md §10
 //! - `triage`: static triage against the reference tools (`file`, `ssdeep`, coreutils)
@@ -11,6 +12,7 @@
 //! - `deps`: the crate dependency rules (house style §7.3)
 //! - `sandbox`: the `ns` machinery: real detonations, containment, behaviour, dropped files
 
+mod assemblyline;
 mod cape;
 mod cli;
 mod cuckoo;

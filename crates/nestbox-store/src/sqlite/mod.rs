@@ -63,6 +63,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqlSafeStr, Sqlite, Transaction};
 
+mod assemblyline;
 #[cfg(test)]
 mod tests;
 mod users;
@@ -89,6 +90,11 @@ fn migrator() -> Migrator {
             2,
             "users",
             include_str!("../../migrations/sqlite/0002_users.sql"),
+        ),
+        (
+            3,
+            "assemblyline",
+            include_str!("../../migrations/sqlite/0003_assemblyline.sql"),
         ),
     ];
     Migrator::with_migrations(

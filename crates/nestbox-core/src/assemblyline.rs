@@ -1,0 +1,95 @@
+//! The Assemblyline view's own records: what a `sid` names and the ingest notification
+//! queues.
+//!
+//! # Model
+//!
+//! An Assemblyline `sid` names a core Submission (the `submissions` row) which owns the
+//! task that analyses the submitted file: the same task the Cuckoo and CAPE dialects
+//! show. [`AlSubmission`] adds what only Assemblyline has: the base62 sid, the submitted
+//! name, metadata, the merged SubmissionParams, and the scan key used for ingest dedup.
+//! Results are never stored here: they are derived from the task's canonical report.
+//!
+//! An ingest ([`AlIngest`]) points at a sid (a new one, or an earlier one with the same
+//! scan key) and, when it names a notification queue, waits there until its task
+//! finishes; popping a message marks it notified (compare-and-set, so two readers never
+//! get the same message). Queues are per user: the user id is part of the key, which is
+//! Assemblyline's `nq-<HEX(uname)>-<name>` namespacing.
+
+use async_trait::async_trait;
+use nestbox_types::{TaskId, Timestamp};
+
+use crate::Result;
+
+/// One Assemblyline submission (a view record over a core Submission and its task).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlSubmission {
+    /// Base62 UUID4, about 22 characters.
+    pub sid: String,
+    /// The core `submissions` row.
+    pub submission_id: i64,
+    /// The task analysing the file.
+    pub task_id: TaskId,
+    /// The submitter (a `users` row).
+    pub user_id: i64,
+    /// File name as submitted.
+    pub name: String,
+    /// SHA-256 of the submitted file.
+    pub sha256: String,
+    /// Its size in bytes.
+    pub size: i64,
+    /// Flat `{str: scalar}` metadata (JSON object).
+    pub metadata: serde_json::Value,
+    /// The merged SubmissionParams (JSON object).
+    pub params: serde_json::Value,
+    /// sha256 + hashed params; ingest dedup key.
+    pub scan_key: String,
+    /// When it was submitted.
+    pub created_on: Timestamp,
+}
+
+/// One ingest request and its notification state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlIngest {
+    /// The id `/ingest/` returned.
+    pub ingest_id: String,
+    /// Who ingested.
+    pub user_id: i64,
+    /// The submission it resolved to.
+    pub sid: String,
+    /// Notification queue name; empty = none.
+    pub queue: String,
+    /// Minimum score for a message; `None` = always notify.
+    pub threshold: Option<i64>,
+    /// `generate_alert` as requested (alerts are not implemented; kept for the record).
+    pub generate_alert: bool,
+    /// When it was ingested.
+    pub created_on: Timestamp,
+    /// When its message was popped (or dropped by the threshold).
+    pub notified_on: Option<Timestamp>,
+}
+
+/// Storage of the Assemblyline records.
+#[async_trait]
+pub trait AlRepo: Send + Sync {
+    /// Records a submission; [`crate::Error::Invalid`] if the sid exists.
+    async fn add_al_submission(&self, s: &AlSubmission) -> Result<()>;
+    /// A submission by sid.
+    async fn al_submission(&self, sid: &str) -> Result<Option<AlSubmission>>;
+    /// The newest submission with this scan key.
+    async fn al_submission_by_scan_key(&self, scan_key: &str) -> Result<Option<AlSubmission>>;
+    /// Submissions, newest first, of one user (or everyone's with `None`).
+    async fn al_submissions(
+        &self,
+        user_id: Option<i64>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<AlSubmission>>;
+    /// Records an ingest.
+    async fn add_al_ingest(&self, i: &AlIngest) -> Result<()>;
+    /// A user's ingests on a queue that were not notified yet, oldest first.
+    async fn pending_ingests(&self, user_id: i64, queue: &str) -> Result<Vec<AlIngest>>;
+    /// Marks an ingest notified; `false` if it already was (someone else popped it).
+    async fn mark_ingest_notified(&self, ingest_id: &str) -> Result<bool>;
+    /// Revokes a user's live API key by name; `false` if there was none.
+    async fn revoke_apikey(&self, user_id: i64, name: &str) -> Result<bool>;
+}
