@@ -415,7 +415,78 @@ async fn list(repo: &dyn TaskRepo) {
         ..TaskQuery::default()
     };
     assert_eq!(list(combo).await, vec![t1]);
+    list_cape_filters(repo).await;
     reset(repo).await;
+}
+
+/// CAPE's list: any-of statuses, category, options substring, newest completion first.
+async fn list_cape_filters(repo: &dyn TaskRepo) {
+    for t in all_tasks(repo).await {
+        repo.delete_task(t.id).await.expect("delete");
+    }
+    let mut u = url_task("http://cape-list.example");
+    u.options = TaskOptions::parse("route=tor,free=yes");
+    let a = add(repo, &u).await;
+    let b = add(repo, &url_task("http://cape-list2.example")).await;
+    let c = add(repo, &url_task("http://cape-list3.example")).await;
+    for id in [a, b] {
+        assert!(
+            repo.transition(id, &[TaskStatus::Pending], TaskStatus::Completed)
+                .await
+                .expect("cas")
+        );
+        tick().await;
+    }
+    let ids = |q: TaskQuery| async move {
+        repo.list_tasks(&q)
+            .await
+            .expect("list")
+            .iter()
+            .map(|t| t.id)
+            .collect::<Vec<_>>()
+    };
+    let newest = TaskQuery {
+        newest_first: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(newest.clone()).await,
+        vec![c, b, a],
+        "NULLs first, then newest completion"
+    );
+    assert_eq!(
+        ids(TaskQuery {
+            limit: Some(1),
+            offset: Some(1),
+            ..newest.clone()
+        })
+        .await,
+        vec![b]
+    );
+    let st = TaskQuery {
+        any_status: vec![TaskStatus::Pending, TaskStatus::Reported],
+        ..newest.clone()
+    };
+    assert_eq!(ids(st).await, vec![c]);
+    let opt = TaskQuery {
+        options_contain: Some("route=tor".into()),
+        ..newest.clone()
+    };
+    assert_eq!(ids(opt).await, vec![a]);
+    let cat = TaskQuery {
+        category: Some(Category::File),
+        ..newest.clone()
+    };
+    assert!(ids(cat).await.is_empty());
+    let cat = TaskQuery {
+        category: Some(Category::Url),
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(cat).await,
+        vec![c, a, b],
+        "Cuckoo order: NULLs first, then oldest completion"
+    );
 }
 
 async fn transitions(repo: &dyn TaskRepo) {

@@ -453,6 +453,15 @@ pub struct TaskQuery {
     pub owner: Option<String>,
     /// Only tasks of this sample.
     pub sample_id: Option<i64>,
+    /// Only tasks in one of these statuses (empty = any); combines with `status`.
+    pub any_status: Vec<TaskStatus>,
+    /// Only tasks of this category.
+    pub category: Option<Category>,
+    /// Only tasks whose `k=v,…` options string contains this text (CAPE's `option` filter).
+    pub options_contain: Option<String>,
+    /// CAPE's order, newest completion first (`completed_on DESC NULLS FIRST, id DESC`, as
+    /// on CAPE's PostgreSQL); otherwise Cuckoo's `completed_on ASC NULLS FIRST, id ASC`.
+    pub newest_first: bool,
 }
 
 /// Number of tasks in each status, and in all.

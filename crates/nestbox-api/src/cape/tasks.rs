@@ -758,36 +758,29 @@ async fn list(
         )),
     );
     resp.insert("buf".into(), json!(0));
-    // CAPE orders by completed_on DESC; the store lists ascending, so read the filtered
-    // set and page it here. Status/category/option filters are applied before paging.
+    if statuses.as_ref().is_some_and(Vec::is_empty) {
+        // Only unknown statuses were asked for: nothing matches.
+        return Ok(ok(Value::Object(resp)));
+    }
+    // CAPE orders by completed_on DESC; filters and paging happen in the store.
     let query = TaskQuery {
         completed_after,
-        status: match statuses.as_deref() {
-            Some([one]) => Some(*one),
-            _ => None,
+        any_status: statuses.unwrap_or_default(),
+        category: match q.category.as_deref().filter(|c| !c.is_empty()) {
+            Some(c) => match Category::parse(c) {
+                Some(c) => Some(c),
+                // An unknown category matches nothing.
+                None => return Ok(ok(Value::Object(resp))),
+            },
+            None => None,
         },
+        options_contain: q.option.clone().filter(|o| !o.is_empty()),
+        newest_first: true,
+        limit: Some(limit.max(0)),
+        offset,
         ..Default::default()
     };
-    let mut tasks = ctx.core.list_tasks(&query).await?;
-    tasks.retain(|t| {
-        statuses.as_ref().is_none_or(|s| s.contains(&t.status))
-            && q.category
-                .as_deref()
-                .is_none_or(|c| c.is_empty() || t.spec.category.as_str() == c)
-            && q.option
-                .as_deref()
-                .is_none_or(|o| o.is_empty() || t.spec.options.emit().contains(o))
-    });
-    tasks.sort_by(|a, b| {
-        b.completed_on
-            .cmp(&a.completed_on)
-            .then_with(|| b.id.cmp(&a.id))
-    });
-    let page: Vec<_> = tasks
-        .into_iter()
-        .skip(usize::try_from(offset.unwrap_or(0)).unwrap_or(usize::MAX))
-        .take(usize::try_from(limit).unwrap_or(0))
-        .collect();
+    let page = ctx.core.list_tasks(&query).await?;
     if q.ids.is_some() {
         let ids: Vec<Value> = page.iter().map(|t| json!({ "id": t.id.0 })).collect();
         resp.insert("data".into(), Value::Array(ids));

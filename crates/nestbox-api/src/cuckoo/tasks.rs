@@ -526,7 +526,10 @@ mod tests {
     fn tags_and_clock() {
         assert_eq!(parse_tags(Some("foo,,bar")), vec!["bar", "foo"]);
         let ts = parse_clock(Some("01-02-2017 10:00:00")).unwrap();
-        assert_eq!(crate::cuckoo::dto::date(ts, Dates::Plain), "2017-01-02 10:00:00");
+        assert_eq!(
+            crate::cuckoo::dto::date(ts, Dates::Plain),
+            "2017-01-02 10:00:00"
+        );
         assert!(parse_clock(Some("garbage")).is_none());
     }
 }

@@ -296,19 +296,35 @@ const TASK_BY_ID: &str = concat!(
 // The page is chosen in the sub-select (filters, order, limit), so the joins and per-task
 // packing run for the returned rows only, and the page comes back as one JSON array.
 // `?5` is the limit (-1 = none in SQLite), `?6` the offset.
-const TASK_LIST: &str = concat!(
-    "SELECT json_group_array(",
-    task_json!(),
-    " ORDER BY t.completed_on ASC NULLS FIRST, t.id ASC) AS tasks \
-     FROM (SELECT * FROM tasks \
-        WHERE (?1 IS NULL OR status = ?1) \
-          AND (?2 IS NULL OR owner = ?2) \
-          AND (?3 IS NULL OR sample_id = ?3) \
-          AND (?4 IS NULL OR completed_on > ?4) \
-        ORDER BY completed_on ASC NULLS FIRST, id ASC \
-        LIMIT ?5 OFFSET ?6) AS t",
-    task_joins!()
-);
+/// The task list query, in one of two orders; filters are optional binds.
+macro_rules! task_list {
+    ($order:literal) => {
+        concat!(
+            "SELECT json_group_array(",
+            task_json!(),
+            " ORDER BY ",
+            $order,
+            ") AS tasks \
+             FROM (SELECT * FROM tasks AS t \
+                WHERE (?1 IS NULL OR status = ?1) \
+                  AND (?2 IS NULL OR owner = ?2) \
+                  AND (?3 IS NULL OR sample_id = ?3) \
+                  AND (?4 IS NULL OR completed_on > ?4) \
+                  AND (?7 IS NULL OR status IN (SELECT value FROM json_each(?7))) \
+                  AND (?8 IS NULL OR category = ?8) \
+                  AND (?9 IS NULL OR instr(options, ?9) > 0) \
+                ORDER BY ",
+            $order,
+            " LIMIT ?5 OFFSET ?6) AS t",
+            task_joins!()
+        )
+    };
+}
+
+/// Cuckoo's order: never-completed tasks first, then by completion.
+const TASK_LIST: &str = task_list!("t.completed_on ASC NULLS FIRST, t.id ASC");
+/// CAPE's order: `completed_on DESC` as PostgreSQL sorts it (NULLs first).
+const TASK_LIST_NEWEST: &str = task_list!("t.completed_on DESC NULLS FIRST, t.id DESC");
 
 // Step 1 of the claim: the first pending task in queue order that an unlocked machine can
 // run, and the first such machine by name.
@@ -720,13 +736,31 @@ impl TaskRepo for SqliteRepo {
             Some(limit) => (limit.max(0), query.offset.unwrap_or(0).max(0)),
             None => (-1, 0),
         };
-        let row = sqlx::query(TASK_LIST)
+        let sql = if query.newest_first {
+            TASK_LIST_NEWEST
+        } else {
+            TASK_LIST
+        };
+        let any_status = (!query.any_status.is_empty()).then(|| {
+            serde_json::Value::from(
+                query
+                    .any_status
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .to_string()
+        });
+        let row = sqlx::query(sql)
             .bind(query.status.map(TaskStatus::as_str))
             .bind(query.owner.as_deref())
             .bind(query.sample_id)
             .bind(query.completed_after.map(|t| t.0))
             .bind(limit)
             .bind(offset)
+            .bind(any_status)
+            .bind(query.category.map(|c| c.as_str()))
+            .bind(query.options_contain.as_deref())
             .fetch_one(&self.reader)
             .await
             .map_err(Error::store)?;
