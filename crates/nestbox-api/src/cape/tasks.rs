@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Caller, CapeError, Ctx, app_error, dto, json_response, ok, queued, task_id};
 use crate::ApiContext;
-use crate::common::form::{FormError, FormInput, UploadedFile, read_form};
+use crate::common::form::{FormError, FormInput, UploadedFile, parse_tags, read_form};
 
 type Result<T, E = CapeError> = std::result::Result<T, E>;
 
@@ -123,14 +123,7 @@ fn common_fields(form: &FormInput, task: &mut NewTask, caller: &Caller) -> Resul
     }
     task.machine = get("machine");
     task.platform = get("platform");
-    let mut tags: Vec<String> = get("tags")
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned)
-        .collect();
-    tags.sort();
-    tags.dedup();
+    let tags = parse_tags(form.get("tags"));
     if tags.iter().any(|t| t == "x86") && tags.iter().any(|t| t == "x64") {
         return Err("Can't use x64 and x86 tags at the same time".into());
     }

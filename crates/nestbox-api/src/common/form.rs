@@ -64,6 +64,21 @@ impl From<nestbox_core::Error> for FormError {
     }
 }
 
+/// A comma-separated tag list as every dialect stores it: trimmed, blanks dropped,
+/// sorted, duplicates removed.
+pub fn parse_tags(v: Option<&str>) -> Vec<String> {
+    let mut tags: Vec<String> = v
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect();
+    tags.sort();
+    tags.dedup();
+    tags
+}
+
 /// Reads a form body. Parts named in `file_fields` that carry a non-empty file name are
 /// streamed into the upload path; a part sent with `filename=""` (some clients do that
 /// for plain fields) is read as a text field. Other file parts are drained and dropped,

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::dto::{Dates, TaskView};
 use super::{Ctx, CuckooError, int_segment, ok, status_ok};
-use crate::common::form::{FormError, FormInput, read_form};
+use crate::common::form::{FormError, FormInput, parse_tags, read_form};
 
 type Result<T, E = CuckooError> = std::result::Result<T, E>;
 
@@ -63,20 +63,6 @@ fn int_or(v: Option<&str>, default: i64) -> i64 {
     v.and_then(|s| s.trim().parse::<i64>().ok())
         .filter(|n| *n != 0)
         .unwrap_or(default)
-}
-
-/// Comma-separated tags; blanks dropped, duplicates removed.
-fn parse_tags(v: Option<&str>) -> Vec<String> {
-    let mut tags: Vec<String> = v
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned)
-        .collect();
-    tags.sort();
-    tags.dedup();
-    tags
 }
 
 /// The fields every create endpoint reads the same way.
