@@ -78,7 +78,13 @@ async fn report_of(st: &AlState, task: &Task) -> Option<Value> {
         .get(&nestbox_core::keys::report_json(task.id))
         .await
         .ok()??;
-    serde_json::from_slice(&bytes).ok()
+    match serde_json::from_slice(&bytes) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::warn!(task_id = task.id.0, error = %e, "assemblyline: unreadable report.json");
+            None
+        }
+    }
 }
 
 /// Loads the task and report of a record.
