@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use nestbox_types::report::{Behavior, FileInfo, Network};
+use nestbox_types::report::{Behavior, FileInfo, Network, SignatureHit};
 use nestbox_types::{Machine, Task};
 
 /// One detonation request.
@@ -54,6 +54,9 @@ pub struct Detonation {
     pub log: Vec<String>,
     /// Problems that did not stop the run (recorded in `debug.errors` and task errors).
     pub errors: Vec<String>,
+    /// Behavioural signature hits the machinery evaluated over what it saw (added to the
+    /// report's `signatures` before scoring).
+    pub signatures: Vec<SignatureHit>,
 }
 
 /// A way to run samples.

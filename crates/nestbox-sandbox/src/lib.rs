@@ -38,6 +38,7 @@ pub mod cgroup;
 pub mod net;
 pub mod package;
 pub mod seccomp;
+pub mod signatures;
 pub mod strace;
 
 mod dropped;

@@ -238,6 +238,18 @@ fn bwrap_args(s: &SandboxSettings, p: &Prepared, launch: &Launch, net: bool) -> 
         push(&["--ro-bind", &src.to_string_lossy(), &format!("/etc/{name}")]);
     }
     push(&["--symlink", "../usr/lib/os-release", "/etc/os-release"]);
+    // Places persistence lands in on a real machine exist (read-only: attempts fail with
+    // EROFS and stay visible in the trace, instead of ENOENT noise).
+    for d in [
+        "/etc/cron.d",
+        "/etc/cron.daily",
+        "/etc/cron.hourly",
+        "/etc/systemd/system",
+        "/etc/init.d",
+        "/var/spool/cron/crontabs",
+    ] {
+        push(&["--dir", d]);
+    }
     push(&[
         "--dir",
         "/var",
@@ -770,6 +782,11 @@ pub(crate) async fn detonate(
             .errors
             .push(format!("processing the trace crashed: {e}")),
     }
+    det.signatures = crate::signatures::evaluate(&crate::signatures::Evidence {
+        behavior: &det.behavior,
+        network: &det.network,
+        sample_path: &inside,
+    });
     det.log.push(format!(
         "ns: detonation total {:.3} s",
         t0.elapsed().as_secs_f64()

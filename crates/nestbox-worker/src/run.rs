@@ -377,6 +377,7 @@ impl Worker {
         }
         report.debug.log.extend(det.log);
         report.behavior = det.behavior;
+        report.signatures.extend(det.signatures);
         report.network = det.network;
         let blobs = &self.core.blobs;
         if let Some(pcap) = &det.pcap

