@@ -41,6 +41,7 @@ pub mod seccomp;
 pub mod signatures;
 pub mod strace;
 
+mod cleanup;
 mod dropped;
 mod run;
 
@@ -198,6 +199,15 @@ pub struct NsMachinery {
 impl NsMachinery {
     /// A machinery after a successful probe; the probe's error otherwise.
     pub fn new(settings: SandboxSettings) -> Result<(NsMachinery, Probe), Probe> {
+        // What a server killed mid-detonation left behind (it carries the dead pid).
+        let tmp = std::env::temp_dir();
+        let mut dirs = vec![tmp.as_path()];
+        if let Some(d) = &settings.scratch_dir {
+            dirs.push(d.as_path());
+        }
+        for r in cleanup::stale(&dirs) {
+            tracing::info!("ns: removed stale {r}");
+        }
         let p = probe(&settings);
         if !p.usable() {
             return Err(p);
