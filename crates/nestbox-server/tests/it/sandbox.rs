@@ -525,3 +525,15 @@ fn network_sink_answers_dns_and_http_and_everything_is_captured() {
     assert_eq!(net["pcap_sha256"].as_str().unwrap().len(), 64);
     assert_no_leftovers(uid_base);
 }
+
+#[test]
+fn machinery_none_keeps_static_analysis_only() {
+    let s = Server::start("[analysis]\nworkers = 1\n[sandbox]\nmachinery = \"none\"\n");
+    let machines = s.get("/machines/list").json()["machines"].clone();
+    assert_eq!(machines[0]["name"], "static1", "{machines}");
+    let id = submit(&s, "x.sh", b"#!/bin/sh\necho hi > /tmp/x\n", 10, "");
+    let r = report(&s, id);
+    assert_eq!(r["behavior"]["processes"], serde_json::json!([]));
+    assert_eq!(r["info"]["machine"]["manager"], "static");
+    assert!(r["target"]["file"]["sha256"].is_string());
+}
