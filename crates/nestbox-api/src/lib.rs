@@ -52,6 +52,8 @@ pub struct ApiContext {
     pub assemblyline: AlSettings,
     /// Assemblyline submissions and ingest queues.
     pub al_repo: Arc<dyn nestbox_core::assemblyline::AlRepo>,
+    /// Rendered answers of hot read endpoints, valid for one store data version.
+    pub cache: common::cache::ResponseCache,
 }
 
 /// The whole HTTP surface.

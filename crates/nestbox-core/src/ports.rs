@@ -83,6 +83,14 @@ pub trait TaskRepo: Send + Sync {
 
     /// Records a submission; returns its id.
     async fn add_submission(&self, submission: &NewSubmission) -> Result<i64>;
+
+    /// A number that changes whenever any stored data changes, whichever process wrote it,
+    /// so that readers may cache answers derived from the store. Read it *before* the
+    /// queries whose result is cached. `None` (the default) when the engine cannot tell;
+    /// then nothing may be cached.
+    async fn data_version(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
 }
 
 /// A byte stream of a blob, for downloads that must not load the blob whole.

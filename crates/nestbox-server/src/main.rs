@@ -234,6 +234,7 @@ async fn run_server(cfg: Config) -> anyhow::Result<()> {
             ..nestbox_api::AlSettings::default()
         },
         al_repo: repo.clone(),
+        cache: Default::default(),
     });
     if cfg.cuckoo.api_token.is_empty() {
         tracing::warn!(

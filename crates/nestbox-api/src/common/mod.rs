@@ -1,6 +1,7 @@
 //! Pieces shared by the API dialects. Dialects never import each other; what two of them
 //! need lives here.
 
+pub mod cache;
 pub mod form;
 pub mod pyjson;
 pub mod status;

@@ -143,8 +143,21 @@ tokio::task_local! {
 /// A `jsonify` response of any serialisable value (maps sorted, view structs declare
 /// their fields in sorted order).
 pub(crate) fn ok(v: impl serde::Serialize) -> Response {
-    let style = JSON_STYLE.try_with(|s| *s).unwrap_or(Style::Pretty);
-    let body = pyjson::to_vec(&v, style);
+    json_body(render(&v))
+}
+
+/// `v` rendered in the request's jsonify style.
+pub(crate) fn render(v: &impl serde::Serialize) -> bytes::Bytes {
+    pyjson::to_vec(v, json_style()).into()
+}
+
+/// The jsonify style of the request being handled.
+pub(crate) fn json_style() -> Style {
+    JSON_STYLE.try_with(|s| *s).unwrap_or(Style::Pretty)
+}
+
+/// A 200 JSON response from an already rendered body.
+pub(crate) fn json_body(body: bytes::Bytes) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 

@@ -9,7 +9,7 @@ use nestbox_types::{Category, NewSubmission, NewTask, TaskId, TaskOptions, TaskQ
 use serde_json::json;
 
 use super::dto::{Dates, TaskView};
-use super::{Ctx, CuckooError, int_segment, ok, status_ok};
+use super::{Ctx, CuckooError, int_segment, json_body, json_style, ok, render, status_ok};
 use crate::common::form::{FormError, FormInput, parse_tags, read_form};
 
 type Result<T, E = CuckooError> = std::result::Result<T, E>;
@@ -331,12 +331,45 @@ async fn list(ctx: &crate::ApiContext, mut query: TaskQuery, q: ListQuery) -> Re
         }
     }
     query.owner = q.owner;
-    let tasks = ctx.core.list_tasks(&query).await?;
-    let tasks: Vec<TaskView<'_>> = tasks
-        .iter()
-        .map(|t| TaskView::of(t, Dates::Plain))
-        .collect();
-    Ok(ok(TaskList { tasks }))
+    let key = format!("cuckoo:list:{query:?}:{:?}", json_style());
+    let body = cached(ctx, key, || async {
+        let tasks = ctx.core.list_tasks(&query).await?;
+        let tasks: Vec<TaskView<'_>> = tasks
+            .iter()
+            .map(|t| TaskView::of(t, Dates::Plain))
+            .collect();
+        Ok(Some(render(&TaskList { tasks })))
+    })
+    .await?;
+    body.ok_or_else(|| CuckooError::not_found("Task not found"))
+}
+
+/// Serves a body from the response cache when the store has not changed since it was
+/// rendered; otherwise renders it (`None` = no such resource, never cached).
+async fn cached<F, Fut>(
+    ctx: &crate::ApiContext,
+    key: String,
+    render_body: F,
+) -> Result<Option<Response>>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<bytes::Bytes>>>,
+{
+    // The version is read before the data, so a body is never filed under a newer version
+    // than the data it shows.
+    let version = ctx.core.repo.data_version().await?;
+    if let Some(v) = version
+        && let Some(body) = ctx.cache.get(&key, v)
+    {
+        return Ok(Some(json_body(body)));
+    }
+    let Some(body) = render_body().await? else {
+        return Ok(None);
+    };
+    if let Some(v) = version {
+        ctx.cache.put(key, v, body.clone());
+    }
+    Ok(Some(json_body(body)))
 }
 
 /// `GET /tasks/list`.
@@ -387,12 +420,17 @@ pub async fn tasks_sample(
 /// `GET /tasks/view/<id>`.
 pub async fn tasks_view(State(ctx): Ctx, Path(id): Path<String>) -> Result<Response> {
     let id = TaskId(int_segment(&id)?);
-    match ctx.core.repo.task(id).await? {
-        Some(t) => Ok(ok(OneTask {
-            task: TaskView::of(&t, Dates::Rfc1123),
-        })),
-        None => Err(CuckooError::not_found("Task not found")),
-    }
+    let key = format!("cuckoo:view:{id}:{:?}", json_style());
+    let body = cached(&ctx, key, || async {
+        let task = ctx.core.repo.task(id).await?;
+        Ok(task.map(|t| {
+            render(&OneTask {
+                task: TaskView::of(&t, Dates::Rfc1123),
+            })
+        }))
+    })
+    .await?;
+    body.ok_or_else(|| CuckooError::not_found("Task not found"))
 }
 
 async fn reschedule(ctx: &crate::ApiContext, id: &str, priority: Option<&str>) -> Result<Response> {

@@ -1005,6 +1005,13 @@ fn delete_refuses_running_tasks() {
     // [37] A task claimed by a worker in another process (the API node has no workers).
     let s = Server::start(NO_WORKERS);
     let id = s.submit_file("a", b"running");
+    // Viewed (and listed) before the other process writes: the cached answers must not
+    // outlive that write.
+    assert_eq!(
+        s.get(&format!("/tasks/view/{id}")).json()["task"]["status"],
+        "pending"
+    );
+    assert_eq!(s.get("/tasks/list").json()["tasks"][0]["status"], "pending");
     let db = s.data().join("nestbox.db");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

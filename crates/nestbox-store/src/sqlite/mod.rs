@@ -120,6 +120,10 @@ fn migrator() -> Migrator {
 pub struct SqliteRepo {
     /// Read-only connections (one pool with `writer` for in-memory databases).
     reader: SqlitePool,
+    /// One read-only connection kept for `PRAGMA data_version`, whose value changes when
+    /// any *other* connection (our writer, or another process) commits. `None` for the
+    /// in-memory database, where reader and writer are one connection.
+    watch: Option<SqlitePool>,
     /// The single connection every write goes through.
     writer: SqlitePool,
 }
@@ -164,10 +168,23 @@ impl SqliteRepo {
         let reader = SqlitePoolOptions::new()
             .max_connections(u32::try_from(readers).unwrap_or(4))
             .test_before_acquire(false)
+            .connect_with(options.clone().read_only(true))
+            .await
+            .map_err(Error::store)?;
+        let watch = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await
             .map_err(Error::store)?;
-        Ok(SqliteRepo { reader, writer })
+        Ok(SqliteRepo {
+            reader,
+            writer,
+            watch: Some(watch),
+        })
     }
 
     /// A fresh, private in-memory database (for tests).
@@ -189,6 +206,7 @@ impl SqliteRepo {
             .map_err(Error::store)?;
         migrator().run(&pool).await.map_err(Error::store)?;
         Ok(SqliteRepo {
+            watch: None,
             reader: pool.clone(),
             writer: pool,
         })
@@ -197,6 +215,9 @@ impl SqliteRepo {
     /// Closes every connection (checkpointing the WAL on the last one).
     pub async fn close(&self) {
         self.reader.close().await;
+        if let Some(w) = &self.watch {
+            w.close().await;
+        }
         self.writer.close().await;
     }
 
@@ -929,6 +950,17 @@ impl TaskRepo for SqliteRepo {
         let task = load_task(&mut tx, TaskId(id)).await?;
         tx.commit().await.map_err(Error::store)?;
         Ok(task)
+    }
+
+    async fn data_version(&self) -> Result<Option<u64>> {
+        let Some(watch) = &self.watch else {
+            return Ok(None);
+        };
+        let v: i64 = sqlx::query_scalar("PRAGMA data_version")
+            .fetch_one(watch)
+            .await
+            .map_err(Error::store)?;
+        Ok(Some(v.unsigned_abs()))
     }
 
     async fn running_tasks(&self) -> Result<Vec<TaskId>> {

@@ -288,3 +288,40 @@ async fn sqlite_users_conformance() {
     let repo = SqliteRepo::open_in_memory().await.expect("open");
     testsuite::run_users(&repo, &repo).await;
 }
+
+/// `data_version` moves on every commit, by this repo or by another process's connection,
+/// and stays put while nothing is written (the API caches list/view answers on it).
+#[tokio::test]
+async fn data_version_tracks_every_writer() {
+    use nestbox_core::ports::TaskRepo;
+    use nestbox_types::{Category, NewTask};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("v.db");
+    let a = SqliteRepo::open(&path).await.expect("open a");
+    let b = SqliteRepo::open(&path).await.expect("open b");
+    let v0 = a
+        .data_version()
+        .await
+        .expect("v")
+        .expect("file dbs have a version");
+    assert_eq!(
+        a.data_version().await.unwrap(),
+        Some(v0),
+        "stable without writes"
+    );
+    let id = a
+        .add_task(&NewTask::new(Category::Url, "http://v.example"))
+        .await
+        .unwrap();
+    let v1 = a.data_version().await.unwrap().unwrap();
+    assert_ne!(v1, v0, "own writes move it");
+    b.set_custom(id, "other process").await.unwrap();
+    let v2 = a.data_version().await.unwrap().unwrap();
+    assert_ne!(v2, v1, "another connection's writes move it");
+    let mem = SqliteRepo::open_in_memory().await.unwrap();
+    assert_eq!(
+        mem.data_version().await.unwrap(),
+        None,
+        "in-memory: no caching"
+    );
+}
