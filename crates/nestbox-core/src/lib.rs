@@ -23,5 +23,5 @@ mod submit;
 pub mod users;
 
 pub use error::{Error, Result};
-pub use submit::{Core, Limits, StagedSample, Upload};
+pub use submit::{Core, Limits, StagedSample, Upload, safe_component, sanitize_filename};
 pub use users::{Auth, NewToken, NewUser, Token, TokenKind, User, UserRepo};

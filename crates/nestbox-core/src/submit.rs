@@ -134,6 +134,31 @@ pub fn sanitize_filename(name: &str) -> String {
     format!("{}{}", &stem[..cut], ext)
 }
 
+/// A name reduced to one conservative path component: the basename, with every character
+/// outside `[A-Za-z0-9._-]` (and non-ASCII alphanumerics kept) replaced by `_`, at most 100
+/// characters; `fallback` when nothing usable is left. For names of files nestbox writes
+/// itself from hostile input (dropped files, the sample inside a sandbox), where
+/// [`sanitize_filename`]'s faithfulness to the client's name is not wanted.
+pub fn safe_component(name: &str, fallback: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let clean: String = base
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect();
+    if clean.is_empty() || clean.chars().all(|c| c == '.') {
+        fallback.to_owned()
+    } else {
+        clean
+    }
+}
+
 impl Core {
     /// Starts receiving a sample.
     pub async fn begin_upload(&self) -> Result<Upload> {
@@ -317,6 +342,15 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::sanitize_filename;
+
+    #[test]
+    fn safe_components() {
+        use super::safe_component;
+        assert_eq!(safe_component("../../a b$.sh", "x"), "a_b_.sh");
+        assert_eq!(safe_component("..", "x"), "x");
+        assert_eq!(safe_component("C:\\dir\\évil.exe", "x"), "évil.exe");
+        assert_eq!(safe_component(&"a".repeat(300), "x").len(), 100);
+    }
 
     #[test]
     fn filenames_keep_only_a_safe_basename() {

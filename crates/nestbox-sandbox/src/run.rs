@@ -585,7 +585,7 @@ pub(crate) async fn detonate(
         ));
         return det;
     };
-    let name = safe_name(job.file_name);
+    let name = nestbox_core::safe_component(job.file_name, "sample");
     let inside = format!("/tmp/{name}");
     let local = p.scratch.root.join("tmp").join(&name);
     if let Err(e) = std::fs::copy(sample, &local)
@@ -801,25 +801,4 @@ fn read_head(p: &Path) -> Vec<u8> {
         let _ = f.take(4096).read_to_end(&mut buf);
     }
     buf
-}
-
-/// The sample's name as one safe path component inside the sandbox.
-fn safe_name(name: &str) -> String {
-    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
-    let clean: String = base
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(100)
-        .collect();
-    if clean.is_empty() || clean.chars().all(|c| c == '.') {
-        "sample".to_owned()
-    } else {
-        clean
-    }
 }

@@ -411,7 +411,7 @@ impl Worker {
             let rel = format!(
                 "files/{}_{}",
                 &info.sha256.get(..16).unwrap_or("0"),
-                sanitize(&info.name)
+                nestbox_core::safe_component(&info.name, "file")
             );
             match blobs
                 .put_file(&keys::analysis_file(id, &rel), &dropped.local)
@@ -512,27 +512,6 @@ fn tempfile_dir(
     tempfile::Builder::new()
         .prefix(&format!("task{id}-"))
         .tempdir_in(tmp)
-}
-
-/// A dropped file's name as one safe path component.
-fn sanitize(name: &str) -> String {
-    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
-    let clean: String = base
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(100)
-        .collect();
-    if clean.is_empty() || clean.chars().all(|c| c == '.') {
-        "file".to_owned()
-    } else {
-        clean
-    }
 }
 
 async fn record(
