@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Part, Server};
+use crate::harness::{Part, Server, claim_externally};
 
 const NO_WORKERS: &str = "[analysis]\nworkers = 0\n";
 const EVAL: &[u8] = b"eval('alert(1)')";
@@ -1012,21 +1012,7 @@ fn delete_refuses_running_tasks() {
         "pending"
     );
     assert_eq!(s.get("/tasks/list").json()["tasks"][0]["status"], "pending");
-    let db = s.data().join("nestbox.db");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        use nestbox_core::ports::TaskRepo;
-        let repo = nestbox_store::sqlite::SqliteRepo::open(&db).await.unwrap();
-        let claimed = repo
-            .claim("external-worker")
-            .await
-            .unwrap()
-            .expect("claimed");
-        assert_eq!(claimed.0.id.0, id);
-    });
+    assert_eq!(claim_externally(&s, "external-worker"), id);
     let r = s.get(&format!("/tasks/delete/{id}"));
     assert_eq!(
         (r.status, r.json()),

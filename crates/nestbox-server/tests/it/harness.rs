@@ -335,3 +335,19 @@ pub fn read_all(mut r: impl Read) -> Vec<u8> {
     r.read_to_end(&mut v).unwrap();
     v
 }
+
+/// Claims the next task from outside the server process, as a worker node would (the
+/// server and this test share the SQLite file). Returns the claimed task id.
+pub fn claim_externally(s: &Server, worker: &str) -> i64 {
+    let db = s.data().join("nestbox.db");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use nestbox_core::ports::TaskRepo;
+        let repo = nestbox_store::sqlite::SqliteRepo::open(&db).await.unwrap();
+        let (task, _machine) = repo.claim(worker).await.unwrap().expect("a task to claim");
+        task.id.0
+    })
+}

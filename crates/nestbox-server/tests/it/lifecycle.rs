@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::harness::Server;
+use crate::harness::{Server, claim_externally};
 
 #[test]
 fn kill_9_then_recover() {
@@ -70,33 +70,13 @@ fn kill_9_then_recover() {
     assert_eq!(s.get(&format!("/files/get/{sha}")).body.len(), 8 << 20);
 }
 
-/// Claims the next task from outside the server process, as a worker node would.
-fn claim_externally(s: &Server) -> i64 {
-    let db = s.data().join("nestbox.db");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        use nestbox_core::ports::TaskRepo;
-        let repo = nestbox_store::sqlite::SqliteRepo::open(&db).await.unwrap();
-        repo.claim("crashed-worker")
-            .await
-            .unwrap()
-            .expect("a task to claim")
-            .0
-            .id
-            .0
-    })
-}
-
 #[test]
 fn running_tasks_fail_at_startup_without_reschedule() {
     // [68] reschedule = off: leftover running tasks become failed_analysis.
     let s = Server::start("[analysis]\nworkers = 0\n");
     let id = s.submit_file("a.bin", b"crash me");
     let other = s.submit_file("b.bin", b"still pending");
-    assert_eq!(claim_externally(&s), id);
+    assert_eq!(claim_externally(&s, "crashed-worker"), id);
     let dir = s.kill();
     let s = Server::start_in(dir, "[analysis]\nworkers = 0\nreschedule = false\n");
     let t = s.get(&format!("/tasks/view/{id}")).json()["task"].clone();
@@ -121,7 +101,7 @@ fn running_tasks_are_rescheduled_at_startup() {
     // the restarted workers then analyse.
     let s = Server::start("[analysis]\nworkers = 0\n");
     let id = s.submit_file("a.bin", b"crash me");
-    assert_eq!(claim_externally(&s), id);
+    assert_eq!(claim_externally(&s, "crashed-worker"), id);
     let dir = s.kill();
     let s = Server::start_in(dir, "[analysis]\nworkers = 1\nreschedule = true\n");
     let t = s.get(&format!("/tasks/view/{id}")).json()["task"].clone();
