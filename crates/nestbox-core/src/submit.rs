@@ -69,8 +69,8 @@ impl Upload {
         self.written == 0
     }
 
-    /// Finishes the upload: flushes, then types the file with libmagic (which needs the
-    /// file, not a buffer, to say what `file` says about ELF/PE details).
+    /// Finishes the upload: flushes and seals the digest. Typing waits for
+    /// [`Core::store_sample`], which skips it for content the store already has.
     pub async fn finish(mut self) -> Result<StagedSample> {
         // No fsync: a sample is accepted once it is in the page cache and its row committed,
         // the same durability as the SQLite store (WAL, synchronous=NORMAL). A killed server
@@ -79,26 +79,18 @@ impl Upload {
         self.file.flush().await?;
         drop(self.file);
         let digest = self.hasher.finish();
-        let path = self.temp.to_path_buf();
-        let file_type =
-            tokio::task::spawn_blocking(move || nestbox_analyzers::file_type_path(&path))
-                .await
-                .map_err(|e| Error::Invalid(format!("file typing failed: {e}")))?;
         Ok(StagedSample {
             temp: self.temp,
             digest,
-            file_type,
         })
     }
 }
 
-/// A fully received sample, hashed and typed, not yet in the store.
+/// A fully received and hashed sample, not yet in the store.
 pub struct StagedSample {
     temp: tempfile::TempPath,
     /// Its hashes.
     pub digest: Digest,
-    /// Its libmagic type.
-    pub file_type: FileType,
 }
 
 impl StagedSample {
@@ -180,13 +172,27 @@ impl Core {
     }
 
     /// Moves a staged sample into the store and records it. The blob is written before the
-    /// row, so a sample row never points at missing content.
+    /// row, so a sample row never points at missing content. Content the store already
+    /// has is not typed or written again: the existing row is returned (samples are
+    /// immutable, identified by SHA-256).
     pub async fn store_sample(&self, staged: StagedSample) -> Result<Sample> {
         let d = &staged.digest;
+        let key = keys::sample(&d.sha256);
+        if let Some(existing) = self.repo.sample_by_hash(&d.sha256).await?
+            && self.blobs.exists(&key).await?
+        {
+            return Ok(existing);
+        }
+        // libmagic needs the file, not a buffer, to say what `file` says about ELF/PE details.
+        let path = staged.path().to_path_buf();
+        let file_type: FileType =
+            tokio::task::spawn_blocking(move || nestbox_analyzers::file_type_path(&path))
+                .await
+                .map_err(|e| Error::Invalid(format!("file typing failed: {e}")))?;
         let new = NewSample {
             file_size: i64::try_from(d.size).unwrap_or(i64::MAX),
-            file_type: staged.file_type.description.clone(),
-            mime: staged.file_type.mime.clone(),
+            file_type: file_type.description,
+            mime: file_type.mime,
             md5: d.md5.clone(),
             crc32: d.crc32.clone(),
             sha1: d.sha1.clone(),
@@ -195,9 +201,7 @@ impl Core {
             ssdeep: Some(d.ssdeep.clone()),
             tlsh: d.tlsh.clone(),
         };
-        self.blobs
-            .put_file(&keys::sample(&d.sha256), staged.path())
-            .await?;
+        self.blobs.put_file(&key, staged.path()).await?;
         self.repo.add_sample(&new).await
     }
 

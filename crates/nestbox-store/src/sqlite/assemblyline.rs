@@ -113,7 +113,7 @@ impl AlRepo for SqliteRepo {
     ) -> Result<Vec<AlSubmission>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "{SUB_COLUMNS} WHERE (?1 IS NULL OR user_id = ?1) \
-             ORDER BY created_on DESC, sid LIMIT ?2 OFFSET ?3"
+             ORDER BY created_on DESC, sid LIMIT +?2 OFFSET +?3"
         )))
         .bind(user_id)
         .bind(limit)

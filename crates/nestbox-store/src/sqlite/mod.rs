@@ -336,7 +336,10 @@ macro_rules! task_list {
                   AND (?9 IS NULL OR instr(options, ?9) > 0) \
                 ORDER BY ",
             $order,
-            " LIMIT ?5 OFFSET ?6) AS t",
+            // `+?5`, not `?5`: SQLite treats a bare bound LIMIT as input to the plan and
+            // re-prepares the statement whenever it changes; the unary plus keeps the
+            // cached statement (+27 % on tasks/list, see BENCHMARKS.md).
+            " LIMIT +?5 OFFSET +?6) AS t",
             task_joins!()
         )
     };
