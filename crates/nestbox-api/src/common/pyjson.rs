@@ -143,15 +143,7 @@ impl Formatter for PyFormatter {
     }
 
     fn write_f64<W: ?Sized + Write>(&mut self, w: &mut W, f: f64) -> io::Result<()> {
-        if !f.is_finite() {
-            // Python writes NaN/Infinity, which no JSON parser reads; we never emit them.
-            w.write_all(b"null")
-        } else if f.fract() == 0.0 && f.abs() < 1e16 {
-            // Python's repr keeps ".0" on integral floats.
-            write!(w, "{f:.1}")
-        } else {
-            write!(w, "{f}")
-        }
+        w.write_all(py_float_repr(f).as_bytes())
     }
 
     fn write_string_fragment<W: ?Sized + Write>(
@@ -197,6 +189,59 @@ impl Formatter for PyFormatter {
     }
 }
 
+/// Python's `repr(float)`: the shortest digits that round-trip (what Rust's `{:e}` also
+/// gives), written in fixed notation when the decimal point falls within 16 digits either
+/// way (`75.7`, `2.0`, `0.0001`), else in exponent notation with a signed, at least two-digit
+/// exponent (`1e+16`, `1.5e+300`, `1e-05`). Non-finite values become `null`: Python's `NaN`
+/// is not JSON and we never produce it.
+fn py_float_repr(f: f64) -> String {
+    if !f.is_finite() {
+        return "null".to_owned();
+    }
+    if f == 0.0 {
+        return if f.is_sign_negative() { "-0.0" } else { "0.0" }.to_owned();
+    }
+    let sci = format!("{f:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    // Position of the decimal point relative to the digits: value = 0.DIGITS × 10^point.
+    let point = exp + 1;
+    let mut out = String::from(sign);
+    if point > -4 && point <= 16 {
+        let len = i32::try_from(digits.len()).unwrap_or(i32::MAX);
+        if point <= 0 {
+            out.push_str("0.");
+            out.extend(std::iter::repeat_n('0', point.unsigned_abs() as usize));
+            out.push_str(&digits);
+        } else if point >= len {
+            out.push_str(&digits);
+            out.extend(std::iter::repeat_n('0', (point - len) as usize));
+            out.push_str(".0");
+        } else {
+            let (int, frac) = digits.split_at(point as usize);
+            out.push_str(int);
+            out.push('.');
+            out.push_str(frac);
+        }
+    } else {
+        let (first, rest) = digits.split_at(1);
+        out.push_str(first);
+        if !rest.is_empty() {
+            out.push('.');
+            out.push_str(rest);
+        }
+        out.push('e');
+        out.push(if exp < 0 { '-' } else { '+' });
+        out.push_str(&format!("{:02}", exp.unsigned_abs()));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,6 +266,34 @@ mod tests {
             "{\n  \"a\": {}, \n  \"b\": [\n    []\n  ]\n}\n"
         );
         assert_eq!(to_string(&json!([]), Style::Compact), "[]");
+    }
+
+    #[test]
+    fn floats_like_python_repr() {
+        for (f, want) in [
+            (75.7, "75.7"),
+            (2.0, "2.0"),
+            (0.5, "0.5"),
+            (-0.0, "-0.0"),
+            (0.0001, "0.0001"),
+            (1e-5, "1e-05"),
+            (1e15, "1000000000000000.0"),
+            (1e16, "1e+16"),
+            (1.5e300, "1.5e+300"),
+            (-2.5e-300, "-2.5e-300"),
+            (123456.789, "123456.789"),
+            (f64::MIN_POSITIVE, "2.2250738585072014e-308"),
+            (f64::NAN, "null"),
+        ] {
+            assert_eq!(py_float_repr(f), want, "{f:e}");
+            if f.is_finite() {
+                assert_eq!(
+                    py_float_repr(f).parse::<f64>().unwrap(),
+                    f,
+                    "round trip {want}"
+                );
+            }
+        }
     }
 
     #[test]
