@@ -39,3 +39,10 @@ bench: bootstrap
 clean:
 	cargo clean
 	rm -rf .venv-clients
+
+## Coverage-guided fuzzing of every parser, FUZZ_SECONDS (default 60) per target, one at a
+## time (see fuzz/README.md); not part of `make test`. `fuzz/smoke.sh` is the quick replay.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+	FUZZ_SECONDS=$(FUZZ_SECONDS) ./fuzz/run.sh
