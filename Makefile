@@ -3,14 +3,15 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: serve test bootstrap build release check unit clients bench fuzz clean
+.PHONY: fuzz-smoke serve test bootstrap build release check unit clients bench fuzz clean
 
 ## Bootstrap system packages if missing, build, serve on 127.0.0.1:8090 (SQLite, local store).
 serve: bootstrap release
 	$(TARGET_DIR)/release/nestbox serve
 
-## Everything CI checks: formatting, lints, unit + integration tests, real-client tests.
-test: bootstrap check unit clients
+## Everything CI checks: formatting, lints, unit + integration tests, real-client tests,
+## and a replay of every fuzz target over its seeds and regression inputs.
+test: bootstrap check unit clients fuzz-smoke
 
 bootstrap:
 	@./scripts/bootstrap.sh
@@ -31,6 +32,11 @@ unit:
 ## The real upstream client libraries (PyPI) against a real server.
 clients: build
 	./tests/clients/run.sh $(TARGET_DIR)/debug/nestbox
+
+## Replays the fuzz seeds and regressions (no fuzzing; ~2 min cold). No sanitizer here:
+## it needs RUSTC_BOOTSTRAP on stable and doubles the build; `make fuzz` uses ASan.
+fuzz-smoke:
+	FUZZ_SANITIZER=none ./fuzz/smoke.sh
 
 ## HTTP API benchmark (see BENCHMARKS.md); not part of `make test`.
 bench: bootstrap
