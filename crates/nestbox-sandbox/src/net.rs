@@ -146,23 +146,8 @@ impl NetSandbox {
         // entered S, then serve them from ordinary threads.
         type Socks = (OwnedFd, Option<UdpSocket>, Vec<(u16, TcpListener)>);
         let socks: Socks = std::thread::spawn(move || -> Result<Socks, String> {
-            let f = std::fs::File::open(&path).map_err(|e| format!("sink netns: {e}"))?;
-            nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(|e| format!("setns: {e}"))?;
-            use nix::sys::socket::{AddressFamily, SockFlag, SockProtocol, SockType, socket};
-            let cap = socket(
-                AddressFamily::Packet,
-                SockType::Raw,
-                SockFlag::SOCK_CLOEXEC,
-                SockProtocol::EthAll,
-            )
-            .map_err(|e| format!("AF_PACKET socket: {e}"))?;
-            nix::sys::socket::setsockopt(
-                &cap,
-                nix::sys::socket::sockopt::ReceiveTimeout,
-                &nix::sys::time::TimeVal::new(0, 100_000),
-            )
-            .map_err(|e| format!("capture timeout: {e}"))?;
+            enter_netns(&path).map_err(|e| format!("sink {e}"))?;
+            let cap = packet_socket_here()?;
             if !listen {
                 return Ok((cap, None, Vec::new()));
             }
@@ -241,27 +226,38 @@ const MAX_BYTES: usize = 64 << 20;
 /// A raw `AF_PACKET` socket (all protocols, 100 ms receive timeout) in the netns at `path`.
 fn packet_socket_in(path: PathBuf) -> Result<OwnedFd, String> {
     std::thread::spawn(move || {
-        let f = std::fs::File::open(&path).map_err(|e| format!("netns: {e}"))?;
-        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
-            .map_err(|e| format!("setns: {e}"))?;
-        use nix::sys::socket::{AddressFamily, SockFlag, SockProtocol, SockType, socket};
-        let cap = socket(
-            AddressFamily::Packet,
-            SockType::Raw,
-            SockFlag::SOCK_CLOEXEC,
-            SockProtocol::EthAll,
-        )
-        .map_err(|e| format!("AF_PACKET socket: {e}"))?;
-        nix::sys::socket::setsockopt(
-            &cap,
-            nix::sys::socket::sockopt::ReceiveTimeout,
-            &nix::sys::time::TimeVal::new(0, 100_000),
-        )
-        .map_err(|e| format!("capture timeout: {e}"))?;
-        Ok(cap)
+        enter_netns(&path)?;
+        packet_socket_here()
     })
     .join()
     .map_err(|_| "the capture set-up thread panicked".to_owned())?
+}
+
+/// Moves the calling thread into the network namespace at `path` (sockets belong to the
+/// namespace they are created in).
+fn enter_netns(path: &std::path::Path) -> Result<(), String> {
+    let f = std::fs::File::open(path).map_err(|e| format!("netns: {e}"))?;
+    nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| format!("setns: {e}"))
+}
+
+/// A raw `AF_PACKET` socket (all protocols, 100 ms receive timeout) in the calling thread's
+/// network namespace.
+fn packet_socket_here() -> Result<OwnedFd, String> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockProtocol, SockType, socket};
+    let cap = socket(
+        AddressFamily::Packet,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::EthAll,
+    )
+    .map_err(|e| format!("AF_PACKET socket: {e}"))?;
+    nix::sys::socket::setsockopt(
+        &cap,
+        nix::sys::socket::sockopt::ReceiveTimeout,
+        &nix::sys::time::TimeVal::new(0, 100_000),
+    )
+    .map_err(|e| format!("capture timeout: {e}"))?;
+    Ok(cap)
 }
 
 /// Captures frames until `stop`. `loopback_only`: keep only loopback frames (all-zero
