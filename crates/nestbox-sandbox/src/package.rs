@@ -68,6 +68,72 @@ pub fn choose(
     }
 }
 
+/// Where the browser keeps its fresh profile and writes its screenshot, inside the
+/// sandbox. It is the analyser's, not the sample's: removed before dropped files are
+/// collected.
+pub const BROWSER_DIR: &str = "/var/tmp/nestbox-browser";
+/// The screenshot file in [`BROWSER_DIR`].
+pub const BROWSER_SHOT: &str = "shot.png";
+/// Debian's Chromium binary (the `/usr/bin/chromium` wrapper reads `/etc/chromium.d`,
+/// which the sandbox does not show).
+pub const CHROMIUM: &str = "/usr/lib/chromium/chromium";
+/// What the fetch presents itself as.
+const USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
+
+/// How a URL task is run: headless Chromium loading the page and taking a screenshot, or
+/// (without Chromium) a plain fetch with curl. `None` for anything but http(s) URLs (a
+/// leading `-` could otherwise be read as an option).
+pub fn url(url: &str, chromium: bool) -> Option<Launch> {
+    let lower = url.to_ascii_lowercase();
+    if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+        return None;
+    }
+    if chromium {
+        let mut args: Vec<String> = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-breakpad",
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+            "--window-size=1024,768",
+        ]
+        .iter()
+        .map(|a| (*a).to_owned())
+        .collect();
+        args.push(format!("--user-data-dir={BROWSER_DIR}/profile"));
+        args.push(format!("--screenshot={BROWSER_DIR}/{BROWSER_SHOT}"));
+        args.push(url.to_owned());
+        return Some(Launch {
+            package: "chromium",
+            entry: CHROMIUM.to_owned(),
+            args,
+        });
+    }
+    Some(Launch {
+        package: "url-fetch",
+        entry: "/usr/bin/curl".to_owned(),
+        args: vec![
+            "-sS".into(),
+            "-L".into(),
+            "--max-time".into(),
+            "30".into(),
+            "-A".into(),
+            USER_AGENT.into(),
+            "--create-dirs".into(),
+            "-o".into(),
+            format!("{BROWSER_DIR}/page"),
+            url.to_owned(),
+        ],
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +150,16 @@ mod tests {
         assert!(choose("", "a.txt", b"hello", "/tmp/a.txt", vec![]).is_none());
         let l = choose("bash", "a.txt", b"hello", "/tmp/a.txt", vec![]).unwrap();
         assert_eq!(l.entry, "/bin/bash");
+    }
+
+    #[test]
+    fn urls_only_http() {
+        let l = url("http://example.test/a", true).unwrap();
+        assert_eq!(l.entry, CHROMIUM);
+        assert_eq!(l.args.last().unwrap(), "http://example.test/a");
+        let l = url("HTTPS://example.test/", false).unwrap();
+        assert_eq!(l.entry, "/usr/bin/curl");
+        assert!(url("--gpu-launcher=/bin/sh", true).is_none());
+        assert!(url("file:///etc/passwd", true).is_none());
     }
 }

@@ -619,40 +619,37 @@ pub(crate) async fn detonate(
             return det;
         }
     };
-    let Some(sample) = job.sample else {
-        det.log.push(format!(
-            "ns: nothing to run for a {} task in this build",
-            job.task.spec.category
-        ));
-        return det;
+    let is_url = job.task.spec.category == nestbox_types::Category::Url;
+    let staged = if is_url {
+        stage_url(&job.task.spec.target)
+    } else {
+        stage_file(&job, &p)
     };
-    let name = nestbox_core::safe_component(job.file_name, "sample");
-    let inside = format!("/tmp/{name}");
-    let local = p.scratch.root.join("tmp").join(&name);
-    if let Err(e) = std::fs::copy(sample, &local)
-        .and_then(|_| std::fs::set_permissions(&local, std::fs::Permissions::from_mode(0o755)))
-        .and_then(|()| chown(&local, Some(p.uid), Some(p.uid)))
-    {
-        det.errors
-            .push(format!("copying the sample into the sandbox: {e}"));
-        return det;
-    }
-    let head = read_head(&local);
-    let arguments: Vec<String> = opts
-        .get("arguments")
-        .map(|a| a.split_whitespace().map(str::to_owned).collect())
-        .unwrap_or_default();
-    let Some(launch) = package::choose(
-        &job.task.spec.package,
-        job.file_name,
-        &head,
-        &inside,
-        arguments,
-    ) else {
-        det.log.push(format!(
-            "ns: no analysis package runs this file ({name}); static analysis only"
-        ));
-        return det;
+    let (launch, inside) = match staged {
+        Ok(x) => x,
+        Err(Stop::Log(m)) => {
+            det.log.push(m);
+            return det;
+        }
+        Err(Stop::Error(m)) => {
+            det.errors.push(m);
+            return det;
+        }
+    };
+    let sample = job.sample;
+    // The browser is a big multi-process program: the sample limits would starve it.
+    // Address-space limits break V8's reservations; the cgroup still bounds real memory.
+    let browser_limits;
+    let s = if launch.package == "chromium" {
+        browser_limits = SandboxSettings {
+            memory_limit: s.memory_limit.max(1 << 30),
+            max_pids: s.max_pids.max(512),
+            address_space: u64::MAX,
+            ..s.clone()
+        };
+        &browser_limits
+    } else {
+        s
     };
     let before = dropped::snapshot(&p.scratch.root, &s.user);
     let group = match kind {
@@ -765,15 +762,17 @@ pub(crate) async fn detonate(
     let max_size = s.max_file_size;
     let workdir = job.workdir.to_path_buf();
     let entry = launch.entry.clone();
-    let sample_sha = nestbox_analyzers::digest_file(sample)
-        .ok()
+    let sample_sha = sample
+        .and_then(|x| nestbox_analyzers::digest_file(x).ok())
         .map(|d| d.sha256);
+    let shots_dir = job.workdir.join("shots");
     let pcap_path = job.workdir.join("dump.pcap");
     let handle = tokio::task::spawn_blocking(move || {
         let network = net.map(|n| n.finish(&pcap_path));
         let traces = behavior::read_traces(&p.trace_dir, "t");
         let home = format!("/home/{user}");
         let traced = behavior::build(&traces, &entry, &home, max_calls);
+        let shot = take_browser_shot(&p.scratch.root, &shots_dir);
         let files = dropped::collect(
             &p.scratch.root,
             &user,
@@ -786,11 +785,17 @@ pub(crate) async fn detonate(
         );
         let tail = read_tail(&p.output, 2000);
         drop(p);
-        (traced, files, tail, network)
+        (traced, files, tail, network, shot)
     });
     let mut attempts = behavior::Attempts::default();
     match handle.await {
-        Ok((traced, (files, notes), tail, network)) => {
+        Ok((traced, (files, notes), tail, network, shot)) => {
+            match shot {
+                Ok(Some(png)) => det.screenshots.push(png),
+                Ok(None) if is_url => det.log.push("ns: the browser took no screenshot".into()),
+                Ok(None) => {}
+                Err(e) => det.errors.push(e),
+            }
             if let Some((mut network, net_notes)) = network {
                 let pcap = job.workdir.join("dump.pcap");
                 if let Ok(d) = nestbox_analyzers::digest_file(&pcap) {
@@ -823,8 +828,19 @@ pub(crate) async fn detonate(
             .errors
             .push(format!("processing the trace crashed: {e}")),
     }
-    let mut ev = crate::signatures::Evidence::new(&det.behavior, &det.network, &inside, &attempts);
-    let mut contents = vec![(sample.to_path_buf(), inside.clone(), true)];
+    // For a URL the process tree is our browser, not the sample: only what the page
+    // caused on the network and the files it downloaded are evidence.
+    let no_behavior = nestbox_types::report::Behavior::default();
+    let no_attempts = behavior::Attempts::default();
+    let mut ev = if is_url {
+        crate::signatures::Evidence::new(&no_behavior, &det.network, &inside, &no_attempts)
+    } else {
+        crate::signatures::Evidence::new(&det.behavior, &det.network, &inside, &attempts)
+    };
+    let mut contents: Vec<_> = sample
+        .map(|x| (x.to_path_buf(), inside.clone(), true))
+        .into_iter()
+        .collect();
     contents.extend(det.dropped.iter().map(|d| {
         let inside = d.info.filepath.clone().unwrap_or_default();
         (d.local.clone(), inside, false)
@@ -837,6 +853,82 @@ pub(crate) async fn detonate(
         t0.elapsed().as_secs_f64()
     ));
     det
+}
+
+/// Why a detonation stops before running anything.
+enum Stop {
+    /// Nothing to run (static analysis only): a log line.
+    Log(String),
+    /// A failure: an error entry.
+    Error(String),
+}
+
+/// Copies the sample into the sandbox's `/tmp` and chooses its package.
+fn stage_file(job: &DetonationJob<'_>, p: &Prepared) -> Result<(Launch, String), Stop> {
+    let Some(sample) = job.sample else {
+        return Err(Stop::Log(format!(
+            "ns: nothing to run for a {} task",
+            job.task.spec.category
+        )));
+    };
+    let name = nestbox_core::safe_component(job.file_name, "sample");
+    let inside = format!("/tmp/{name}");
+    let local = p.scratch.root.join("tmp").join(&name);
+    std::fs::copy(sample, &local)
+        .and_then(|_| std::fs::set_permissions(&local, std::fs::Permissions::from_mode(0o755)))
+        .and_then(|()| chown(&local, Some(p.uid), Some(p.uid)))
+        .map_err(|e| Stop::Error(format!("copying the sample into the sandbox: {e}")))?;
+    let head = read_head(&local);
+    let arguments: Vec<String> = job
+        .task
+        .spec
+        .options
+        .0
+        .get("arguments")
+        .map(|a| a.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default();
+    let launch = package::choose(
+        &job.task.spec.package,
+        job.file_name,
+        &head,
+        &inside,
+        arguments,
+    )
+    .ok_or_else(|| {
+        Stop::Log(format!(
+            "ns: no analysis package runs this file ({name}); static analysis only"
+        ))
+    })?;
+    Ok((launch, inside))
+}
+
+/// The browser (or a plain fetch without Chromium) for a URL task.
+fn stage_url(url: &str) -> Result<(Launch, String), Stop> {
+    let chromium = Path::new(package::CHROMIUM).exists();
+    let launch = package::url(url, chromium)
+        .ok_or_else(|| Stop::Error(format!("ns: not an http(s) URL: {url:?}")))?;
+    Ok((launch, url.to_owned()))
+}
+
+/// Moves the browser's screenshot out of the sandbox (as `shots/0001.png` under
+/// `shots`) and removes the browser's directory so its profile is not taken for dropped
+/// files. `Ok(None)`: no screenshot was taken.
+fn take_browser_shot(root: &Path, shots: &Path) -> Result<Option<PathBuf>, String> {
+    let rel = package::BROWSER_DIR.trim_start_matches("/var/tmp/");
+    let dir = root.join("vartmp").join(rel);
+    let src = dir.join(package::BROWSER_SHOT);
+    let result = match std::fs::symlink_metadata(&src) {
+        Ok(m) if m.is_file() && m.len() > 0 => {
+            let dst = shots.join("0001.png");
+            std::fs::create_dir_all(shots)
+                .and_then(|()| std::fs::copy(&src, &dst))
+                .map(|_| Some(dst))
+                .map_err(|e| format!("keeping the screenshot: {e}"))
+        }
+        _ => Ok(None),
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    result
 }
 
 fn read_head(p: &Path) -> Vec<u8> {

@@ -799,3 +799,96 @@ fn samples_fire_their_signatures_and_a_benign_one_fires_none() {
     assert_eq!(r["info"]["score"].as_f64(), Some(0.0));
     assert_no_leftovers(uid_base);
 }
+
+/// The raw scanlines of a PNG (zlib-inflated IDAT chunks), checking the signature.
+fn png_pixels(png: &[u8]) -> (u32, u32, Vec<u8>) {
+    use std::io::Read;
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    let mut i = 8;
+    let (mut w, mut h, mut idat) = (0, 0, Vec::new());
+    while i + 8 <= png.len() {
+        let len = u32::from_be_bytes(png[i..i + 4].try_into().unwrap()) as usize;
+        let kind = &png[i + 4..i + 8];
+        let data = &png[i + 8..i + 8 + len];
+        match kind {
+            b"IHDR" => {
+                w = u32::from_be_bytes(data[0..4].try_into().unwrap());
+                h = u32::from_be_bytes(data[4..8].try_into().unwrap());
+            }
+            b"IDAT" => idat.extend_from_slice(data),
+            _ => {}
+        }
+        i += 12 + len;
+    }
+    let mut raw = Vec::new();
+    flate2::read::ZlibDecoder::new(&idat[..])
+        .read_to_end(&mut raw)
+        .unwrap();
+    (w, h, raw)
+}
+
+#[test]
+fn url_task_is_rendered_by_chromium_with_screenshot_and_requests() {
+    let uid_base = 260_000;
+    let s = sandbox_server(uid_base);
+    let r = s.post_form(
+        "/tasks/create/url",
+        &[
+            ("url", "http://www.landing-page.test/welcome.html?c=42"),
+            ("timeout", "60"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let id = r.json()["task_id"].as_i64().unwrap();
+    let r = report(&s, id);
+    let log = r["debug"].to_string();
+    assert!(log.contains("package chromium"), "{log}");
+    // Every request the page made is in network.http (the sink answered it).
+    let http = r["network"]["http"].as_array().unwrap();
+    assert!(
+        http.iter().any(
+            |h| h["uri"] == "http://www.landing-page.test/welcome.html?c=42"
+                && h["method"] == "GET"
+                && h["user-agent"].as_str().unwrap_or("").contains("Chrome")
+        ),
+        "{http:?} {log}"
+    );
+    let dns: Vec<&str> = r["network"]["dns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["request"].as_str())
+        .collect();
+    assert!(dns.contains(&"www.landing-page.test"), "{dns:?}");
+    // The screenshot: listed, served, a real 1024×768 image with content on it.
+    assert_eq!(r["screenshots"][0]["path"], "shots/0001.png", "{log}");
+    let shot = s.get(&format!("/tasks/screenshots/{id}/0001"));
+    assert_eq!(shot.status, 200);
+    assert_eq!(shot.header("content-type"), Some("image/png"));
+    let (w, h, raw) = png_pixels(&shot.body);
+    assert_eq!((w, h), (1024, 768));
+    let distinct: std::collections::BTreeSet<u8> = raw.iter().copied().collect();
+    assert!(
+        distinct.len() > 16,
+        "the screenshot is blank ({} distinct byte values)",
+        distinct.len()
+    );
+    let zip = s.get(&format!("/tasks/screenshots/{id}"));
+    assert_eq!(zip.status, 200);
+    // The browser's own profile is not a dropped file; the browser is not the sample.
+    assert!(
+        r["dropped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| !d["filepath"]
+                .as_str()
+                .unwrap_or("")
+                .contains("nestbox-browser")),
+        "{}",
+        r["dropped"]
+    );
+    let names = signature_names(&r);
+    assert_eq!(names, ["http_request"], "{names:?}");
+    assert_no_leftovers(uid_base);
+}
