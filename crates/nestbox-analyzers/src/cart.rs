@@ -106,41 +106,112 @@ pub fn is_cart(data: &[u8]) -> bool {
 
 /// Packs `data` with the default key and an optional header (omitted when empty).
 pub fn pack(data: &[u8], header: &Map<String, Value>) -> Vec<u8> {
-    let key = DEFAULT_KEY;
-    let opt_header = if header.is_empty() {
-        Vec::new()
-    } else {
-        // serde_json's Map is sorted, and to_vec is compact: cart.py's sort_keys + separators.
-        crypt(&key, serde_json::to_vec(header).unwrap_or_default())
-    };
-    let mut out = Vec::with_capacity(data.len() / 2 + 512);
-    out.extend_from_slice(b"CART");
-    out.extend_from_slice(&1i16.to_le_bytes());
-    out.extend_from_slice(&0u64.to_le_bytes());
-    out.extend_from_slice(&key);
-    out.extend_from_slice(&(opt_header.len() as u64).to_le_bytes());
-    out.extend_from_slice(&opt_header);
-    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(1));
-    // Writing to a Vec cannot fail.
-    let _ = z.write_all(data);
-    let body = z.finish().unwrap_or_default();
-    out.extend_from_slice(&crypt(&key, body));
-    let footer_pos = out.len() as u64;
-    let mut footer = Map::new();
-    footer.insert("length".into(), Value::String(data.len().to_string()));
-    footer.insert("md5".into(), hex::encode(md5::Md5::digest(data)).into());
-    footer.insert("sha1".into(), hex::encode(sha1::Sha1::digest(data)).into());
-    footer.insert(
-        "sha256".into(),
-        hex::encode(sha2::Sha256::digest(data)).into(),
-    );
-    let footer = crypt(&key, serde_json::to_vec(&footer).unwrap_or_default());
-    out.extend_from_slice(&footer);
-    out.extend_from_slice(b"TRAC");
-    out.extend_from_slice(&0u64.to_le_bytes());
-    out.extend_from_slice(&footer_pos.to_le_bytes());
-    out.extend_from_slice(&(footer.len() as u64).to_le_bytes());
+    let (mut p, mut out) = Packer::new(header);
+    out.reserve(data.len() / 2 + 512);
+    out.extend_from_slice(&p.update(data));
+    out.extend_from_slice(&p.finish());
     out
+}
+
+/// A streaming CaRT writer: [`Packer::new`] gives the leading bytes, [`Packer::update`]
+/// the encrypted body for each chunk, [`Packer::finish`] the footers. Memory stays at one
+/// zlib window however large the content (downloads of big samples stream through it);
+/// the output equals [`pack`]'s, since zlib's stream does not depend on how its input is
+/// split.
+pub struct Packer {
+    key: [u8; 16],
+    body_rc4: Rc4,
+    z: flate2::write::ZlibEncoder<Vec<u8>>,
+    md5: md5::Md5,
+    sha1: sha1::Sha1,
+    sha256: sha2::Sha256,
+    length: u64,
+    written: u64,
+    /// Input not yet compressed: the compressor is always fed whole 64 KiB blocks (as
+    /// cart.py does), so the output does not depend on how callers split the content.
+    pending: Vec<u8>,
+}
+
+/// cart.py's block size.
+const BLOCK: usize = 64 << 10;
+
+impl Packer {
+    /// Starts a CaRT with the default key; returns the mandatory and optional headers.
+    pub fn new(header: &Map<String, Value>) -> (Packer, Vec<u8>) {
+        let key = DEFAULT_KEY;
+        let opt_header = if header.is_empty() {
+            Vec::new()
+        } else {
+            // serde_json's Map is sorted and to_vec is compact: cart.py's sort_keys + separators.
+            crypt(&key, serde_json::to_vec(header).unwrap_or_default())
+        };
+        let mut out = Vec::with_capacity(HEADER_LEN + opt_header.len());
+        out.extend_from_slice(b"CART");
+        out.extend_from_slice(&1i16.to_le_bytes());
+        out.extend_from_slice(&0u64.to_le_bytes());
+        out.extend_from_slice(&key);
+        out.extend_from_slice(&(opt_header.len() as u64).to_le_bytes());
+        out.extend_from_slice(&opt_header);
+        let p = Packer {
+            key,
+            body_rc4: Rc4::new(&key),
+            z: flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(1)),
+            md5: md5::Md5::new(),
+            sha1: sha1::Sha1::new(),
+            sha256: sha2::Sha256::new(),
+            length: 0,
+            written: out.len() as u64,
+            pending: Vec::with_capacity(BLOCK),
+        };
+        (p, out)
+    }
+
+    /// Feeds content; returns the body bytes ready so far (possibly none).
+    pub fn update(&mut self, data: &[u8]) -> Vec<u8> {
+        self.md5.update(data);
+        self.sha1.update(data);
+        self.sha256.update(data);
+        self.length += data.len() as u64;
+        let mut data = data;
+        while !data.is_empty() {
+            let take = (BLOCK - self.pending.len()).min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.pending.len() == BLOCK {
+                // Writing to a Vec cannot fail.
+                let _ = self.z.write_all(&self.pending);
+                self.pending.clear();
+            }
+        }
+        self.drain()
+    }
+
+    fn drain(&mut self) -> Vec<u8> {
+        let mut out = std::mem::take(self.z.get_mut());
+        self.body_rc4.apply(&mut out);
+        self.written += out.len() as u64;
+        out
+    }
+
+    /// Ends the body; returns its last bytes and both footers.
+    pub fn finish(mut self) -> Vec<u8> {
+        let _ = self.z.write_all(&self.pending);
+        let _ = self.z.try_finish();
+        let mut out = self.drain();
+        let footer_pos = self.written;
+        let mut footer = Map::new();
+        footer.insert("length".into(), Value::String(self.length.to_string()));
+        footer.insert("md5".into(), hex::encode(self.md5.finalize()).into());
+        footer.insert("sha1".into(), hex::encode(self.sha1.finalize()).into());
+        footer.insert("sha256".into(), hex::encode(self.sha256.finalize()).into());
+        let footer = crypt(&self.key, serde_json::to_vec(&footer).unwrap_or_default());
+        out.extend_from_slice(&footer);
+        out.extend_from_slice(b"TRAC");
+        out.extend_from_slice(&0u64.to_le_bytes());
+        out.extend_from_slice(&footer_pos.to_le_bytes());
+        out.extend_from_slice(&(footer.len() as u64).to_le_bytes());
+        out
+    }
 }
 
 fn le_u64(b: &[u8]) -> u64 {
@@ -274,5 +345,22 @@ mod tests {
         let mut trunc = good.clone();
         trunc.truncate(HEADER_LEN + 4);
         assert!(unpack(&trunc, 10).is_err());
+    }
+
+    #[test]
+    fn streaming_packer_equals_pack_whatever_the_chunking() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut h = Map::new();
+        h.insert("name".into(), "x.bin".into());
+        let whole = pack(&data, &h);
+        for chunk in [1usize, 4096, 65536, 1 << 20] {
+            let (mut p, mut out) = Packer::new(&h);
+            for c in data.chunks(chunk.min(data.len())) {
+                out.extend(p.update(c));
+            }
+            out.extend(p.finish());
+            assert!(out == whole, "chunk {chunk}");
+        }
+        assert_eq!(unpack(&whole, 1 << 20).unwrap().data, data);
     }
 }

@@ -1359,42 +1359,71 @@ pub async fn file_download(
             if password.len() > 128 || password.chars().any(char::is_control) {
                 return Err(AlError::bad("Invalid password"));
             }
-            let data = st
-                .ctx
-                .core
-                .blobs
-                .get(&key)
-                .await?
-                .ok_or_else(not_found_file)?;
-            let entry = name.clone();
-            let pw = password.to_owned();
-            let zip = tokio::task::spawn_blocking(move || {
-                crate::common::zipout::build(&[(entry, data)], Some(&pw))
-            })
-            .await
-            .map_err(|e| nestbox_core::Error::Invalid(e.to_string()))??;
-            Ok(respond(Body::from(zip), &format!("{name}.zip")))
+            if !st.ctx.core.blobs.exists(&key).await? {
+                return Err(not_found_file());
+            }
+            // AES-256 (the zip crate writes no ZipCrypto); 7-Zip and pyzipper open it.
+            let body = crate::common::zipout::stream(
+                st.ctx.core.blobs.clone(),
+                vec![(name.clone(), crate::common::zipout::ZipSource::Blob(key))],
+                Some(password.to_owned()),
+            );
+            Ok(respond(body, &format!("{name}.zip")))
         }
         _ => {
-            let data = st
+            let reader = st
                 .ctx
                 .core
                 .blobs
-                .get(&key)
+                .open(&key)
                 .await?
                 .ok_or_else(not_found_file)?;
-            let body = if cart::is_cart(&data) {
-                data
-            } else {
-                let mut h = Map::new();
-                h.insert("name".into(), json!(name));
-                tokio::task::spawn_blocking(move || cart::pack(&data, &h))
-                    .await
-                    .map_err(|e| nestbox_core::Error::Invalid(e.to_string()))?
-            };
-            Ok(respond(Body::from(body), &format!("{name}.cart")))
+            let mut h = Map::new();
+            h.insert("name".into(), json!(name));
+            Ok(respond(cart_stream(reader.stream, h), &format!("{name}.cart")))
         }
     }
+}
+
+/// The CaRT of a blob stream, packed on the fly; a blob already stored as CaRT (its
+/// first chunk starts with the mandatory header) is passed through unchanged.
+fn cart_stream(stream: nestbox_core::ports::BlobStream, header: Map<String, Value>) -> Body {
+    use futures_util::StreamExt;
+    enum St {
+        First(nestbox_core::ports::BlobStream, Map<String, Value>),
+        Packing(nestbox_core::ports::BlobStream, cart::Packer),
+        Raw(nestbox_core::ports::BlobStream),
+        Done,
+    }
+    let s = futures_util::stream::unfold(St::First(stream, header), |state| async move {
+        match state {
+            St::First(mut s, h) => match s.next().await {
+                Some(Ok(chunk)) if cart::is_cart(&chunk) => Some((Ok(chunk), St::Raw(s))),
+                Some(Ok(chunk)) => {
+                    let (mut p, mut out) = cart::Packer::new(&h);
+                    out.extend(p.update(&chunk));
+                    Some((Ok(bytes::Bytes::from(out)), St::Packing(s, p)))
+                }
+                Some(Err(e)) => Some((Err(e), St::Done)),
+                None => {
+                    let (p, mut out) = cart::Packer::new(&h);
+                    out.extend(p.finish());
+                    Some((Ok(bytes::Bytes::from(out)), St::Done))
+                }
+            },
+            St::Packing(mut s, mut p) => match s.next().await {
+                Some(Ok(chunk)) => {
+                    let out = p.update(&chunk);
+                    Some((Ok(bytes::Bytes::from(out)), St::Packing(s, p)))
+                }
+                Some(Err(e)) => Some((Err(e), St::Done)),
+                None => Some((Ok(bytes::Bytes::from(p.finish())), St::Done)),
+            },
+            St::Raw(mut s) => s.next().await.map(|c| (c, St::Raw(s))),
+            St::Done => None,
+        }
+    });
+    Body::from_stream(s)
 }
 
 /// `GET /api/v4/result/<key>/`.

@@ -13,7 +13,8 @@ use serde_json::{Map, Value, json};
 use super::tasks::{attachment, report_value, validate_task};
 use super::{CapeError, Ctx, app_error, dto, ok, task_id};
 use crate::ApiContext;
-use crate::common::{status, zipout};
+use crate::common::zipout::{self, ZipEntry, ZipSource};
+use crate::common::status;
 
 type Result<T, E = CapeError> = std::result::Result<T, E>;
 
@@ -71,39 +72,40 @@ fn bytes_attachment(data: Vec<u8>, ctype: &'static str, filename: &str) -> Respo
     )
 }
 
-/// Files under an analysis sub-folder: `(path relative to the analysis folder, bytes)`.
-/// `max_total` stops reading once exceeded (returns what was read and `true`).
-async fn folder(
-    ctx: &ApiContext,
-    id: TaskId,
-    sub: &str,
-    max_total: Option<u64>,
-) -> Result<(Vec<(String, Vec<u8>)>, bool)> {
+/// Blobs under an analysis sub-folder: `(path relative to the analysis folder, key)`.
+async fn folder(ctx: &ApiContext, id: TaskId, sub: &str) -> Result<Vec<(String, String)>> {
     let base = keys::analysis(id);
     let prefix = format!("{base}{sub}");
-    let mut out = Vec::new();
-    let mut total = 0u64;
-    for key in ctx.core.blobs.list(&prefix).await? {
-        if let Some(data) = ctx.core.blobs.get(&key).await? {
-            total += data.len() as u64;
-            out.push((key[base.len()..].to_owned(), data));
-            if max_total.is_some_and(|m| total > m) {
-                return Ok((out, true));
-            }
-        }
-    }
-    Ok((out, false))
+    Ok(ctx
+        .core
+        .blobs
+        .list(&prefix)
+        .await?
+        .into_iter()
+        .map(|key| (key[base.len()..].to_owned(), key))
+        .collect())
 }
 
-async fn zip_response(
-    entries: Vec<(String, Vec<u8>)>,
+/// Blob entries of a folder listing.
+fn blob_entries(files: Vec<(String, String)>) -> Vec<ZipEntry> {
+    files
+        .into_iter()
+        .map(|(name, key)| (name, ZipSource::Blob(key)))
+        .collect()
+}
+
+/// A streamed zip attachment (see [`zipout`]).
+fn zip_response(
+    ctx: &ApiContext,
+    entries: Vec<ZipEntry>,
     password: Option<String>,
     filename: &str,
-) -> Result<Response> {
-    let data = tokio::task::spawn_blocking(move || zipout::build(&entries, password.as_deref()))
-        .await
-        .map_err(|e| CapeError::from(nestbox_core::Error::Invalid(e.to_string())))??;
-    Ok(bytes_attachment(data, "application/zip", filename))
+) -> Response {
+    let body = zipout::stream(ctx.core.blobs.clone(), entries, password);
+    attachment(
+        ([(header::CONTENT_TYPE, "application/zip")], body).into_response(),
+        filename,
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -220,12 +222,12 @@ async fn report(
         };
         let ext = file.rsplit('.').next().unwrap_or("json");
         if zip3.as_deref().is_some_and(|z| z.len() == 3) {
-            return zip_response(
-                vec![(file.to_owned(), data)],
+            return Ok(zip_response(
+                &ctx,
+                vec![(file.to_owned(), ZipSource::Bytes(data))],
                 None,
                 &format!("{id}_report.{ext}.zip"),
-            )
-            .await;
+            ));
         }
         let ctype = match ext {
             "json" => "application/json; charset=UTF-8",
@@ -237,9 +239,9 @@ async fn report(
         return Ok(bytes_attachment(data, ctype, &format!("{id}_report.{ext}")));
     }
     // Bundles.
-    let (all, _) = folder(&ctx, id, "", None).await?;
+    let all = folder(&ctx, id, "").await?;
     let top = |p: &str| p.split('/').next().unwrap_or("").to_owned();
-    let entries: Vec<(String, Vec<u8>)> = match fmt.as_str() {
+    let entries: Vec<(String, String)> = match fmt.as_str() {
         "all" => {
             const OUT: [&str; 6] = [
                 "memory.dmp",
@@ -273,20 +275,26 @@ async fn report(
                 "evtx",
                 "tlsdump",
             ];
-            let mut v: Vec<_> = all
-                .into_iter()
-                .filter(|(p, _)| IN.contains(&top(p).as_str()))
-                .collect();
+            let mut v = blob_entries(
+                all.into_iter()
+                    .filter(|(p, _)| IN.contains(&top(p).as_str()))
+                    .collect(),
+            );
             if let Some(r) = report_value(&ctx, id).await {
                 v.push((
                     "reports/lite.json".into(),
-                    serde_json::to_vec(&lite(&r)).unwrap_or_default(),
+                    ZipSource::Bytes(serde_json::to_vec(&lite(&r)).unwrap_or_default()),
                 ));
             }
-            v
+            return Ok(zip_response(&ctx, v, None, &format!("{fmt}.zip")));
         }
     };
-    zip_response(entries, None, &format!("{fmt}.zip")).await
+    Ok(zip_response(
+        &ctx,
+        blob_entries(entries),
+        None,
+        &format!("{fmt}.zip"),
+    ))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -485,15 +493,25 @@ pub async fn screenshots(State(ctx): Ctx, Path(id): Path<String>) -> Result<Resp
         return Ok(app_error("Screenshot download API is disabled"));
     }
     let id = reported!(&ctx, id);
-    let (shots, _) = folder(&ctx, id, "shots/", None).await?;
+    let shots = folder(&ctx, id, "shots/").await?;
     if shots.is_empty() {
         return Ok(app_error(format!("No screenshots created for task {id}")));
     }
     let entries = shots
         .into_iter()
-        .map(|(p, d)| (p.trim_start_matches("shots/").to_owned(), d))
+        .map(|(p, key)| {
+            (
+                p.trim_start_matches("shots/").to_owned(),
+                ZipSource::Blob(key),
+            )
+        })
         .collect();
-    zip_response(entries, None, &format!("{id}_screenshots.zip")).await
+    Ok(zip_response(
+        &ctx,
+        entries,
+        None,
+        &format!("{id}_screenshots.zip"),
+    ))
 }
 
 /// `GET tasks/get/screenshot/<id>/<n>/` (n: 1–4 digits).
@@ -576,14 +594,20 @@ pub async fn pcap_variant(
             "dump_mixed.pcap",
             "sslproxy.pcap",
         ] {
-            if let Some(d) = ctx.core.blobs.get(&keys::analysis_file(id, f)).await? {
-                entries.push((f.to_owned(), d));
+            let key = keys::analysis_file(id, f);
+            if ctx.core.blobs.exists(&key).await? {
+                entries.push((f.to_owned(), ZipSource::Blob(key)));
             }
         }
         if entries.is_empty() {
             return Ok(app_error("PCAP does not exist"));
         }
-        return zip_response(entries, None, &format!("{id}_pcaps.zip")).await;
+        return Ok(zip_response(
+            &ctx,
+            entries,
+            None,
+            &format!("{id}_pcaps.zip"),
+        ));
     }
     let (file, ctype) = if variant == "pcapng" {
         ("dump.pcapng", "application/x-pcapng")
@@ -741,18 +765,26 @@ async fn folder_zip(
         return Ok(app_error(disabled_msg));
     }
     let id = reported!(ctx, id);
-    let (entries, too_big) = folder(ctx, id, sub, max_size).await?;
-    if entries.is_empty() {
+    let files = folder(ctx, id, sub).await?;
+    if files.is_empty() {
         return Ok(app_error(missing(id)));
     }
-    if too_big {
-        let size: usize = entries.iter().map(|(_, d)| d.len()).sum();
-        return Ok(app_error(format!(
-            "Archive is bigger than max size. Current size is {size}"
-        )));
+    if let Some(max) = max_size {
+        // Sizes come from opening each blob (no content is read).
+        let mut size = 0u64;
+        for (_, key) in &files {
+            if let Some(r) = ctx.core.blobs.open(key).await? {
+                size += r.size;
+            }
+        }
+        if size > max {
+            return Ok(app_error(format!(
+                "Archive is bigger than max size. Current size is {size}"
+            )));
+        }
     }
     let pw = encrypt.then(|| ctx.cape.zip_pwd.clone());
-    zip_response(entries, pw, &filename(id)).await
+    Ok(zip_response(ctx, blob_entries(files), pw, &filename(id)))
 }
 
 /// `GET tasks/get/dropped/<id>/[?max_size=<MB>]`.
@@ -867,19 +899,18 @@ pub async fn procmemory_pid(
     }
     let id = reported!(&ctx, id);
     let file = format!("memory/{pid}.dmp");
-    match ctx.core.blobs.get(&keys::analysis_file(id, &file)).await? {
-        Some(d) => {
-            zip_response(
-                vec![(file, d)],
-                Some(ctx.cape.zip_pwd.clone()),
-                &format!("{id}-{pid}_dmp.zip"),
-            )
-            .await
-        }
-        None => Ok(app_error(format!(
+    let key = keys::analysis_file(id, &file);
+    if !ctx.core.blobs.exists(&key).await? {
+        return Ok(app_error(format!(
             "Process memory dump does not exist for pid {pid}"
-        ))),
+        )));
     }
+    Ok(zip_response(
+        &ctx,
+        vec![(file, ZipSource::Blob(key))],
+        Some(ctx.cape.zip_pwd.clone()),
+        &format!("{id}-{pid}_dmp.zip"),
+    ))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -968,15 +999,15 @@ pub async fn files_get(
     };
     let key = keys::sample(&sample.sha256);
     if q.encrypted.as_deref().is_some_and(|e| !e.is_empty()) {
-        let Some(data) = ctx.core.blobs.get(&key).await? else {
+        if !ctx.core.blobs.exists(&key).await? {
             return Ok(missing());
-        };
-        return zip_response(
-            vec![(sample.sha256.clone(), data)],
+        }
+        return Ok(zip_response(
+            &ctx,
+            vec![(sample.sha256.clone(), ZipSource::Blob(key))],
             Some(ctx.cape.zip_pwd.clone()),
             &format!("{}.zip", sample.sha256),
-        )
-        .await;
+        ));
     }
     match blob(
         &ctx,
