@@ -92,4 +92,7 @@ pub trait AlRepo: Send + Sync {
     async fn mark_ingest_notified(&self, ingest_id: &str) -> Result<bool>;
     /// Revokes a user's live API key by name; `false` if there was none.
     async fn revoke_apikey(&self, user_id: i64, name: &str) -> Result<bool>;
+    /// Deletes a submission record and its ingests; `false` if there was none. The task is
+    /// the caller's to delete.
+    async fn delete_al_submission(&self, sid: &str) -> Result<bool>;
 }

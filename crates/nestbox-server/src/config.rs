@@ -28,6 +28,8 @@ pub struct Config {
     pub cuckoo: CuckooConfig,
     /// The CAPEv2 `/apiv2/` dialect, users and tokens.
     pub cape: crate::cape_config::CapeConfig,
+    /// The Assemblyline `/api/v4/` dialect: sessions, submission defaults, quotas.
+    pub assemblyline: crate::al_config::AlConfig,
     /// Analysis workers and stages.
     pub analysis: AnalysisConfig,
     /// Machines (analysis slots). Empty = `static1..static<workers>`, platform `linux`.
@@ -154,6 +156,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             cuckoo: CuckooConfig::default(),
             cape: crate::cape_config::CapeConfig::default(),
+            assemblyline: crate::al_config::AlConfig::default(),
             analysis: AnalysisConfig::default(),
             machines: Vec::new(),
             sandbox: crate::sandbox_config::SandboxConfig::default(),
@@ -266,6 +269,7 @@ impl Config {
             ));
         }
         self.cape.validate(&mut problems);
+        self.assemblyline.validate(&mut problems);
         self.sandbox.validate(&mut problems);
         let mut names = std::collections::BTreeSet::new();
         for m in &self.machines {

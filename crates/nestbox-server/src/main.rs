@@ -3,6 +3,7 @@
 //! This is the composition root: the only place that names the concrete store, blob store
 //! and API together. Everything else receives them as trait objects.
 
+mod al_config;
 mod apikey_cli;
 mod cape_config;
 mod config;
@@ -229,10 +230,7 @@ async fn run_server(cfg: Config) -> anyhow::Result<()> {
         shutdown: shutdown_tx.clone(),
         cape: cfg.cape.settings(),
         auth,
-        assemblyline: nestbox_api::AlSettings {
-            max_file_size: cfg.server.max_upload,
-            ..nestbox_api::AlSettings::default()
-        },
+        assemblyline: cfg.assemblyline.settings(cfg.server.max_upload),
         al_repo: repo.clone(),
         cache: Default::default(),
     });

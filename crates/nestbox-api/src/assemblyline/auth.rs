@@ -5,14 +5,14 @@ use std::time::{Duration, Instant};
 
 use axum::Extension;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use nestbox_core::users::{self, NewToken, TokenKind};
 use nestbox_core::{Auth, User};
 use serde_json::{Map, Value, json};
 
-use super::{AlError, AlState, Result, St, ok, privilege_roles, user_roles};
+use super::{AlError, AlState, Result, St, ok, privilege_roles, quota, user_roles};
 
 /// A login session (Assemblyline keeps `{ip, roles_limit, user_agent, username,
 /// xsrf_token}` in Redis).
@@ -109,13 +109,41 @@ pub async fn authenticate(State(st): St, mut req: Request, next: Next) -> Respon
         req.uri().clone(),
         req.headers().clone(),
     );
-    match caller(&st, &method, &uri, &headers).await {
-        Ok(c) => {
-            req.extensions_mut().insert(c);
-            next.run(req).await
-        }
-        Err(e) => e.into_response(),
+    let c = match caller(&st, &method, &uri, &headers).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let settings = &st.ctx.assemblyline;
+    if !settings.enforce_quota {
+        req.extensions_mut().insert(c);
+        return next.run(req).await;
     }
+    let q = settings.quotas_of(&c.user.username);
+    let Some(guard) = st.quota.begin_call(c.user.id, q.concurrent_api_calls) else {
+        return AlError::Status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "You've exceeded your maximum concurrent API calls quota of {}",
+                q.concurrent_api_calls
+            ),
+        )
+        .into_response();
+    };
+    let mut remaining = None;
+    if q.daily_api_calls != 0 && quota::counts_toward_quota(&c.path) {
+        match st.quota.count_call(c.user.id, q.daily_api_calls) {
+            Ok(n) => remaining = Some(n),
+            Err(e) => return e.into_response(),
+        }
+    }
+    req.extensions_mut().insert(c);
+    let mut resp = next.run(req).await;
+    drop(guard);
+    if let Some(n) = remaining {
+        resp.headers_mut()
+            .insert("x-remaining-quota-api", HeaderValue::from(n));
+    }
+    resp
 }
 
 async fn caller(
@@ -250,11 +278,13 @@ pub async fn logout(State(st): St, headers: HeaderMap) -> Response {
 /// `GET /api/v4/user/whoami/`.
 pub async fn whoami(State(st): St, Extension(c): Extension<Caller>) -> Response {
     let s = &st.ctx.assemblyline;
+    let q = s.quotas_of(&c.user.username);
+    let (api_left, sub_left) = st.quota.remaining(c.user.id, &q);
     let mut types = vec!["user"];
     if c.is_admin() {
         types = vec!["admin"];
     }
-    ok(json!({
+    let mut r = ok(json!({
         "username": c.user.username,
         "name": c.user.username,
         "email": "",
@@ -271,27 +301,67 @@ pub async fn whoami(State(st): St, Extension(c): Extension<Caller>) -> Response 
         "configuration": {
             "auth": {"allow_apikeys": true, "allow_extended_apikeys": true, "apikey_max_dtl": null},
             "submission": {
-                "dtl": 30, "max_dtl": 0, "max_file_size": s.max_file_size,
+                "dtl": s.dtl, "max_dtl": s.max_dtl, "max_file_size": s.max_file_size,
                 "verdicts": {"info": 0, "suspicious": 300, "highly_suspicious": 700, "malicious": 1000},
                 "profiles": {}, "metadata": {}, "file_sources": {},
             },
             "system": {"version": "4.6", "organisation": "nestbox", "type": "production"},
-            "ui": {"allow_raw_downloads": s.allow_raw_download, "download_encoding": "cart"},
+            "ui": {"allow_raw_downloads": s.allow_raw_download, "download_encoding": "cart",
+                   "enforce_quota": s.enforce_quota},
         },
         "indexes": {},
         "settings": {"download_encoding": "cart", "default_zip_password": "infected"},
-    }))
+        "api_quota": q.concurrent_api_calls,
+        "api_daily_quota": q.daily_api_calls,
+        "submission_quota": q.concurrent_submissions,
+        "submission_async_quota": q.concurrent_async_submissions,
+        "submission_daily_quota": q.daily_submissions,
+    }));
+    // As upstream, whoami puts both remaining daily quotas in the headers (the UI reads them).
+    if s.enforce_quota {
+        if q.daily_api_calls != 0 {
+            r.headers_mut()
+                .insert("x-remaining-quota-api", HeaderValue::from(api_left));
+        }
+        if q.daily_submissions != 0 {
+            r.headers_mut()
+                .insert("x-remaining-quota-submission", HeaderValue::from(sub_left));
+        }
+    }
+    r
 }
 
-/// `GET /api/v4/user/quotas/<user>/`: no quotas are enforced (0 = unlimited).
-pub async fn quotas(Extension(c): Extension<Caller>, Path(user): Path<String>) -> Result<Response> {
-    if user != c.user.username && !c.is_admin() {
-        return Err(AlError::Forbidden(
-            c.path.clone(),
-            "You are not allowed to view quotas of another user".into(),
-        ));
-    }
-    Ok(ok(json!({"daily_api": 0, "daily_submission": 0})))
+/// `GET /api/v4/user/quotas/<user>/`: the remaining daily API calls and submissions.
+pub async fn quotas(
+    State(st): St,
+    Extension(c): Extension<Caller>,
+    Path(user): Path<String>,
+) -> Result<Response> {
+    let user_id = if user == c.user.username {
+        c.user.id
+    } else {
+        if !c.is_admin() {
+            return Err(AlError::Forbidden(
+                c.path.clone(),
+                "You are not allowed to view settings for another user then yourself.".into(),
+            ));
+        }
+        match st.ctx.auth.repo().user_by_name(&user).await? {
+            Some(u) => u.id,
+            None => {
+                return Err(AlError::WithBody(
+                    axum::http::StatusCode::NOT_FOUND,
+                    format!("User {user} does not exists"),
+                    json!({}),
+                ));
+            }
+        }
+    };
+    let q = st.ctx.assemblyline.quotas_of(&user);
+    let (api, submission) = st.quota.remaining(user_id, &q);
+    Ok(ok(
+        json!({"daily_api": api, "daily_submission": submission}),
+    ))
 }
 
 const KEY_NAME_FORBIDDEN: &str = "+@!#$%^&*()<>?/\\|}{~:";

@@ -20,6 +20,8 @@
 //! `C:<role,role>` for custom role lists.
 
 mod auth;
+mod live;
+pub mod quota;
 mod submit;
 mod views;
 
@@ -49,6 +51,16 @@ pub struct AlSettings {
     pub allow_raw_download: bool,
     /// Largest file accepted for scanning (`submission.max_file_size`).
     pub max_file_size: u64,
+    /// `submission.dtl`: default `ttl` of a submission, in days.
+    pub dtl: u64,
+    /// `submission.max_dtl`: largest `ttl` (0 = no limit).
+    pub max_dtl: u64,
+    /// `ui.enforce_quota`.
+    pub enforce_quota: bool,
+    /// `ui.default_quotas`.
+    pub quotas: quota::Quotas,
+    /// Per-user quotas (a user's `api_quota`, `submission_quota`, … fields), by name.
+    pub user_quotas: std::collections::HashMap<String, quota::Quotas>,
 }
 
 impl Default for AlSettings {
@@ -57,7 +69,22 @@ impl Default for AlSettings {
             session_duration: 3600,
             allow_raw_download: true,
             max_file_size: 100 << 20,
+            dtl: 30,
+            max_dtl: 0,
+            enforce_quota: true,
+            quotas: quota::Quotas::default(),
+            user_quotas: Default::default(),
         }
+    }
+}
+
+impl AlSettings {
+    /// The quotas of a user: their own, else the defaults.
+    pub fn quotas_of(&self, username: &str) -> quota::Quotas {
+        self.user_quotas
+            .get(username)
+            .copied()
+            .unwrap_or(self.quotas)
     }
 }
 
@@ -65,6 +92,8 @@ impl Default for AlSettings {
 pub struct AlState {
     ctx: Arc<ApiContext>,
     sessions: Mutex<std::collections::HashMap<String, Session>>,
+    quota: quota::Tracker,
+    live: live::WatchQueues,
 }
 
 type St = State<Arc<AlState>>;
@@ -196,6 +225,8 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
     let state = Arc::new(AlState {
         ctx,
         sessions: Mutex::new(Default::default()),
+        quota: Default::default(),
+        live: Default::default(),
     });
     let protected = Router::new()
         .route("/", get(views::versions))
@@ -224,7 +255,10 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
             "/v4/ingest/get_message_list/{nq}/",
             get(submit::get_message_list),
         )
-        .route("/v4/submission/{sid}/", get(views::submission))
+        .route(
+            "/v4/submission/{sid}/",
+            get(views::submission).delete(views::delete_submission),
+        )
         .route("/v4/submission/full/{sid}/", get(views::submission_full))
         .route(
             "/v4/submission/summary/{sid}/",
@@ -252,7 +286,22 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .route("/v4/file/hex/{sha256}/", get(views::file_hex))
         .route("/v4/file/ascii/{sha256}/", get(views::file_ascii))
         .route("/v4/file/download/{sha256}/", get(views::file_download))
+        .route("/v4/result/multiple_keys/", post(views::multiple_keys))
+        .route("/v4/result/error/{key}/", get(views::result_error))
         .route("/v4/result/{key}/", get(views::result))
+        .route(
+            "/v4/live/setup_watch_queue/{sid}/",
+            get(live::setup_watch_queue),
+        )
+        .route("/v4/live/get_message/{wq}/", get(live::get_message))
+        .route(
+            "/v4/live/get_message_list/{wq}/",
+            get(live::get_message_list),
+        )
+        .route(
+            "/v4/live/outstanding_services/{sid}/",
+            get(live::outstanding_services),
+        )
         .route("/v4/service/", get(views::services))
         .route("/v4/service/all/", get(views::services))
         .route(

@@ -222,7 +222,12 @@ fn flatten(prefix: &str, v: &Value, out: &mut Map<String, Value>) {
 }
 
 /// The SubmissionParams defaults of §3.2 merged with the request's.
-fn params(data: &Map<String, Value>, caller: &Caller, ingest: bool) -> Result<Map<String, Value>> {
+fn params(
+    st: &AlState,
+    data: &Map<String, Value>,
+    caller: &Caller,
+    ingest: bool,
+) -> Result<Map<String, Value>> {
     let mut p = json!({
         "classification": "TLP:C",
         "deep_scan": false,
@@ -249,7 +254,7 @@ fn params(data: &Map<String, Value>, caller: &Caller, ingest: bool) -> Result<Ma
         "service_spec": {},
         "submitter": caller.user.username,
         "trace": false,
-        "ttl": 30,
+        "ttl": st.ctx.assemblyline.dtl,
         "type": if ingest { "INGEST" } else { "USER" },
         "auto_archive": false,
         "delete_after_archive": false,
@@ -296,11 +301,20 @@ fn params(data: &Map<String, Value>, caller: &Caller, ingest: bool) -> Result<Ma
         .unwrap_or(1000)
         .clamp(1, 1500);
     p.insert("priority".into(), json!(prio));
-    let ttl = p
+    let settings = &st.ctx.assemblyline;
+    let mut ttl = p
         .get("ttl")
         .and_then(Value::as_i64)
-        .unwrap_or(30)
+        .unwrap_or(i64::try_from(settings.dtl).unwrap_or(30))
         .clamp(0, 36500);
+    // `ttl` is clamped to `submission.max_dtl` when that is set (0 = no limit; a ttl of 0
+    // means "never expires", which max_dtl also forbids).
+    if let Ok(max) = i64::try_from(settings.max_dtl)
+        && max > 0
+        && (ttl == 0 || ttl > max)
+    {
+        ttl = max;
+    }
     p.insert("ttl".into(), json!(ttl));
     if data.get("generate_alert").and_then(Value::as_bool) == Some(true) {
         p.insert("generate_alert".into(), json!(true));
@@ -366,7 +380,7 @@ async fn intake(
             .as_deref()
             .unwrap_or(&sample.sha256),
     );
-    let mut params = params(&data, caller, ingest)?;
+    let mut params = params(st, &data, caller, ingest)?;
     if params
         .get("description")
         .and_then(Value::as_str)
@@ -511,10 +525,54 @@ pub async fn submit(
     req: Request,
 ) -> Result<Response> {
     c.require(&["submission_create"])?;
-    let parsed = parse(&st, req).await?;
-    let (rec, _) = intake(&st, &c, parsed, false).await?;
+    let (rec, remaining) = with_quota(&st, &c, false, async {
+        let parsed = parse(&st, req).await?;
+        intake(&st, &c, parsed, false).await
+    })
+    .await?;
     let loaded = views::load_record(&st, rec).await?;
-    Ok(ok(views::submission_record(&loaded, None)))
+    Ok(quota_header(
+        ok(views::submission_record(&loaded, None)),
+        remaining,
+    ))
+}
+
+/// Runs a submission under the submission quotas (when enforced): a daily submission and
+/// a concurrent slot are taken first and given back if the submission fails.
+async fn with_quota(
+    st: &AlState,
+    c: &Caller,
+    is_async: bool,
+    work: impl std::future::Future<Output = Result<(AlSubmission, bool)>>,
+) -> Result<(AlSubmission, Option<u64>)> {
+    if !st.ctx.assemblyline.enforce_quota {
+        return work.await.map(|(rec, _)| (rec, None));
+    }
+    let q = st.ctx.assemblyline.quotas_of(&c.user.username);
+    let (slot, remaining) = st
+        .quota
+        .begin_submission(st, c.user.id, &q, is_async)
+        .await?;
+    match work.await {
+        Ok((rec, _)) => {
+            st.quota.bind(c.user.id, is_async, slot, rec.task_id);
+            Ok((rec, remaining))
+        }
+        Err(e) => {
+            st.quota.release(c.user.id, is_async, slot, &q);
+            Err(e)
+        }
+    }
+}
+
+fn quota_header(mut r: Response, remaining: Option<u64>) -> Response {
+    if let Some(n) = remaining {
+        r.headers_mut().insert(
+            "x-remaining-quota-submission",
+            axum::http::HeaderValue::from(n),
+        );
+    }
+    r
 }
 
 /// `POST /api/v4/ingest/`.
@@ -545,7 +603,7 @@ pub async fn ingest(
             .and_then(|p| p.get("generate_alert"))
             .and_then(Value::as_bool)
             == Some(true);
-    let (rec, _cached) = intake(&st, &c, parsed, true).await?;
+    let (rec, remaining) = with_quota(&st, &c, true, intake(&st, &c, parsed, true)).await?;
     let ingest_id = random_id();
     st.ctx
         .al_repo
@@ -560,7 +618,10 @@ pub async fn ingest(
             notified_on: None,
         })
         .await?;
-    Ok(ok(json!({ "ingest_id": ingest_id })))
+    Ok(quota_header(
+        ok(json!({ "ingest_id": ingest_id })),
+        remaining,
+    ))
 }
 
 /// Pops up to `limit` finished ingests of the caller's queue as messages.

@@ -97,7 +97,7 @@ pub async fn load_record(st: &AlState, rec: AlSubmission) -> Result<Loaded> {
     Ok(Loaded { rec, task, report })
 }
 
-async fn load(st: &AlState, sid: &str) -> Result<Loaded> {
+pub(super) async fn load(st: &AlState, sid: &str) -> Result<Loaded> {
     let rec = if sid.len() <= 64 {
         st.ctx.al_repo.al_submission(sid).await?
     } else {
@@ -130,7 +130,7 @@ fn version_key() -> String {
 }
 
 /// The services nestbox shows: (name, category, stage, description).
-const SERVICES: &[(&str, &str, &str, &str)] = &[
+pub(super) const SERVICES: &[(&str, &str, &str, &str)] = &[
     (
         "Characterize",
         "Static Analysis",
@@ -457,7 +457,7 @@ pub fn submission_record(l: &Loaded, r: Option<&Results>) -> Value {
     })
 }
 
-fn results_for(l: &Loaded) -> Results {
+pub(super) fn results_for(l: &Loaded) -> Results {
     derive(&l.rec.sha256, l.task.as_ref(), l.report.as_ref())
 }
 
@@ -598,6 +598,48 @@ const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
         "A result record",
     ),
     (
+        "/api/v4/result/error/<key>/",
+        "GET",
+        "get_service_error",
+        "submission_view",
+        "An error record",
+    ),
+    (
+        "/api/v4/result/multiple_keys/",
+        "POST",
+        "get_multiple_service_results",
+        "submission_view",
+        "Several result and error records at once",
+    ),
+    (
+        "/api/v4/live/setup_watch_queue/<sid>/",
+        "GET",
+        "setup_watch_queue",
+        "submission_view",
+        "Open a watch queue on a submission",
+    ),
+    (
+        "/api/v4/live/get_message/<wq_id>/",
+        "GET",
+        "get_message",
+        "submission_view",
+        "Pop one message of a watch queue",
+    ),
+    (
+        "/api/v4/live/get_message_list/<wq_id>/",
+        "GET",
+        "get_messages",
+        "submission_view",
+        "Pop every message of a watch queue",
+    ),
+    (
+        "/api/v4/live/outstanding_services/<sid>/",
+        "GET",
+        "outstanding_services",
+        "submission_view",
+        "Services still to run on a submission",
+    ),
+    (
         "/api/v4/search/<index>/",
         "GET,POST",
         "search",
@@ -617,6 +659,13 @@ const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
         "get_submission",
         "submission_view",
         "A submission record",
+    ),
+    (
+        "/api/v4/submission/<sid>/",
+        "DELETE",
+        "delete_submission",
+        "submission_delete",
+        "Delete a submission and its analysis",
     ),
     (
         "/api/v4/submission/<sid>/file/<sha256>/",
@@ -1380,7 +1429,10 @@ pub async fn file_download(
                 .ok_or_else(not_found_file)?;
             let mut h = Map::new();
             h.insert("name".into(), json!(name));
-            Ok(respond(cart_stream(reader.stream, h), &format!("{name}.cart")))
+            Ok(respond(
+                cart_stream(reader.stream, h),
+                &format!("{name}.cart"),
+            ))
         }
     }
 }
@@ -1426,6 +1478,18 @@ fn cart_stream(stream: nestbox_core::ports::BlobStream, header: Map<String, Valu
     Body::from_stream(s)
 }
 
+/// The derived results and errors of the file a cache key names (`<sha256>.<service>…`).
+async fn results_of_key(st: &AlState, key: &str) -> Result<Option<Results>> {
+    let Some(sha) = key.get(..64) else {
+        return Ok(None);
+    };
+    let Ok(s) = sample_for(st, sha).await else {
+        return Ok(None);
+    };
+    let (task, report) = latest_analysis(st, &s).await?;
+    Ok(Some(derive(&s.sha256, task.as_ref(), report.as_ref())))
+}
+
 /// `GET /api/v4/result/<key>/`.
 pub async fn result(
     State(st): St,
@@ -1433,11 +1497,8 @@ pub async fn result(
     Path(key): Path<String>,
 ) -> Result<Response> {
     c.require(&["submission_view"])?;
-    let missing = || AlError::not_found(format!("Cannot find result for key: {key}"));
-    let sha = key.get(..64).ok_or_else(missing)?;
-    let s = sample_for(&st, sha).await.map_err(|_| missing())?;
-    let (task, report) = latest_analysis(&st, &s).await?;
-    let r = derive(&s.sha256, task.as_ref(), report.as_ref());
+    let missing = || AlError::not_found(format!("Cache key {key} does not exists."));
+    let r = results_of_key(&st, &key).await?.ok_or_else(missing)?;
     let (_, mut v) = r
         .results
         .into_iter()
@@ -1445,6 +1506,128 @@ pub async fn result(
         .ok_or_else(missing)?;
     v["section_hierarchy"] = json!([]);
     Ok(ok(v))
+}
+
+/// `GET /api/v4/result/error/<key>/`.
+pub async fn result_error(
+    State(st): St,
+    Extension(c): Extension<Caller>,
+    Path(key): Path<String>,
+) -> Result<Response> {
+    c.require(&["submission_view"])?;
+    let missing = || AlError::not_found(format!("Cache key {key} does not exists."));
+    let r = results_of_key(&st, &key).await?.ok_or_else(missing)?;
+    let (_, v) = r
+        .errors
+        .into_iter()
+        .find(|(k, _)| *k == key)
+        .ok_or_else(missing)?;
+    Ok(ok(v))
+}
+
+/// Most keys `result/multiple_keys/` looks up in one call.
+const MAX_MULTIPLE_KEYS: usize = 1000;
+
+/// `POST /api/v4/result/multiple_keys/` with `{"result": [...], "error": [...]}`: the found
+/// ones by key; unknown keys are left out (upstream logs them).
+pub async fn multiple_keys(
+    State(st): St,
+    Extension(c): Extension<Caller>,
+    body: axum::body::Bytes,
+) -> Result<Response> {
+    c.require(&["submission_view"])?;
+    let Ok(Value::Object(data)) = serde_json::from_slice::<Value>(&body) else {
+        return Err(AlError::bad(
+            "No data block provided or data block not in JSON format.'",
+        ));
+    };
+    let keys = |name: &str| -> Vec<String> {
+        data.get(name)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .take(MAX_MULTIPLE_KEYS)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (want_results, want_errors) = (keys("result"), keys("error"));
+    // One derivation per file, however many keys name it.
+    let mut by_file: HashMap<String, Option<Results>> = HashMap::new();
+    for k in want_results.iter().chain(&want_errors) {
+        let Some(sha) = k.get(..64) else { continue };
+        if !by_file.contains_key(sha) {
+            let r = results_of_key(&st, k).await?;
+            by_file.insert(sha.to_owned(), r);
+        }
+    }
+    let pick = |want: &[String], errors: bool| -> Map<String, Value> {
+        let mut out = Map::new();
+        for k in want {
+            let found = k
+                .get(..64)
+                .and_then(|sha| by_file.get(sha))
+                .and_then(Option::as_ref)
+                .and_then(|r| {
+                    let list = if errors { &r.errors } else { &r.results };
+                    list.iter()
+                        .find(|(key, _)| key == k)
+                        .map(|(_, v)| v.clone())
+                });
+            if let Some(mut v) = found {
+                if !errors {
+                    v["section_hierarchy"] = json!([]);
+                }
+                out.insert(k.clone(), v);
+            }
+        }
+        out
+    };
+    let result = pick(&want_results, false);
+    let error = pick(&want_errors, true);
+    Ok(ok(json!({"error": error, "result": result})))
+}
+
+/// `DELETE /api/v4/submission/<sid>/`: the submitter or an admin deletes the record and
+/// its task (report and artifacts). A task still running cannot be cancelled in nestbox;
+/// it is left to finish and stays visible through the Cuckoo and CAPE views.
+pub async fn delete_submission(
+    State(st): St,
+    Extension(c): Extension<Caller>,
+    Path(sid): Path<String>,
+) -> Result<Response> {
+    c.require(&["submission_delete"])?;
+    let rec = if sid.len() <= 64 {
+        st.ctx.al_repo.al_submission(&sid).await?
+    } else {
+        None
+    };
+    let Some(rec) = rec else {
+        return Err(AlError::not_found(format!(
+            "There are not submission with sid: {sid}"
+        )));
+    };
+    if rec.user_id != c.user.id && !c.is_admin() {
+        return Err(AlError::Status(
+            StatusCode::FORBIDDEN,
+            "Your are not allowed to delete this submission.".into(),
+        ));
+    }
+    st.ctx.al_repo.delete_al_submission(&sid).await?;
+    match st.ctx.core.delete_task(rec.task_id).await {
+        Ok(()) | Err(nestbox_core::Error::TaskNotFound(_)) => {}
+        Err(nestbox_core::Error::WrongStatus { .. }) => {
+            tracing::info!(
+                sid,
+                task_id = rec.task_id.0,
+                "deleted a submission whose task runs"
+            );
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(ok(json!({"success": true})))
 }
 
 /// `GET /api/v4/service/all/` (also `service/`): the nestbox analyzers as services.

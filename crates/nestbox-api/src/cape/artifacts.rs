@@ -13,8 +13,8 @@ use serde_json::{Map, Value, json};
 use super::tasks::{attachment, report_value, validate_task};
 use super::{CapeError, Ctx, app_error, dto, ok, task_id};
 use crate::ApiContext;
-use crate::common::zipout::{self, ZipEntry, ZipSource};
 use crate::common::status;
+use crate::common::zipout::{self, ZipEntry, ZipSource};
 
 type Result<T, E = CapeError> = std::result::Result<T, E>;
 

@@ -33,11 +33,7 @@ pub type ZipEntry = (String, ZipSource);
 const PIECE: usize = 64 << 10;
 
 /// A response body that is the zip of `entries`; `password` = AES-256 encryption.
-pub fn stream(
-    blobs: Arc<dyn BlobStore>,
-    entries: Vec<ZipEntry>,
-    password: Option<String>,
-) -> Body {
+pub fn stream(blobs: Arc<dyn BlobStore>, entries: Vec<ZipEntry>, password: Option<String>) -> Body {
     let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(4);
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
@@ -167,7 +163,10 @@ mod tests {
         async fn get(&self, _: &str) -> nestbox_core::Result<Option<Vec<u8>>> {
             Ok(None)
         }
-        async fn open(&self, _: &str) -> nestbox_core::Result<Option<nestbox_core::ports::BlobReader>> {
+        async fn open(
+            &self,
+            _: &str,
+        ) -> nestbox_core::Result<Option<nestbox_core::ports::BlobReader>> {
             Ok(None)
         }
         async fn exists(&self, _: &str) -> nestbox_core::Result<bool> {
@@ -179,7 +178,10 @@ mod tests {
         async fn delete_prefix(&self, _: &str) -> nestbox_core::Result<()> {
             Ok(())
         }
-        async fn local(&self, _: &str) -> nestbox_core::Result<Option<nestbox_core::ports::LocalBlob>> {
+        async fn local(
+            &self,
+            _: &str,
+        ) -> nestbox_core::Result<Option<nestbox_core::ports::LocalBlob>> {
             Ok(None)
         }
         fn disk_usage(&self, _: &str) -> Option<nestbox_core::ports::DiskUsage> {

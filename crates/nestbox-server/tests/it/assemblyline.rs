@@ -8,8 +8,11 @@ use serde_json::{Value, json};
 
 use crate::harness::{Part, Resp, Server, nestbox_bin};
 
-const CONFIG: &str =
-    "[cape]\nadmin_password = \"pw\"\n[analysis]\nworkers = 1\npoll_interval_ms = 50\n";
+/// The checklist submits more files than Assemblyline's default of 5 concurrent
+/// submissions per user while one worker analyses them: that quota is off here and
+/// tested on its own in `quotas_headers_and_503s`.
+const CONFIG: &str = "[cape]\nadmin_password = \"pw\"\n[analysis]\nworkers = 1\npoll_interval_ms = 50\n\
+     [assemblyline.quotas]\nconcurrent_submissions = 0\n";
 const HELLO_SHA: &str = "a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447";
 
 fn apikey(s: &Server, args: &[&str]) -> String {
@@ -585,4 +588,207 @@ fn apikeys_over_the_api() {
     let (st, _) = req("DELETE", "/api/v4/apikey/mine+admin/", b"");
     assert_eq!(st, 200);
     assert_eq!(s.get_with("/api/v4/user/whoami/", &h(&key)).status, 401);
+}
+
+fn delete_with(s: &Server, path: &str, headers: &[(&str, &str)]) -> Resp {
+    s.request_with("DELETE", path, headers)
+}
+
+fn submit_hello(s: &Server, key: &str, content: &[u8]) -> Resp {
+    s.post_multipart_with(
+        "/api/v4/submit/",
+        &[Part::File("bin", "hello.txt", content)],
+        &h(key),
+    )
+}
+
+/// Quotas as Assemblyline enforces them (no worker: tasks stay pending, so the concurrent
+/// submission quota is deterministic).
+#[test]
+fn quotas_headers_and_503s() {
+    let s = Server::start(
+        "[cape]\nadmin_password = \"pw\"\n[analysis]\nworkers = 0\n\
+         [assemblyline.quotas]\nconcurrent_submissions = 1\ndaily_submissions = 2\n\
+         daily_api_calls = 4\n",
+    );
+    let k = apikey(&s, &["add", "admin", "k", "--priv", "RW"]);
+    // Concurrent submissions: the first is pending, the second is refused (and gives its
+    // daily submission back).
+    let r = submit_hello(&s, &k, b"one");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-remaining-quota-submission"), Some("1"));
+    let sid1 = envelope(&r)["api_response"]["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = submit_hello(&s, &k, b"two");
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        envelope(&r)["api_error_message"],
+        "You've exceeded your maximum concurrent submission quota of 1"
+    );
+    // Daily API calls: submit/ and user/quotas/ do not count; the others count down.
+    let r = s.get_with(&format!("/api/v4/submission/{sid1}/"), &h(&k));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-remaining-quota-api"), Some("3"));
+    let r = s.get_with("/api/v4/user/quotas/admin/", &h(&k));
+    assert_eq!(
+        envelope(&r)["api_response"],
+        json!({"daily_api": 3, "daily_submission": 1})
+    );
+    assert_eq!(r.header("x-remaining-quota-api"), None);
+    // Deleting the pending submission frees the concurrent slot.
+    let r = delete_with(&s, &format!("/api/v4/submission/{sid1}/"), &h(&k));
+    assert_eq!(envelope(&r)["api_response"], json!({"success": true}));
+    assert_eq!(r.header("x-remaining-quota-api"), Some("2"));
+    let r = delete_with(&s, &format!("/api/v4/submission/{sid1}/"), &h(&k));
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        envelope(&r)["api_error_message"],
+        format!("There are not submission with sid: {sid1}")
+    );
+    let r = submit_hello(&s, &k, b"two");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-remaining-quota-submission"), Some("0"));
+    // Daily submissions: the third of the day is refused, with the message the client
+    // treats as final (it holds "quota" and "daily").
+    let r = s.get_with("/api/v4/user/whoami/", &h(&k));
+    assert_eq!(r.header("x-remaining-quota-api"), Some("0"));
+    assert_eq!(r.header("x-remaining-quota-submission"), Some("0"));
+    let r = submit_hello(&s, &k, b"three");
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        envelope(&r)["api_error_message"],
+        "You've reached your daily maximum submission quota of 2"
+    );
+    // The fifth counted call of the day is refused.
+    let r = s.get_with("/api/v4/user/whoami/", &h(&k));
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        envelope(&r)["api_error_message"],
+        "You've exceeded your daily maximum API calls quota of 4"
+    );
+    // Another user's quotas need administration (an RW key has none).
+    let r = s.get_with("/api/v4/user/quotas/nobody/", &h(&k));
+    assert_eq!(r.status, 403);
+    assert!(
+        envelope(&r)["api_error_message"]
+            .as_str()
+            .unwrap()
+            .ends_with("[You are not allowed to view settings for another user then yourself.]")
+    );
+}
+
+/// `live/` watch queues as `al-submit` polls them, `result/error/`, `result/multiple_keys/`
+/// and DELETE of a finished submission.
+#[test]
+fn live_queues_result_keys_and_delete() {
+    let s = Server::start(CONFIG);
+    let k = apikey(&s, &["add", "admin", "k", "--priv", "RW"]);
+    let r = submit_hello(&s, &k, b"hello world\n");
+    let sid = envelope(&r)["api_response"]["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = s.get_with(&format!("/api/v4/live/setup_watch_queue/{sid}/"), &h(&k));
+    let wq = envelope(&r)["api_response"]["wq_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(wq.starts_with("D-") && wq.ends_with("-WQ"), "{wq}");
+    // Poll as al-submit does until `stop`.
+    let mut msgs: Vec<Value> = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !msgs.iter().any(|m| m["type"] == "stop") {
+        assert!(std::time::Instant::now() < deadline, "no stop: {msgs:?}");
+        let r = s.get_with(&format!("/api/v4/live/get_message_list/{wq}/"), &h(&k));
+        msgs.extend(envelope(&r)["api_response"].as_array().unwrap().clone());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        msgs.last().unwrap()["msg"],
+        "All messages received, closing queue..."
+    );
+    let full = envelope(&s.get_with(&format!("/api/v4/submission/{sid}/"), &h(&k)))["api_response"]
+        .clone();
+    let result_keys: Vec<String> = full["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert!(!result_keys.is_empty());
+    if msgs.len() > 1 {
+        // Watched while running: start, one cachekey per result, stop.
+        assert_eq!(msgs[0]["type"], "start");
+        let keys: Vec<&str> = msgs
+            .iter()
+            .filter(|m| m["type"] == "cachekey")
+            .map(|m| m["msg"].as_str().unwrap())
+            .collect();
+        assert_eq!(keys, result_keys);
+    }
+    // The queue is drained; a single read is the timeout pseudo-message.
+    let r = s.get_with(&format!("/api/v4/live/get_message_list/{wq}/"), &h(&k));
+    assert_eq!(envelope(&r)["api_response"], json!([]));
+    let r = s.get_with(&format!("/api/v4/live/get_message/{wq}/"), &h(&k));
+    assert_eq!(envelope(&r)["api_response"]["type"], "timeout");
+    assert_eq!(envelope(&r)["api_response"]["status_code"], 408);
+    // A queue opened on a finished submission holds only `stop` (the client then asks
+    // is_completed).
+    let r = s.get_with(&format!("/api/v4/live/setup_watch_queue/{sid}/"), &h(&k));
+    let wq2 = envelope(&r)["api_response"]["wq_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = s.get_with(&format!("/api/v4/live/get_message/{wq2}/"), &h(&k));
+    assert_eq!(envelope(&r)["api_response"]["type"], "stop");
+    let r = s.get_with("/api/v4/live/get_message_list/nope/", &h(&k));
+    assert_eq!(
+        (r.status, envelope(&r)["api_error_message"].clone()),
+        (400, json!("invalid watch queue"))
+    );
+    let r = s.get_with("/api/v4/live/setup_watch_queue/doesnotexist/", &h(&k));
+    assert_eq!(r.status, 403);
+    let r = s.get_with(&format!("/api/v4/live/outstanding_services/{sid}/"), &h(&k));
+    assert_eq!(envelope(&r)["api_response"], json!({}));
+    // result/multiple_keys: found keys by key, unknown ones left out.
+    let bogus = format!("{}.Nope.v1.c0", "0".repeat(64));
+    let body = json!({"result": [result_keys[0], bogus], "error": [bogus]}).to_string();
+    let r = s.post_raw(
+        "/api/v4/result/multiple_keys/",
+        "application/json",
+        body.as_bytes(),
+        &h(&k),
+    );
+    let v = envelope(&r)["api_response"].clone();
+    assert_eq!(v["error"], json!({}));
+    let got: Vec<&String> = v["result"].as_object().unwrap().keys().collect();
+    assert_eq!(got, [&result_keys[0]]);
+    assert!(v["result"][&result_keys[0]]["result"]["score"].is_i64());
+    let r = s.post_raw(
+        "/api/v4/result/multiple_keys/",
+        "application/json",
+        b"[",
+        &h(&k),
+    );
+    assert_eq!(r.status, 400);
+    // result/error/ of a key that is no error.
+    let r = s.get_with(&format!("/api/v4/result/error/{}/", result_keys[0]), &h(&k));
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        envelope(&r)["api_error_message"],
+        format!("Cache key {} does not exists.", result_keys[0])
+    );
+    // DELETE: the record and its task go (the Cuckoo view agrees).
+    let task_id = full["task_id"].as_i64().unwrap();
+    let r = delete_with(&s, &format!("/api/v4/submission/{sid}/"), &h(&k));
+    assert_eq!(envelope(&r)["api_response"], json!({"success": true}));
+    let r = s.get_with(&format!("/api/v4/submission/{sid}/"), &h(&k));
+    assert_eq!(r.status, 404);
+    assert_eq!(s.get(&format!("/tasks/view/{task_id}")).status, 404);
+    // Read-only keys may not delete.
+    let ro = apikey(&s, &["add", "admin", "ro", "--priv", "R"]);
+    let r = delete_with(&s, &format!("/api/v4/submission/{sid}/"), &h(&ro));
+    assert_eq!(r.status, 403);
 }

@@ -154,6 +154,16 @@ impl Server {
         into_resp(self.agent.run(req))
     }
 
+    pub fn request_with(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{}", self.base, path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        into_resp(self.agent.run(req.body(()).unwrap()))
+    }
+
     pub fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Resp {
         let req = self.agent.post(format!("{}{}", self.base, path));
         into_resp(req.send_form(fields.iter().copied()))

@@ -181,6 +181,22 @@ impl AlRepo for SqliteRepo {
         .map_err(Error::store)?;
         Ok(done.rows_affected() > 0)
     }
+
+    async fn delete_al_submission(&self, sid: &str) -> Result<bool> {
+        let mut tx = self.writer.begin().await.map_err(Error::store)?;
+        sqlx::query("DELETE FROM al_ingests WHERE sid = ?1")
+            .bind(sid)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::store)?;
+        let done = sqlx::query("DELETE FROM al_submissions WHERE sid = ?1")
+            .bind(sid)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::store)?;
+        tx.commit().await.map_err(Error::store)?;
+        Ok(done.rows_affected() > 0)
+    }
 }
 
 #[cfg(test)]
@@ -242,5 +258,8 @@ mod tests {
         assert!(repo.mark_ingest_notified("i1").await.unwrap());
         assert!(!repo.mark_ingest_notified("i1").await.unwrap());
         assert!(repo.pending_ingests(7, "q").await.unwrap().is_empty());
+        assert!(repo.delete_al_submission("abc").await.unwrap());
+        assert!(repo.al_submission("abc").await.unwrap().is_none());
+        assert!(!repo.delete_al_submission("abc").await.unwrap());
     }
 }
