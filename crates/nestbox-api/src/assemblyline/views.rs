@@ -1443,7 +1443,7 @@ fn cart_stream(stream: nestbox_core::ports::BlobStream, header: Map<String, Valu
     use futures_util::StreamExt;
     enum St {
         First(nestbox_core::ports::BlobStream, Map<String, Value>),
-        Packing(nestbox_core::ports::BlobStream, cart::Packer),
+        Packing(nestbox_core::ports::BlobStream, Box<cart::Packer>),
         Raw(nestbox_core::ports::BlobStream),
         Done,
     }
@@ -1454,7 +1454,7 @@ fn cart_stream(stream: nestbox_core::ports::BlobStream, header: Map<String, Valu
                 Some(Ok(chunk)) => {
                     let (mut p, mut out) = cart::Packer::new(&h);
                     out.extend(p.update(&chunk));
-                    Some((Ok(bytes::Bytes::from(out)), St::Packing(s, p)))
+                    Some((Ok(bytes::Bytes::from(out)), St::Packing(s, Box::new(p))))
                 }
                 Some(Err(e)) => Some((Err(e), St::Done)),
                 None => {
