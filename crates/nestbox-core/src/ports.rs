@@ -15,6 +15,7 @@ use nestbox_types::{
 };
 
 use crate::Result;
+use nestbox_types::browse::{ReportIndex, TaskPageQuery, TaskSummary};
 
 /// The task store: samples, tasks (which are also the queue), machines, guests, submissions.
 ///
@@ -80,6 +81,13 @@ pub trait TaskRepo: Send + Sync {
     async fn set_guest_status(&self, guest_id: i64, status: &str) -> Result<()>;
     /// The guest of a task.
     async fn guest(&self, task: TaskId) -> Result<Option<Guest>>;
+
+    /// Replaces the report index row and search terms of a task (called when its report
+    /// is written; see [`crate::report_index`]).
+    async fn index_report(&self, id: TaskId, index: &ReportIndex) -> Result<()>;
+    /// A page of tasks, newest (highest id) first, with their report figures. Keyset
+    /// paging: the cost does not grow with how far back the page is.
+    async fn browse_tasks(&self, query: &TaskPageQuery) -> Result<Vec<TaskSummary>>;
 
     /// Records a submission; returns its id.
     async fn add_submission(&self, submission: &NewSubmission) -> Result<i64>;

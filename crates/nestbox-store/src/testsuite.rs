@@ -36,6 +36,7 @@ pub async fn run(repo: &dyn TaskRepo) {
     delete(repo).await;
     status_counts(repo).await;
     submissions(repo).await;
+    browse(repo).await;
     reset(repo).await;
 }
 
@@ -1293,4 +1294,155 @@ pub async fn run_users(users: &dyn nestbox_core::users::UserRepo, tasks: &dyn Ta
     assert_eq!(users.task_user(id).await.unwrap(), alice.id);
     assert!(tasks.delete_task(id).await.expect("delete"));
     assert_eq!(users.task_user(id).await.unwrap(), 0);
+}
+
+/// The web UI's task list: newest first, keyset pages that neither skip nor repeat, each
+/// filter, report figures after indexing, search by term and by any sample hash, and the
+/// index going with its task.
+async fn browse(repo: &dyn TaskRepo) {
+    use nestbox_types::browse::{ReportIndex, ReportSummary, TaskPageQuery};
+    let page = |q: TaskPageQuery| async move { repo.browse_tasks(&q).await.expect("browse") };
+    let sample = repo.add_sample(&new_sample(77)).await.expect("sample");
+    let mut file = NewTask::new(Category::File, "/tmp/evil.exe");
+    file.sample_id = Some(sample.id);
+    let mut all = Vec::new();
+    for i in 0..5 {
+        all.push(add(repo, &url_task(&format!("http://b{i}.example"))).await);
+    }
+    tick().await;
+    let file_id = add(repo, &file).await;
+    all.push(file_id);
+    all.reverse();
+
+    // Keyset pages of 2 cover everything once, newest first.
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let rows = page(TaskPageQuery {
+            before,
+            limit: 2,
+            ..Default::default()
+        })
+        .await;
+        if rows.is_empty() {
+            break;
+        }
+        assert!(rows.len() <= 2);
+        before = rows.last().map(|r| r.task.id);
+        seen.extend(rows.iter().map(|r| r.task.id));
+    }
+    assert_eq!(seen, all, "pages in id order, none skipped or repeated");
+    let first = &page(TaskPageQuery {
+        limit: 1,
+        ..Default::default()
+    })
+    .await[0];
+    assert_eq!(first.task.sample.as_ref().map(|s| s.id), Some(sample.id));
+    assert_eq!(first.report, None, "not indexed yet");
+
+    // Filters.
+    let by = |q: TaskPageQuery| async move {
+        page(TaskPageQuery { limit: 50, ..q })
+            .await
+            .into_iter()
+            .map(|r| r.task.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        by(TaskPageQuery {
+            category: Some(Category::File),
+            ..Default::default()
+        })
+        .await,
+        vec![file_id]
+    );
+    repo.transition(all[1], &[TaskStatus::Pending], TaskStatus::Reported)
+        .await
+        .expect("t");
+    assert_eq!(
+        by(TaskPageQuery {
+            status: Some(TaskStatus::Reported),
+            ..Default::default()
+        })
+        .await,
+        vec![all[1]]
+    );
+    let added = get(repo, file_id).await.added_on;
+    assert_eq!(
+        by(TaskPageQuery {
+            added_from: Some(added),
+            ..Default::default()
+        })
+        .await,
+        vec![file_id]
+    );
+    assert_eq!(
+        by(TaskPageQuery {
+            added_until: Some(added),
+            ..Default::default()
+        })
+        .await,
+        all[1..].to_vec()
+    );
+
+    // Indexing: figures show, min_score and terms filter, re-indexing replaces.
+    let index = |score: f64, terms: &[&str]| ReportIndex {
+        summary: ReportSummary {
+            score,
+            malstatus: "Suspicious".into(),
+            signatures: 3,
+            family: Some("Emotet".into()),
+        },
+        terms: terms.iter().map(|t| (*t).to_owned()).collect(),
+    };
+    repo.index_report(all[1], &index(1.0, &["old.example"]))
+        .await
+        .expect("index");
+    repo.index_report(all[1], &index(5.5, &["evil.example", "10.0.0.9"]))
+        .await
+        .expect("reindex");
+    repo.index_report(all[2], &index(2.0, &["evil.example"]))
+        .await
+        .expect("index");
+    let row = page(TaskPageQuery {
+        status: Some(TaskStatus::Reported),
+        limit: 1,
+        ..Default::default()
+    })
+    .await;
+    let fig = row[0].report.clone().expect("indexed");
+    assert_eq!((fig.score, fig.signatures), (5.5, 3));
+    assert_eq!(fig.family.as_deref(), Some("Emotet"));
+    let term = |t: &str| TaskPageQuery {
+        term: Some(t.to_owned()),
+        ..Default::default()
+    };
+    assert_eq!(by(term("evil.example")).await, vec![all[1], all[2]]);
+    assert_eq!(by(term("old.example")).await, Vec::<TaskId>::new());
+    assert_eq!(
+        by(TaskPageQuery {
+            before: Some(all[1]),
+            ..term("evil.example")
+        })
+        .await,
+        vec![all[2]],
+        "keyset applies to searches"
+    );
+    assert_eq!(
+        by(TaskPageQuery {
+            min_score: Some(5.0),
+            ..Default::default()
+        })
+        .await,
+        vec![all[1]]
+    );
+    // A sample is found by each of its hashes before any report exists.
+    for h in [&sample.sha256, &sample.md5, &sample.sha1] {
+        assert_eq!(by(term(h)).await, vec![file_id], "{h}");
+    }
+
+    // The index goes with the task.
+    assert!(repo.delete_task(all[1]).await.expect("delete"));
+    assert_eq!(by(term("10.0.0.9")).await, Vec::<TaskId>::new());
+    reset(repo).await;
 }

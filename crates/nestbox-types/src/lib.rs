@@ -9,6 +9,7 @@
 //! every client compares against.
 #![deny(missing_docs)]
 
+pub mod browse;
 pub mod report;
 mod task;
 mod time;

@@ -482,6 +482,12 @@ impl Worker {
         blobs
             .put(&keys::report_json(task.id), render_report_json(report))
             .await?;
+        // The task list's figures and search terms (the web UI never opens a report to
+        // list tasks).
+        self.core
+            .repo
+            .index_report(task.id, &nestbox_core::report_index::index_of(report))
+            .await?;
         if self.settings.html_report {
             match html::render(report) {
                 Ok(page) => {

@@ -96,6 +96,11 @@ fn migrator() -> Migrator {
             "assemblyline",
             include_str!("../../migrations/sqlite/0003_assemblyline.sql"),
         ),
+        (
+            4,
+            "report_index",
+            include_str!("../../migrations/sqlite/0004_report_index.sql"),
+        ),
     ];
     Migrator::with_migrations(
         migrations
@@ -272,6 +277,9 @@ macro_rules! task_joins {
         " LEFT JOIN samples s ON s.id = t.sample_id LEFT JOIN guests g ON g.task_id = t.id"
     };
 }
+
+// After the macros it uses (macro_rules! scope is textual).
+mod browse;
 
 /// Whether machine `m` can run task `t`: the task's machine (name or label) and platform
 /// match when set, and every task tag is a machine tag. Lock state is not part of it.
@@ -1116,6 +1124,21 @@ impl TaskRepo for SqliteRepo {
             .await
             .map_err(Error::store)?;
         row.as_ref().map(guest_from_row).transpose()
+    }
+
+    async fn index_report(
+        &self,
+        id: TaskId,
+        index: &nestbox_types::browse::ReportIndex,
+    ) -> Result<()> {
+        self.index_report_impl(id, index).await
+    }
+
+    async fn browse_tasks(
+        &self,
+        query: &nestbox_types::browse::TaskPageQuery,
+    ) -> Result<Vec<nestbox_types::browse::TaskSummary>> {
+        self.browse_tasks_impl(query).await
     }
 
     async fn add_submission(&self, submission: &NewSubmission) -> Result<i64> {

@@ -1,0 +1,128 @@
+//! The web UI's task list (keyset pages with report figures and search) and the report
+//! index it reads (`reports_index`, `report_terms`; migration 0004).
+
+use nestbox_core::{Error, Result};
+use nestbox_types::TaskId;
+use nestbox_types::browse::{ReportIndex, ReportSummary, TaskPageQuery, TaskSummary};
+use serde::Deserialize;
+
+use super::{SqliteRepo, TaskRow, col};
+
+/// A page of the task list. The sub-select picks the page (filters, `id < before`,
+/// `ORDER BY id DESC LIMIT n`: a walk down the rowid, or down `tasks_status_id_idx` with a
+/// status filter), and only the page's rows are joined and packed, as in `task_list!`.
+/// `$search` narrows to the ids a term names; kept out of the plain statement because an
+/// `?x IS NULL OR id IN (…)` would stop SQLite from driving the search by the term's index.
+macro_rules! browse {
+    ($search:literal) => {
+        concat!(
+            "SELECT json_group_array(json_array(",
+            task_json!(),
+            ", ri.score, ri.malstatus, ri.signatures, ri.family) ORDER BY t.id DESC) AS tasks \
+             FROM (SELECT t.* FROM tasks AS t \
+                WHERE (?1 IS NULL OR t.id < ?1) \
+                  AND (?2 IS NULL OR t.status = ?2) \
+                  AND (?3 IS NULL OR t.category = ?3) \
+                  AND (?4 IS NULL OR (SELECT r.score FROM reports_index r \
+                                      WHERE r.task_id = t.id) >= ?4) \
+                  AND (?5 IS NULL OR t.added_on >= ?5) \
+                  AND (?6 IS NULL OR t.added_on < ?6) ",
+            $search,
+            " ORDER BY t.id DESC LIMIT +?7) AS t",
+            task_joins!(),
+            " LEFT JOIN reports_index ri ON ri.task_id = t.id"
+        )
+    };
+}
+
+const BROWSE: &str = browse!("");
+// A term names report terms, or a sample by any of its hashes (so a pending task is found
+// by its sha256 before it has a report).
+const BROWSE_SEARCH: &str = browse!(
+    "AND t.id IN (SELECT rt.task_id FROM report_terms rt WHERE rt.term = ?8 \
+       UNION SELECT tt.id FROM tasks tt WHERE tt.sample_id IN \
+         (SELECT ss.id FROM samples ss WHERE ss.sha256 = ?8 OR ss.md5 = ?8 OR ss.sha1 = ?8))"
+);
+
+/// A [`TaskRow`] followed by the report figures (all null before indexing).
+#[derive(Deserialize)]
+struct BrowseRow(
+    TaskRow,
+    Option<f64>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+);
+
+impl SqliteRepo {
+    pub(super) async fn index_report_impl(&self, id: TaskId, index: &ReportIndex) -> Result<()> {
+        let terms = serde_json::Value::from(index.terms.clone()).to_string();
+        let s = &index.summary;
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO reports_index (task_id, score, malstatus, signatures, family) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (task_id) DO UPDATE SET \
+             score = excluded.score, malstatus = excluded.malstatus, \
+             signatures = excluded.signatures, family = excluded.family",
+        )
+        .bind(id.0)
+        .bind(s.score)
+        .bind(&s.malstatus)
+        .bind(s.signatures)
+        .bind(s.family.as_deref())
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::store)?;
+        sqlx::query("DELETE FROM report_terms WHERE task_id = ?1")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::store)?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO report_terms (term, task_id) \
+             SELECT value, ?1 FROM json_each(?2)",
+        )
+        .bind(id.0)
+        .bind(terms)
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::store)?;
+        tx.commit().await.map_err(Error::store)
+    }
+
+    pub(super) async fn browse_tasks_impl(&self, q: &TaskPageQuery) -> Result<Vec<TaskSummary>> {
+        let sql = if q.term.is_some() {
+            BROWSE_SEARCH
+        } else {
+            BROWSE
+        };
+        let row = sqlx::query(sql)
+            .bind(q.before.map(|t| t.0))
+            .bind(q.status.map(|s| s.as_str()))
+            .bind(q.category.map(|c| c.as_str()))
+            .bind(q.min_score)
+            .bind(q.added_from.map(|t| t.0))
+            .bind(q.added_until.map(|t| t.0))
+            .bind(q.limit.max(0))
+            .bind(q.term.as_deref())
+            .fetch_one(&self.reader)
+            .await
+            .map_err(Error::store)?;
+        let rows: &str = col(&row, "tasks")?;
+        let rows: Vec<BrowseRow> = serde_json::from_str(rows).map_err(Error::store)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |BrowseRow(task, score, malstatus, signatures, family)| TaskSummary {
+                    task: task.into(),
+                    report: score.map(|score| ReportSummary {
+                        score,
+                        malstatus: malstatus.unwrap_or_default(),
+                        signatures: signatures.unwrap_or(0),
+                        family,
+                    }),
+                },
+            )
+            .collect())
+    }
+}

@@ -1,0 +1,65 @@
+//! Browsing tasks: the keyset-paged, searchable task list the web UI shows, and the
+//! per-report index rows (score, verdict, signature count, search terms) that make it cheap.
+//!
+//! The report itself is a blob; these few columns are copied out of it when it is written,
+//! so a page of the queue never opens a report.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Category, Task, TaskId, TaskStatus, Timestamp};
+
+/// What a report contributes to the task list: its verdict figures and its search terms.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReportIndex {
+    /// Verdict figures.
+    pub summary: ReportSummary,
+    /// Lower-cased exact-match search terms: hashes, file names, URLs, domains, IPs,
+    /// signature names.
+    pub terms: Vec<String>,
+}
+
+/// The verdict figures of a report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReportSummary {
+    /// CAPE's 0–10 `malscore`.
+    pub score: f64,
+    /// CAPE's verdict string (`Malicious`, `Suspicious`, `Clean`, `Undetected`).
+    pub malstatus: String,
+    /// Number of signature hits.
+    pub signatures: i64,
+    /// Detected family, if any.
+    pub family: Option<String>,
+}
+
+/// A page of the task list, newest first, after an optional keyset cursor.
+///
+/// Paging is by `id < before` rather than an offset, so page 10 000 costs what page 1 costs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskPageQuery {
+    /// Only tasks with an id below this (the last id of the previous page).
+    pub before: Option<TaskId>,
+    /// Page size.
+    pub limit: i64,
+    /// Exact status.
+    pub status: Option<TaskStatus>,
+    /// Exact category.
+    pub category: Option<Category>,
+    /// Only reported tasks with at least this score.
+    pub min_score: Option<f64>,
+    /// Added at or after this time.
+    pub added_from: Option<Timestamp>,
+    /// Added strictly before this time.
+    pub added_until: Option<Timestamp>,
+    /// An exact search term (lower-cased): a sample hash (md5/sha1/sha256), or any term
+    /// of a report index (file name, URL, domain, IP, signature name, dropped file hash).
+    pub term: Option<String>,
+}
+
+/// One row of the task list: the task and, once it is reported, its verdict figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskSummary {
+    /// The task.
+    pub task: Task,
+    /// The report's figures; `None` until a report was indexed.
+    pub report: Option<ReportSummary>,
+}
