@@ -111,15 +111,17 @@ mod tests {
 
     #[test]
     fn terms_and_figures() {
-        let mut r = Report::default();
-        r.target = Target {
-            category: "file".into(),
-            file: Some(FileInfo {
-                name: "Evil.EXE".into(),
-                sha256: "AB".repeat(32),
-                ..Default::default()
-            }),
-            url: None,
+        let mut r = Report {
+            target: Target {
+                category: "file".into(),
+                file: Some(FileInfo {
+                    name: "Evil.EXE".into(),
+                    sha256: "AB".repeat(32),
+                    ..Default::default()
+                }),
+                url: None,
+            },
+            ..Default::default()
         };
         r.signatures.push(SignatureHit {
             name: "Persistence_Autorun".into(),

@@ -36,6 +36,8 @@ pub struct Config {
     pub machines: Vec<MachineConfig>,
     /// The `ns` sandbox machinery (detonation).
     pub sandbox: crate::sandbox_config::SandboxConfig,
+    /// The web UI.
+    pub web: crate::web_config::WebConfig,
 }
 
 /// `[server]`
@@ -160,6 +162,7 @@ impl Default for Config {
             analysis: AnalysisConfig::default(),
             machines: Vec::new(),
             sandbox: crate::sandbox_config::SandboxConfig::default(),
+            web: crate::web_config::WebConfig::default(),
         }
     }
 }
@@ -271,6 +274,7 @@ impl Config {
         self.cape.validate(&mut problems);
         self.assemblyline.validate(&mut problems);
         self.sandbox.validate(&mut problems);
+        self.web.validate(&mut problems);
         let mut names = std::collections::BTreeSet::new();
         for m in &self.machines {
             if m.name.trim().is_empty() {

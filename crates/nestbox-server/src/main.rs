@@ -10,6 +10,7 @@ mod config;
 mod sandbox_config;
 mod submit;
 mod users_cli;
+mod web_config;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -181,7 +182,8 @@ async fn run_server(cfg: Config) -> anyhow::Result<()> {
         tmp_dir: data_dir.join("tmp"),
         targets_dir: Some(std::path::absolute(data_dir.join("targets"))?),
     };
-    let auth = nestbox_core::Auth::new(repo.clone(), users_cli::server_secret(&data_dir)?);
+    let secret = users_cli::server_secret(&data_dir)?;
+    let auth = nestbox_core::Auth::new(repo.clone(), secret.clone());
     users_cli::bootstrap_admin(&auth, &cfg.cape).await?;
     // The start-up probe of the ns sandbox (blocking: it runs a test detonation).
     let sandbox = cfg.sandbox.clone();
@@ -250,7 +252,25 @@ async fn run_server(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding {addr}"))?;
     // Tests bind port 0 and read the real address from this line.
     tracing::info!(addr = %listener.local_addr()?, data_dir = %data_dir.display(), "nestbox listening");
-    let app = nestbox_api::router(ctx);
+    let web = nestbox_web::WebSettings {
+        auth: cfg.web.auth,
+        secure_cookies: cfg.web.secure_cookies,
+        session_hours: cfg.web.session_hours,
+        version: VERSION.to_owned(),
+        workers: cfg.analysis.workers,
+        default_timeout: cfg.analysis.default_timeout,
+        packages: [
+            "exe", "dll", "elf", "sh", "python", "zip", "doc", "pdf", "js", "url",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+        routes: ["none", "internet", "inetsim", "tor", "vpn"]
+            .map(str::to_owned)
+            .to_vec(),
+    };
+    // The UI's paths first; everything else is an API dialect's.
+    let app =
+        nestbox_web::router(ctx.clone(), web, &secret).fallback_service(nestbox_api::router(ctx));
     let mut stop = shutdown_rx.clone();
     let signals = async move {
         tokio::select! {

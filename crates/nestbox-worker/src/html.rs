@@ -1,20 +1,14 @@
 //! The single-file HTML report (Cuckoo's `singlefile` reporting module), rendered from the
-//! canonical report with a Jinja2 template so operators who know Cuckoo's templates feel at
-//! home. Everything is inline: no CDN, no scripts needed to read it, safe to open offline.
+//! canonical report with the web UI's own templates (`nestbox-web`, without its HTTP
+//! part), so the file and the report page show the same thing. Everything is inline: no
+//! CDN, no scripts, safe to open offline.
 
-use minijinja::{AutoEscape, Environment};
 use nestbox_types::report::Report;
-
-const TEMPLATE: &str = include_str!("templates/report.html.j2");
 
 /// Renders the report as one self-contained HTML page. All report text is HTML-escaped:
 /// strings from a sample are hostile input.
-pub fn render(report: &Report) -> Result<String, minijinja::Error> {
-    let mut env = Environment::new();
-    env.set_auto_escape_callback(|_| AutoEscape::Html);
-    env.add_template("report.html", TEMPLATE)?;
-    let tmpl = env.get_template("report.html")?;
-    tmpl.render(minijinja::context! { r => minijinja::value::Serde(report) })
+pub fn render(report: &Report) -> Result<String, nestbox_web::RenderError> {
+    nestbox_web::render_report_html(report)
 }
 
 #[cfg(test)]

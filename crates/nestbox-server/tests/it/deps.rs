@@ -75,6 +75,8 @@ fn dependency_direction() {
         .collect();
     forbid("nestbox-analyzers", &nb);
     forbid("nestbox-api", &["nestbox-store", "sqlx", "nestbox-worker"]);
+    // The web UI reads through the core's ports like the APIs do.
+    forbid("nestbox-web", &["nestbox-store", "sqlx", "nestbox-worker"]);
     forbid(
         "nestbox-worker",
         &["nestbox-api", "axum", "nestbox-store", "sqlx"],

@@ -22,3 +22,4 @@ mod hostile;
 mod lifecycle;
 mod sandbox;
 mod triage;
+mod web;

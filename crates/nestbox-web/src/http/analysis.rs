@@ -1,0 +1,453 @@
+//! A task: its report page with tabs, its status while it runs, the paged call log, and
+//! the downloads (attachments; samples and dropped files only inside encrypted zips).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use nestbox_core::keys;
+use nestbox_types::{Task, TaskId};
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::session::Viewer;
+use super::{PageError, PageResult, St, Web, fmt_time};
+use crate::render::ser;
+use crate::view::ReportView;
+
+/// Calls per page of the call log.
+const CALLS_PAGE: usize = 100;
+/// Call logs kept parsed (see [`Web::calls`]).
+const CALLS_CACHE: usize = 4;
+/// Largest analysis folder zipped in one download.
+const MAX_ZIP: u64 = 512 * 1024 * 1024;
+
+fn task_id(s: &str) -> PageResult<TaskId> {
+    s.parse::<i64>()
+        .ok()
+        .filter(|v| *v > 0)
+        .map(TaskId)
+        .ok_or_else(|| PageError::not_found("Task"))
+}
+
+async fn load_task(web: &Web, id: &str) -> PageResult<Task> {
+    let id = task_id(id)?;
+    web.api
+        .core
+        .repo
+        .task(id)
+        .await?
+        .ok_or_else(|| PageError::not_found("Task"))
+}
+
+async fn report_bytes(web: &Web, id: TaskId) -> PageResult<Option<Vec<u8>>> {
+    Ok(web.api.core.blobs.get(&keys::report_json(id)).await?)
+}
+
+/// Parses a report off the async threads (a big one takes a while).
+async fn parse_view(bytes: Vec<u8>) -> PageResult<ReportView> {
+    tokio::task::spawn_blocking(move || ReportView::parse(&bytes))
+        .await
+        .map_err(|e| PageError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| {
+            PageError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("The stored report is not valid JSON: {e}"),
+            )
+        })
+}
+
+fn task_ctx(t: &Task) -> minijinja::Value {
+    minijinja::context! {
+        id => t.id.0,
+        status => t.status.as_str(),
+        target => &t.spec.target,
+        category => t.spec.category.as_str(),
+        package => &t.spec.package,
+        sha256 => t.sample.as_ref().map(|s| &s.sha256),
+        added => fmt_time(t.added_on),
+        errors => ser(&t.errors),
+    }
+}
+
+/// Renders the report page of a task with a report (also used by the benchmark).
+pub(crate) fn render_analysis(
+    web: &Web,
+    task: &Task,
+    view: Option<&ReportView>,
+    user: Option<&str>,
+    csrf: &str,
+) -> Result<String, minijinja::Error> {
+    web.templates.render(
+        "analysis.html.j2",
+        minijinja::context! {
+            page => "analysis",
+            version => &web.settings.version,
+            auth => web.settings.auth,
+            user => user,
+            csrf => csrf,
+            task => task_ctx(task),
+            r => view.map(ser),
+            standalone => false,
+            children => Vec::<()>::new(),
+        },
+    )
+}
+
+pub(crate) async fn analysis_page(
+    st: St,
+    Viewer(session): Viewer,
+    Path(id): Path<String>,
+) -> PageResult<Response> {
+    let web = &st.0;
+    let task = load_task(web, &id).await?;
+    let view = match report_bytes(web, task.id).await? {
+        Some(b) => Some(parse_view(b).await?),
+        None => None,
+    };
+    let page = render_analysis(
+        web,
+        &task,
+        view.as_ref(),
+        session.username(),
+        &session.csrf_token(web),
+    )?;
+    Ok(Html(page).into_response())
+}
+
+pub(crate) async fn status_json(
+    st: St,
+    _v: Viewer,
+    Path(id): Path<String>,
+) -> PageResult<Response> {
+    let task = load_task(&st.0, &id).await?;
+    Ok(Json(serde_json::json!({
+        "id": task.id.0,
+        "status": task.status.as_str(),
+        "errors": task.errors,
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct CallsQuery {
+    pid: Option<i64>,
+    q: String,
+    category: String,
+    page: usize,
+}
+
+/// Only the process list, with each call log left unparsed until its pid is asked for.
+#[derive(Deserialize)]
+struct CallsDoc<'a> {
+    #[serde(borrow, default)]
+    behavior: Option<CallsBehavior<'a>>,
+}
+
+#[derive(Deserialize)]
+struct CallsBehavior<'a> {
+    #[serde(borrow, default)]
+    processes: Vec<CallsProcess<'a>>,
+}
+
+#[derive(Deserialize)]
+struct CallsProcess<'a> {
+    #[serde(default)]
+    pid: i64,
+    #[serde(borrow)]
+    calls: Option<&'a RawValue>,
+}
+
+fn calls_of(bytes: &[u8], pid: i64) -> Result<Vec<Value>, String> {
+    let doc: CallsDoc<'_> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let raw = doc
+        .behavior
+        .into_iter()
+        .flat_map(|b| b.processes)
+        .find(|p| p.pid == pid)
+        .ok_or_else(|| format!("no process {pid}"))?;
+    match raw.calls {
+        Some(r) => serde_json::from_str(r.get()).map_err(|e| e.to_string()),
+        None => Ok(Vec::new()),
+    }
+}
+
+async fn cached_calls(web: &Web, id: TaskId, pid: i64) -> PageResult<Arc<Vec<Value>>> {
+    if let Ok(cache) = web.calls.lock()
+        && let Some((_, _, c)) = cache.iter().find(|(t, p, _)| *t == id && *p == pid)
+    {
+        return Ok(c.clone());
+    }
+    let bytes = report_bytes(web, id)
+        .await?
+        .ok_or_else(|| PageError::not_found("Report"))?;
+    let calls = tokio::task::spawn_blocking(move || calls_of(&bytes, pid))
+        .await
+        .map_err(|e| PageError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(PageError::bad)?;
+    let calls = Arc::new(calls);
+    if let Ok(mut cache) = web.calls.lock() {
+        cache.push_front((id, pid, calls.clone()));
+        cache.truncate(CALLS_CACHE);
+    }
+    Ok(calls)
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        v => v.to_string(),
+    }
+}
+
+fn arguments(v: &Value) -> String {
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| format!("{k}={}", text(v)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| match (x.get("name"), x.get("value")) {
+                (Some(n), Some(v)) => format!("{}={}", text(n), text(v)),
+                _ => text(x),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        v => text(v),
+    }
+}
+
+/// One page of one process's calls, filtered server-side.
+pub(crate) async fn calls_json(
+    st: St,
+    _v: Viewer,
+    Path(id): Path<String>,
+    Query(q): Query<CallsQuery>,
+) -> PageResult<Response> {
+    let web = &st.0;
+    let id = task_id(&id)?;
+    let pid = q.pid.ok_or_else(|| PageError::bad("pid is required"))?;
+    let calls = cached_calls(web, id, pid).await?;
+    let needle = q.q.trim().to_lowercase();
+    let category = q.category.trim();
+    let rows: Vec<Value> = calls
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "timestamp": text(c.get("timestamp").or_else(|| c.get("time")).unwrap_or(&Value::Null)),
+                "api": text(c.get("api").unwrap_or(&Value::Null)),
+                "category": text(c.get("category").unwrap_or(&Value::Null)),
+                "arguments": arguments(c.get("arguments").unwrap_or(&Value::Null)),
+                "return": text(c.get("return").unwrap_or(&Value::Null)),
+                "status": c.get("status").and_then(Value::as_bool).unwrap_or(true),
+            })
+        })
+        .filter(|r| category.is_empty() || r["category"] == category)
+        .filter(|r| {
+            needle.is_empty()
+                || ["api", "arguments", "return"]
+                    .iter()
+                    .any(|k| r[*k].as_str().unwrap_or("").to_lowercase().contains(&needle))
+        })
+        .collect();
+    let matched = rows.len();
+    let pages = matched.div_ceil(CALLS_PAGE);
+    let page = q.page.min(pages.saturating_sub(1));
+    let slice: Vec<&Value> = rows
+        .iter()
+        .skip(page * CALLS_PAGE)
+        .take(CALLS_PAGE)
+        .collect();
+    Ok(Json(serde_json::json!({
+        "pid": pid,
+        "total": calls.len(),
+        "matched": matched,
+        "page": page,
+        "pages": pages,
+        "calls": slice,
+    }))
+    .into_response())
+}
+
+/// `report.json` shown as text: JSON is not active content, and `nosniff` keeps it so.
+pub(crate) async fn report_json_view(
+    st: St,
+    _v: Viewer,
+    Path(id): Path<String>,
+) -> PageResult<Response> {
+    let id = task_id(&id)?;
+    let bytes = report_bytes(&st.0, id)
+        .await?
+        .ok_or_else(|| PageError::not_found("Report"))?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], bytes).into_response())
+}
+
+/// An attachment response: never rendered by the browser.
+pub(crate) fn attachment(bytes: Vec<u8>, filename: &str, ctype: &'static str) -> Response {
+    let mut res = Response::new(Body::from(bytes));
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    // The name is ours (ids, hashes), never the sample's: no header injection, no tricks.
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    res
+}
+
+pub(crate) fn zip(web: &Web, entries: &[(String, Vec<u8>)]) -> PageResult<Vec<u8>> {
+    let pw = web.api.cape.zip_pwd.as_str();
+    nestbox_api::common::zipout::build(entries, (!pw.is_empty()).then_some(pw))
+        .map_err(|e| PageError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+pub(crate) async fn download(
+    st: St,
+    _v: Viewer,
+    Path((id, what)): Path<(String, String)>,
+) -> PageResult<Response> {
+    let web = &st.0;
+    let id = task_id(&id)?;
+    let blobs = &web.api.core.blobs;
+    let get = |key: String| async move {
+        blobs
+            .get(&key)
+            .await?
+            .ok_or_else(|| PageError::not_found("File"))
+    };
+    match what.as_str() {
+        "report.json" => Ok(attachment(
+            get(keys::report_json(id)).await?,
+            &format!("report-{id}.json"),
+            "application/json",
+        )),
+        "report.html" => {
+            let html = match blobs.get(&keys::report_html(id)).await? {
+                Some(h) => h,
+                None => {
+                    // Written only when `analysis.html_report` is on; render it now.
+                    let json = get(keys::report_json(id)).await?;
+                    let report: nestbox_types::report::Report =
+                        serde_json::from_slice(&json).map_err(|e| PageError::bad(e.to_string()))?;
+                    crate::render_report_html(&report)?.into_bytes()
+                }
+            };
+            Ok(attachment(
+                html,
+                &format!("report-{id}.html"),
+                "text/html; charset=utf-8",
+            ))
+        }
+        "pcap" => Ok(attachment(
+            get(keys::analysis_file(id, "dump.pcap")).await?,
+            &format!("dump-{id}.pcap"),
+            "application/vnd.tcpdump.pcap",
+        )),
+        "all.zip" => {
+            let prefix = keys::analysis(id);
+            let mut entries = Vec::new();
+            let mut total = 0u64;
+            for key in blobs.list(&prefix).await? {
+                if let Some(b) = blobs.get(&key).await? {
+                    total += b.len() as u64;
+                    if total > MAX_ZIP {
+                        return Err(PageError(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "The analysis folder is too large to zip here.".into(),
+                        ));
+                    }
+                    entries.push((key[prefix.len()..].to_owned(), b));
+                }
+            }
+            if entries.is_empty() {
+                return Err(PageError::not_found("Analysis folder"));
+            }
+            Ok(attachment(
+                zip(web, &entries)?,
+                &format!("analysis-{id}.zip"),
+                "application/zip",
+            ))
+        }
+        _ => Err(PageError::not_found("Download")),
+    }
+}
+
+async fn report_view(web: &Web, id: TaskId) -> PageResult<ReportView> {
+    let bytes = report_bytes(web, id)
+        .await?
+        .ok_or_else(|| PageError::not_found("Report"))?;
+    parse_view(bytes).await
+}
+
+pub(crate) async fn download_dropped(
+    st: St,
+    _v: Viewer,
+    Path((id, n)): Path<(String, usize)>,
+) -> PageResult<Response> {
+    let web = &st.0;
+    let id = task_id(&id)?;
+    let view = report_view(web, id).await?;
+    let d = view
+        .dropped
+        .get(n)
+        .ok_or_else(|| PageError::not_found("Dropped file"))?;
+    let bytes = web
+        .api
+        .core
+        .blobs
+        .get(&keys::analysis_file(id, &d.path))
+        .await?
+        .ok_or_else(|| PageError::not_found("Dropped file"))?;
+    let name = if d.sha256.len() == 64 && d.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        d.sha256.clone()
+    } else {
+        format!("dropped-{n}")
+    };
+    let zipped = zip(web, &[(name.clone(), bytes)])?;
+    Ok(attachment(
+        zipped,
+        &format!("{name}.zip"),
+        "application/zip",
+    ))
+}
+
+/// A screenshot, inline only when it really is a PNG or JPEG.
+pub(crate) async fn screenshot(
+    st: St,
+    _v: Viewer,
+    Path((id, n)): Path<(String, usize)>,
+) -> PageResult<Response> {
+    let web = &st.0;
+    let id = task_id(&id)?;
+    let view = report_view(web, id).await?;
+    let s = view
+        .screenshots
+        .get(n)
+        .ok_or_else(|| PageError::not_found("Screenshot"))?;
+    let bytes = web
+        .api
+        .core
+        .blobs
+        .get(&keys::analysis_file(id, &s.path))
+        .await?
+        .ok_or_else(|| PageError::not_found("Screenshot"))?;
+    let ctype = if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        "image/png"
+    } else if bytes.starts_with(b"\xff\xd8\xff") {
+        "image/jpeg"
+    } else {
+        return Ok(attachment(
+            bytes,
+            &format!("shot-{id}-{n}.bin"),
+            "application/octet-stream",
+        ));
+    };
+    Ok(([(header::CONTENT_TYPE, ctype)], bytes).into_response())
+}
