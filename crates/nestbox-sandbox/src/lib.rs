@@ -35,6 +35,7 @@
 
 pub mod behavior;
 pub mod cgroup;
+pub mod display;
 pub mod net;
 pub mod package;
 pub mod seccomp;

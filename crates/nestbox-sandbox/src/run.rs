@@ -19,9 +19,31 @@ const TRACED: &str = "%process,%network,open,openat,creat,unlink,unlinkat,rename
 mkdir,mkdirat,rmdir,chdir,fchdir,chmod,fchmodat,symlink,symlinkat,link,linkat,truncate,ptrace,setuid,\
 setgid,setresuid,prctl,dup2,dup3,fchmod,utimensat,memfd_create";
 
-/// `prctl(PR_SET_CHILD_SUBREAPER)`, run the command, reap every descendant, exit with the
-/// command's status.
-const SUBREAPER: &str = "syscall(157, 36, 1, 0, 0, 0); my $p = fork(); if (!$p) { exec { $ARGV[0] } @ARGV; exit 127 } my $rc = 0; while ((my $w = wait()) != -1) { $rc = $? >> 8 if $w == $p } exit $rc";
+/// `prctl(PR_SET_CHILD_SUBREAPER)`; with `NBX_SHOTS` set (a display was asked for), start
+/// Xvfb and a capture loop (`xwd` about once a second into `$NBX_SHOTS`) first, as the
+/// reaper's children rather than the sample's; run the command; reap every descendant;
+/// once only the display helpers are left, kill them; exit with the command's status.
+const SUBREAPER: &str = r#"syscall(157, 36, 1, 0, 0, 0);
+my @h;
+if (my $d = delete $ENV{NBX_SHOTS}) {
+  my $x = fork();
+  if (!$x) { open(STDOUT, ">/dev/null"); open(STDERR, ">/dev/null"); exec "/usr/bin/Xvfb", $ENV{DISPLAY}, "-screen", "0", "1024x768x24", "-nolisten", "tcp", "-nolisten", "unix"; exit 127 }
+  push @h, $x;
+  select(undef, undef, undef, 0.6);
+  my $c = fork();
+  if (!$c) { open(STDOUT, ">/dev/null"); open(STDERR, ">/dev/null"); for my $n (1..600) { system("/usr/bin/xwd", "-root", "-silent", "-out", sprintf("%s/%04d.xwd", $d, $n)); select(undef, undef, undef, 1.0) } exit 0 }
+  push @h, $c;
+}
+my $p = fork();
+if (!$p) { exec { $ARGV[0] } @ARGV; exit 127 }
+my $rc = 0;
+while ((my $w = wait()) != -1) {
+  $rc = $? >> 8 if $w == $p;
+  if (@h) { my %k = map { $_ => 1 } @h; my @o = grep { !$k{$_} } kids(); if (!@o) { kill 9, @h; @h = () } }
+}
+exit $rc;
+sub kids { my @k; for my $f (glob "/proc/self/task/*/children") { open(my $fh, "<", $f) or next; push @k, split(" ", scalar(<$fh>) // "") } @k }
+"#;
 
 /// Host `/etc` entries visible (read-only) inside: what loaders, libc, TLS and
 /// interpreters read. Everything else in `/etc` is absent; identity files are fakes.
@@ -126,6 +148,8 @@ struct Prepared {
     filter: PathBuf,
     output: PathBuf,
     uid: u32,
+    /// Whether the sample gets a virtual display (and periodic screenshots).
+    display: bool,
 }
 
 fn prepare(
@@ -225,6 +249,7 @@ fn prepare(
         filter,
         output: workdir.join("output.txt"),
         uid,
+        display: false,
     })
 }
 
@@ -334,6 +359,18 @@ fn bwrap_args(s: &SandboxSettings, p: &Prepared, launch: &Launch, net: bool) -> 
         "--setenv",
         "HOSTNAME",
         &s.hostname,
+    ]);
+    if p.display {
+        push(&[
+            "--setenv",
+            "DISPLAY",
+            crate::display::DISPLAY,
+            "--setenv",
+            "NBX_SHOTS",
+            crate::display::SHOTS_DIR,
+        ]);
+    }
+    push(&[
         "--seccomp",
         "3",
         "--",
@@ -612,7 +649,7 @@ pub(crate) async fn detonate(
     let slot = slot_of(&job.machine.spec.name);
     let opts = &job.task.spec.options.0;
     let trace = opts.get("free").map(String::as_str) != Some("yes");
-    let p = match prepare(s, job.workdir, slot, trace) {
+    let mut p = match prepare(s, job.workdir, slot, trace) {
         Ok(p) => p,
         Err(e) => {
             det.errors.push(e);
@@ -637,6 +674,23 @@ pub(crate) async fn detonate(
         }
     };
     let sample = job.sample;
+    // A virtual display for file tasks (Cuckoo takes screenshots of every analysis);
+    // `screenshots=no` skips it (it costs about half a second of start-up).
+    let no_shots = matches!(
+        opts.get("screenshots").map(String::as_str),
+        Some("no" | "0" | "off" | "false")
+    );
+    if !is_url && !no_shots && crate::display::available() {
+        let dir = p
+            .scratch
+            .root
+            .join("vartmp")
+            .join(crate::display::SHOTS_DIR.trim_start_matches("/var/tmp/"));
+        match std::fs::create_dir(&dir).and_then(|()| chown(&dir, Some(p.uid), Some(p.uid))) {
+            Ok(()) => p.display = true,
+            Err(e) => det.log.push(format!("ns: no display for this run: {e}")),
+        }
+    }
     // The browser is a big multi-process program: the sample limits would starve it.
     // Address-space limits break V8's reservations; the cgroup still bounds real memory.
     let browser_limits;
@@ -772,7 +826,17 @@ pub(crate) async fn detonate(
         let traces = behavior::read_traces(&p.trace_dir, "t");
         let home = format!("/home/{user}");
         let traced = behavior::build(&traces, &entry, &home, max_calls);
-        let shot = take_browser_shot(&p.scratch.root, &shots_dir);
+        let mut shot = take_browser_shot(&p.scratch.root, &shots_dir)
+            .map(|s| s.into_iter().collect::<Vec<_>>());
+        let display_notes = if p.display {
+            let (pngs, notes) = take_display_shots(&p.scratch.root, &shots_dir);
+            if let Ok(v) = &mut shot {
+                v.extend(pngs);
+            }
+            notes
+        } else {
+            Vec::new()
+        };
         let files = dropped::collect(
             &p.scratch.root,
             &user,
@@ -785,17 +849,20 @@ pub(crate) async fn detonate(
         );
         let tail = read_tail(&p.output, 2000);
         drop(p);
-        (traced, files, tail, network, shot)
+        (traced, files, tail, network, shot, display_notes)
     });
     let mut attempts = behavior::Attempts::default();
     match handle.await {
-        Ok((traced, (files, notes), tail, network, shot)) => {
+        Ok((traced, (files, notes), tail, network, shot, display_notes)) => {
             match shot {
-                Ok(Some(png)) => det.screenshots.push(png),
-                Ok(None) if is_url => det.log.push("ns: the browser took no screenshot".into()),
-                Ok(None) => {}
+                Ok(v) if v.is_empty() && is_url => {
+                    det.log.push("ns: the browser took no screenshot".into())
+                }
+                Ok(v) => det.screenshots.extend(v),
                 Err(e) => det.errors.push(e),
             }
+            det.log
+                .extend(display_notes.into_iter().map(|n| format!("ns: {n}")));
             if let Some((mut network, net_notes)) = network {
                 let pcap = job.workdir.join("dump.pcap");
                 if let Ok(d) = nestbox_analyzers::digest_file(&pcap) {
@@ -929,6 +996,24 @@ fn take_browser_shot(root: &Path, shots: &Path) -> Result<Option<PathBuf>, Strin
     };
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// Converts the display captures to PNGs (after any already in `shots`) and removes the
+/// capture directory and the X server's lock file, which are the analyser's, not dropped
+/// files.
+fn take_display_shots(root: &Path, shots: &Path) -> (Vec<PathBuf>, Vec<String>) {
+    let dir = root
+        .join("vartmp")
+        .join(crate::display::SHOTS_DIR.trim_start_matches("/var/tmp/"));
+    let first = std::fs::read_dir(shots).map(|d| d.count()).unwrap_or(0);
+    let (pngs, notes) = crate::display::collect(&dir, shots, first);
+    let _ = std::fs::remove_dir_all(&dir);
+    let lock = root.join("tmp").join(format!(
+        ".X{}-lock",
+        crate::display::DISPLAY.trim_start_matches(':')
+    ));
+    let _ = std::fs::remove_file(lock);
+    (pngs, notes)
 }
 
 fn read_head(p: &Path) -> Vec<u8> {

@@ -892,3 +892,53 @@ fn url_task_is_rendered_by_chromium_with_screenshot_and_requests() {
     assert_eq!(names, ["http_request"], "{names:?}");
     assert_no_leftovers(uid_base);
 }
+
+#[test]
+fn file_task_with_a_window_gets_display_screenshots() {
+    let uid_base = 270_000;
+    let s = sandbox_server(uid_base);
+    // xlogo (x11-apps) draws a window on the sandbox's virtual display.
+    let script = b"#!/bin/sh\nxlogo -geometry 500x500+100+100 &\nsleep 3\nkill $!\nexit 0\n";
+    let id = submit(&s, "gui.sh", script, 30, "");
+    let r = report(&s, id);
+    let shots = r["screenshots"].as_array().unwrap();
+    assert!(!shots.is_empty(), "{}", r["debug"]);
+    assert_eq!(shots[0]["path"], "shots/0001.png");
+    // The shots show the window: some capture is not one flat colour.
+    let mut drawn = false;
+    for n in 1..=shots.len() {
+        let shot = s.get(&format!("/tasks/screenshots/{id}/{n:04}"));
+        assert_eq!(shot.status, 200);
+        let (w, h, raw) = png_pixels(&shot.body);
+        assert_eq!((w, h), (1024, 768));
+        // Rows are a filter byte and RGB pixels; xlogo is black on white, the root black.
+        let pixels: Vec<u8> = raw
+            .chunks(1 + w as usize * 3)
+            .flat_map(|row| row[1..].iter().copied())
+            .collect();
+        let lit = pixels.iter().filter(|b| **b != pixels[0]).count();
+        drawn |= lit > 10_000;
+    }
+    assert!(drawn, "no screenshot shows the window");
+    // The display is the analyser's: Xvfb and xwd are not in the sample's tree, and
+    // their files are not dropped files.
+    let procs = r["behavior"]["processes"].as_array().unwrap();
+    assert!(
+        procs
+            .iter()
+            .all(|p| !["Xvfb", "xwd"].contains(&p["process_name"].as_str().unwrap_or(""))),
+        "{procs:?}"
+    );
+    assert!(procs.iter().any(|p| p["process_name"] == "xlogo"));
+    assert!(
+        r["dropped"].as_array().unwrap().is_empty(),
+        "{}",
+        r["dropped"]
+    );
+    assert_eq!(signature_names(&r), Vec::<String>::new());
+    // screenshots=no skips the display.
+    let id = submit(&s, "gui.sh", script, 30, "screenshots=no");
+    let r = report(&s, id);
+    assert_eq!(r["screenshots"], serde_json::json!([]));
+    assert_no_leftovers(uid_base);
+}
