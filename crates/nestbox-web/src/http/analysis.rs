@@ -8,6 +8,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use nestbox_api::common::zipout::{self, ZipSource};
 use nestbox_core::keys;
 use nestbox_types::{Task, TaskId};
 use serde::Deserialize;
@@ -23,8 +24,6 @@ use crate::view::ReportView;
 const CALLS_PAGE: usize = 100;
 /// Call logs kept parsed (see [`Web::calls`]).
 const CALLS_CACHE: usize = 4;
-/// Largest analysis folder zipped in one download.
-const MAX_ZIP: u64 = 512 * 1024 * 1024;
 
 fn task_id(s: &str) -> PageResult<TaskId> {
     s.parse::<i64>()
@@ -291,8 +290,8 @@ pub(crate) async fn report_json_view(
 }
 
 /// An attachment response: never rendered by the browser.
-pub(crate) fn attachment(bytes: Vec<u8>, filename: &str, ctype: &'static str) -> Response {
-    let mut res = Response::new(Body::from(bytes));
+pub(crate) fn attachment(body: impl Into<Body>, filename: &str, ctype: &'static str) -> Response {
+    let mut res = Response::new(body.into());
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     // The name is ours (ids, hashes), never the sample's: no header injection, no tricks.
@@ -302,10 +301,18 @@ pub(crate) fn attachment(bytes: Vec<u8>, filename: &str, ctype: &'static str) ->
     res
 }
 
-pub(crate) fn zip(web: &Web, entries: &[(String, Vec<u8>)]) -> PageResult<Vec<u8>> {
-    let pw = web.api.cape.zip_pwd.as_str();
-    nestbox_api::common::zipout::build(entries, (!pw.is_empty()).then_some(pw))
-        .map_err(|e| PageError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+/// A streamed zip of blobs, AES-encrypted with the configured password (`infected`).
+pub(crate) fn zip(web: &Web, entries: Vec<(String, String)>) -> Body {
+    let pw = web.api.cape.zip_pwd.clone();
+    let entries = entries
+        .into_iter()
+        .map(|(name, key)| (name, ZipSource::Blob(key)))
+        .collect();
+    zipout::stream(
+        web.api.core.blobs.clone(),
+        entries,
+        (!pw.is_empty()).then_some(pw),
+    )
 }
 
 pub(crate) async fn download(
@@ -352,25 +359,17 @@ pub(crate) async fn download(
         )),
         "all.zip" => {
             let prefix = keys::analysis(id);
-            let mut entries = Vec::new();
-            let mut total = 0u64;
-            for key in blobs.list(&prefix).await? {
-                if let Some(b) = blobs.get(&key).await? {
-                    total += b.len() as u64;
-                    if total > MAX_ZIP {
-                        return Err(PageError(
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            "The analysis folder is too large to zip here.".into(),
-                        ));
-                    }
-                    entries.push((key[prefix.len()..].to_owned(), b));
-                }
-            }
+            let entries: Vec<(String, String)> = blobs
+                .list(&prefix)
+                .await?
+                .into_iter()
+                .map(|key| (key[prefix.len()..].to_owned(), key))
+                .collect();
             if entries.is_empty() {
                 return Err(PageError::not_found("Analysis folder"));
             }
             Ok(attachment(
-                zip(web, &entries)?,
+                zip(web, entries),
                 &format!("analysis-{id}.zip"),
                 "application/zip",
             ))
@@ -398,19 +397,16 @@ pub(crate) async fn download_dropped(
         .dropped
         .get(n)
         .ok_or_else(|| PageError::not_found("Dropped file"))?;
-    let bytes = web
-        .api
-        .core
-        .blobs
-        .get(&keys::analysis_file(id, &d.path))
-        .await?
-        .ok_or_else(|| PageError::not_found("Dropped file"))?;
+    let key = keys::analysis_file(id, &d.path);
+    if !web.api.core.blobs.exists(&key).await? {
+        return Err(PageError::not_found("Dropped file"));
+    }
     let name = if d.sha256.len() == 64 && d.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
         d.sha256.clone()
     } else {
         format!("dropped-{n}")
     };
-    let zipped = zip(web, &[(name.clone(), bytes)])?;
+    let zipped = zip(web, vec![(name.clone(), key)]);
     Ok(attachment(
         zipped,
         &format!("{name}.zip"),

@@ -81,14 +81,11 @@ pub(crate) async fn sample_download(
 ) -> PageResult<Response> {
     let web = &st.0;
     let sha256 = sha256_of(&sha256)?;
-    let bytes = web
-        .api
-        .core
-        .blobs
-        .get(&keys::sample(&sha256))
-        .await?
-        .ok_or_else(|| PageError::not_found("Sample"))?;
-    let zipped = zip(web, &[(sha256.clone(), bytes)])?;
+    let key = keys::sample(&sha256);
+    if !web.api.core.blobs.exists(&key).await? {
+        return Err(PageError::not_found("Sample"));
+    }
+    let zipped = zip(web, vec![(sha256.clone(), key)]);
     Ok(attachment(
         zipped,
         &format!("{sha256}.zip"),
