@@ -3,15 +3,16 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: fuzz-smoke serve test bootstrap build release check unit clients bench fuzz clean
+.PHONY: web-test bench-web fuzz-smoke serve test bootstrap build release check unit clients bench fuzz clean
 
 ## Bootstrap system packages if missing, build, serve on 127.0.0.1:8090 (SQLite, local store).
 serve: bootstrap release
 	$(TARGET_DIR)/release/nestbox serve
 
 ## Everything CI checks: formatting, lints, unit + integration tests, real-client tests,
+## the web UI in a headless browser,
 ## and a replay of every fuzz target over its seeds and regression inputs.
-test: bootstrap check unit clients fuzz-smoke
+test: bootstrap check unit clients web-test fuzz-smoke
 
 bootstrap:
 	@./scripts/bootstrap.sh
@@ -33,6 +34,12 @@ unit:
 clients: build
 	./tests/clients/run.sh $(TARGET_DIR)/debug/nestbox
 
+## The web UI in headless Chromium (playwright-core from npm into tests/web/node_modules):
+## submit, follow, every tab, process tree, calls, downloads, search, login; no external
+## request, no script from sample strings. Screenshots in tests/web/out/.
+web-test: build
+	./tests/web/run.sh $(TARGET_DIR)/debug/nestbox
+
 ## Replays the fuzz seeds and regressions (no fuzzing; ~2 min cold). No sanitizer here:
 ## it needs RUSTC_BOOTSTRAP on stable and doubles the build; `make fuzz` uses ASan.
 fuzz-smoke:
@@ -44,7 +51,7 @@ bench: bootstrap
 
 clean:
 	cargo clean
-	rm -rf .venv-clients
+	rm -rf .venv-clients tests/web/node_modules tests/web/out
 
 ## Coverage-guided fuzzing of every parser, FUZZ_SECONDS (default 60) per target, one at a
 ## time (see fuzz/README.md); not part of `make test`. `fuzz/smoke.sh` is the quick replay.

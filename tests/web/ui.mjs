@@ -1,0 +1,263 @@
+// Browser tests of the nestbox web UI: the real debug `nestbox` on a random loopback port,
+// headless Chromium driven by playwright-core. Usage: node ui.mjs <nestbox binary> <out dir>
+//
+// Fails when: a step does not behave, any page asks for a non-loopback URL, a dialog opens
+// or a hostile sample string runs script (window.__xss), or a screenshot is empty.
+import { spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync, statSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const [bin, outDir] = process.argv.slice(2);
+if (!bin || !outDir) throw new Error("usage: node ui.mjs <nestbox binary> <out dir>");
+mkdirSync(outDir, { recursive: true });
+
+const HOSTILE = "<img src=x onerror=window.__xss=1>.sh";
+const SAMPLE = [
+  "#!/bin/sh",
+  "# <script>window.__xss=2</script> <svg onload=window.__xss=3>",
+  "echo '<img src=x onerror=window.__xss=4>' > /tmp/dropped.txt",
+  "cat /etc/passwd",
+  "ls /tmp",
+  "",
+].join("\n");
+
+const children = [];
+const violations = [];
+let step = "start";
+
+function log(msg) { console.log(`web-test: ${msg}`); }
+function check(cond, msg) { if (!cond) throw new Error(`${step}: ${msg}`); }
+
+/** Starts a server in a fresh directory; resolves with its base URL. */
+async function startServer(extra) {
+  const dir = mkdtempSync(join(tmpdir(), "nestbox-web-"));
+  const cfg = join(dir, "nestbox.toml");
+  writeFileSync(cfg, `data_dir = ${JSON.stringify(join(dir, "data"))}\n${extra}\n`);
+  const child = spawn(bin, ["serve", "--config", cfg], {
+    env: { ...process.env, NESTBOX_SERVER__PORT: "0", NESTBOX_LOG: "info" },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  children.push({ child, dir });
+  return new Promise((resolve, reject) => {
+    let buf = "";
+    const timer = setTimeout(() => reject(new Error("server did not start in 60 s")), 60000);
+    child.stderr.on("data", (d) => {
+      buf += d.toString();
+      const m = buf.match(/addr=(\S+)/);
+      if (m) { clearTimeout(timer); resolve(`http://${m[1]}`); }
+    });
+    child.on("exit", (code) => reject(new Error(`server exited ${code}: ${buf}`)));
+  });
+}
+
+async function newContext(browser) {
+  const ctx = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 900 } });
+  // Nothing may leave the machine: every request must go to a loopback address.
+  await ctx.route("**/*", (route) => {
+    const u = new URL(route.request().url());
+    const loopback = ["127.0.0.1", "localhost", "[::1]"].includes(u.hostname);
+    if (!loopback && !["data:", "blob:", "file:"].includes(u.protocol)) {
+      violations.push(`${step}: request to ${u.href}`);
+      return route.abort();
+    }
+    return route.continue();
+  });
+  ctx.on("page", watchPage);
+  return ctx;
+}
+
+function watchPage(page) {
+  page.on("dialog", (d) => { violations.push(`${step}: dialog ${d.message()}`); d.dismiss().catch(() => {}); });
+  page.on("pageerror", (e) => violations.push(`${step}: script error ${e.message}`));
+}
+
+async function noXss(page) {
+  const flag = await page.evaluate(() => window.__xss);
+  check(flag === undefined, `hostile sample string executed (window.__xss = ${flag})`);
+}
+
+async function shot(page, name) {
+  await noXss(page);
+  const file = join(outDir, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  check(statSync(file).size > 2000, `screenshot ${name} is empty`);
+}
+
+async function main() {
+  const t0 = Date.now();
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  try {
+    // ---- Auth off: submit, follow, read every tab. ----
+    step = "server";
+    const base = await startServer("[analysis]\nworkers = 1\n");
+    const ctx = await newContext(browser);
+    const page = await ctx.newPage();
+    watchPage(page);
+
+    step = "submit";
+    await page.goto(`${base}/submit/`);
+    await shot(page, "01-submit");
+    await page.setInputFiles("#files", [{ name: HOSTILE, mimeType: "text/x-sh", buffer: Buffer.from(SAMPLE) }]);
+    check((await page.textContent("#chosen")).includes(HOSTILE), "chosen file not listed");
+    await page.fill("#timeout", "30");
+    await page.fill("#options", "note=<b>bold</b>");
+    await Promise.all([page.waitForURL(/\/analysis\/\d+\/$/), page.click("form#submit-form button[type=submit]")]);
+    const taskUrl = page.url();
+    const id = taskUrl.match(/analysis\/(\d+)/)[1];
+    log(`submitted task ${id}`);
+
+    step = "follow";
+    let navigations = 0;
+    page.on("framenavigated", (f) => { if (f === page.mainFrame()) navigations++; });
+    await page.waitForFunction(() => document.getElementById("task-status")?.textContent === "reported", null, { timeout: 90000 });
+    check(navigations === 0, "the page reloaded while following the task");
+    check(await page.isVisible("#report-link"), "no link to the report once reported");
+    await shot(page, "02-task-reported");
+    await Promise.all([page.waitForURL(taskUrl), page.click("#report-link a")]);
+
+    step = "tabs";
+    for (const tab of ["summary", "static", "behavior", "network", "dropped", "screenshots", "children", "raw"]) {
+      await page.click(`#tab-${tab}`);
+      check(await page.isVisible(`#${tab}`), `${tab} panel not shown`);
+      check(await page.getAttribute(`#tab-${tab}`, "aria-selected") === "true", `${tab} not selected`);
+      await shot(page, `03-tab-${tab}`);
+    }
+    // Keyboard: arrows move between tabs.
+    await page.focus("#tab-raw");
+    await page.keyboard.press("Home");
+    check(await page.getAttribute("#tab-summary", "aria-selected") === "true", "Home key does not select the first tab");
+
+    step = "process tree";
+    await page.click("#tab-behavior");
+    const nodes = await page.locator("#tree details").count();
+    check(nodes >= 2, `process tree has ${nodes} nodes (no detonation?)`);
+    await page.click("#tree-collapse");
+    check(await page.locator("#tree details[open]").count() === 0, "collapse all left nodes open");
+    await page.click("#tree-expand");
+    check(await page.locator("#tree details[open]").count() === nodes, "expand all left nodes closed");
+
+    step = "calls";
+    const pids = await page.$$eval("#calls-pid option", (o) => o.map((x) => x.value));
+    let filtered = false;
+    for (const pid of pids) {
+      await page.selectOption("#calls-pid", pid);
+      await page.fill("#calls-q", "");
+      await page.click("#calls-form button[type=submit]");
+      await page.waitForFunction(() => /calls match/.test(document.getElementById("calls-status").textContent));
+      check(await page.locator("#calls tbody tr").count() > 0, `no calls for pid ${pid}`);
+      await page.fill("#calls-q", "passwd");
+      await page.click("#calls-form button[type=submit]");
+      await page.waitForFunction(() => /^\d+ of \d+ calls match/.test(document.getElementById("calls-status").textContent));
+      const rows = await page.$$eval("#calls tbody tr", (r) => r.map((x) => x.textContent.toLowerCase()));
+      if (rows.length) {
+        check(rows.every((r) => r.includes("passwd")), "the filter let through calls without passwd");
+        filtered = true;
+        await shot(page, "04-calls-filtered");
+        break;
+      }
+    }
+    check(filtered, "no process shows a call about /etc/passwd");
+
+    step = "downloads";
+    await page.click("#tab-network");
+    const pcapLink = page.locator("#network a[href$='/download/pcap']");
+    check(await pcapLink.count() === 1, "no pcap download link");
+    const [pcap] = await Promise.all([page.waitForEvent("download"), pcapLink.click()]);
+    const pcapPath = join(outDir, "dump.pcap");
+    await pcap.saveAs(pcapPath);
+    check(statSync(pcapPath).size >= 24, "pcap is smaller than its header");
+    await page.click("#tab-raw");
+    for (const f of ["report.json", "report.html"]) {
+      const [dl] = await Promise.all([page.waitForEvent("download"), page.click(`#raw a[href$='/download/${f}']`)]);
+      const p = join(outDir, `report-${id}-${f}`);
+      await dl.saveAs(p);
+      check(statSync(p).size > 500, `${f} download is empty`);
+      check(dl.suggestedFilename() === `report-${id}.${f.split(".")[1]}`, `${f} name ${dl.suggestedFilename()}`);
+    }
+    // The single-file report, opened in the browser, runs nothing either.
+    await page.goto(`file://${join(outDir, `report-${id}-report.html`)}`);
+    check((await page.textContent("h1")).includes(`Task #${id}`), "the single-file report does not open");
+    await shot(page, "04-report-html-file");
+
+    step = "search";
+    await page.goto(`${base}/analysis/${id}/`);
+    const sha = (await page.textContent("#static tr:has(th:text('SHA-256')) span")).trim();
+    check(/^[0-9a-f]{64}$/.test(sha), `bad sha256 ${sha}`);
+    await page.fill("#top-q", sha);
+    await Promise.all([page.waitForURL(/\?q=/), page.press("#top-q", "Enter")]);
+    check(await page.locator(`#tasks tr[data-id='${id}']`).count() === 1, "search by sha256 misses the task");
+    await shot(page, "05-search");
+    await Promise.all([page.waitForURL(/\/file\//), page.click(`#tasks tr[data-id='${id}'] td.mono a`)]);
+    check((await page.textContent("h1")).includes(sha), "sample page is not the sample's");
+    await shot(page, "06-sample");
+
+    step = "queue live";
+    await page.goto(`${base}/`);
+    const form = new FormData();
+    form.append("file", new Blob(["#!/bin/sh\necho live\n"]), "live.sh");
+    const created = await (await fetch(`${base}/tasks/create/file`, { method: "POST", body: form })).json();
+    const row = `#tasks tr[data-id='${created.task_id}']`;
+    let qnav = 0;
+    page.on("framenavigated", (f) => { if (f === page.mainFrame()) qnav++; });
+    await page.waitForSelector(row, { timeout: 15000 });
+    await page.waitForFunction((sel) => document.querySelector(sel + " [data-field=status]")?.textContent === "reported", row, { timeout: 90000 });
+    check(qnav === 0, "the queue reloaded");
+    await shot(page, "07-queue");
+
+    step = "status";
+    await page.goto(`${base}/status/`);
+    check((await page.textContent("main")).includes("Machines"), "status page without machines");
+    await shot(page, "08-status");
+    await ctx.close();
+
+    // ---- Auth on: log in and out. ----
+    step = "auth server";
+    const authBase = await startServer("[analysis]\nworkers = 0\n[web]\nauth = true\n[cape]\nadmin_password = \"browser-pass-1\"\n");
+    const actx = await newContext(browser);
+    const ap = await actx.newPage();
+    watchPage(ap);
+    step = "login";
+    await ap.goto(`${authBase}/status/`);
+    check(ap.url().includes("/login/"), "an anonymous visitor was not sent to the login");
+    await shot(ap, "09-login");
+    await ap.fill("#username", "admin");
+    await ap.fill("#password", "wrong");
+    await ap.click("form.narrow button[type=submit]");
+    check((await ap.textContent(".error")).includes("Wrong"), "a wrong password was accepted");
+    await ap.fill("#username", "admin");
+    await ap.fill("#password", "browser-pass-1");
+    await Promise.all([ap.waitForURL(`${authBase}/status/`), ap.click("form.narrow button[type=submit]")]);
+    check((await ap.textContent("header")).includes("admin"), "not logged in");
+    await shot(ap, "10-logged-in");
+    step = "logout";
+    await Promise.all([ap.waitForURL(/\/login\//), ap.click("form.user button")]);
+    await ap.goto(`${authBase}/`);
+    check(ap.url().includes("/login/"), "still logged in after logging out");
+    await actx.close();
+
+    check(violations.length === 0, `violations:\n  ${violations.join("\n  ")}`);
+    log(`all steps passed in ${((Date.now() - t0) / 1000).toFixed(1)} s; screenshots in ${outDir}`);
+  } finally {
+    await browser.close();
+  }
+}
+
+function cleanup() {
+  for (const { child, dir } of children) {
+    child.kill("SIGTERM");
+    try { rmSync(dir, { recursive: true, force: true }); } catch { /* ignore */ }
+  }
+}
+
+main().then(() => { cleanup(); process.exit(0); }, (e) => {
+  console.error(`web-test FAILED at ${step}: ${e.stack || e}`);
+  if (violations.length) console.error(`violations:\n  ${violations.join("\n  ")}`);
+  cleanup();
+  process.exit(1);
+});
