@@ -54,8 +54,11 @@ def poll(predicate, timeout=120):
 class AssemblylineClient(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        # Assemblyline's default of 5 concurrent submissions per user would only make the
+        # client retry its 503s silently here; the quotas have their own test class.
         cls.server = NestboxServer(
             '[cape]\nadmin_password = "pw"\n[analysis]\npoll_interval_ms = 100\n'
+            '[assemblyline.quotas]\nconcurrent_submissions = 0\n'
         )
         cls.url = cls.server.url.rstrip("/")
         cfg = os.path.join(cls.server.dir, "nestbox.toml")
@@ -160,6 +163,94 @@ class AssemblylineClient(unittest.TestCase):
         with self.assertRaises(ClientError) as e:
             watchdog(lambda: self.c.file.download("0" * 64))
         self.assertEqual(e.exception.status_code, 404)
+
+    def test_al_submit_cli_sync_mode_polls_live_queues(self):
+        # al-submit without -a submits, opens a live watch queue, polls it until "stop"
+        # and writes the submission/full JSON.
+        with tempfile.TemporaryDirectory() as d:
+            sample = os.path.join(d, "cli.txt")
+            with open(sample, "wb") as f:
+                f.write(b"al-submit sync mode\n")
+            out = os.path.join(d, "out.json")
+            al_submit = os.path.join(os.path.dirname(os.sys.executable), "al-submit")
+            p = subprocess.run(
+                [al_submit, "-s", self.url, "-u", "admin", "-k", self.k1, "-o", out, sample],
+                capture_output=True, text=True, timeout=180,
+            )
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("Listening for incoming results (WQ_ID: D-", p.stderr)
+            import json
+            with open(out) as f:
+                # "[<time>] <name> <==> <submission/full JSON>"
+                line = f.read()
+            self.assertIn("cli.txt <==> ", line)
+            full = json.loads(line.split(" <==> ", 1)[1])
+            self.assertEqual(full["state"], "completed")
+            self.assertEqual(full["files"][0]["name"], "cli.txt")
+
+    def test_live_result_keys_and_delete(self):
+        c = self.c
+        sid = watchdog(lambda: c.submit(content=b"live and delete\n", fname="l.txt"))["sid"]
+        wq = watchdog(lambda: c.live.setup_watch_queue(sid))["wq_id"]
+        seen = []
+
+        def stopped():
+            seen.extend(watchdog(lambda: c.live.get_message_list(wq)))
+            return any(m["type"] == "stop" for m in seen)
+
+        poll(stopped)
+        self.assertTrue(watchdog(lambda: c.submission.is_completed(sid)))
+        keys = watchdog(lambda: c.submission(sid))["results"]
+        self.assertTrue(keys)
+        got = watchdog(lambda: c.result.multiple(result=keys + ["0" * 64 + ".X.v1.c0"]))
+        self.assertEqual(sorted(got["result"]), sorted(keys))
+        self.assertEqual(got["error"], {})
+        with self.assertRaises(ClientError) as e:
+            watchdog(lambda: c.result.error(keys[0]))
+        self.assertEqual(e.exception.status_code, 404)
+        self.assertEqual(watchdog(lambda: c.submission.delete(sid)), {"success": True})
+        with self.assertRaises(ClientError) as e:
+            watchdog(lambda: c.submission(sid))
+        self.assertEqual(e.exception.status_code, 404)
+
+
+class AssemblylineQuotas(unittest.TestCase):
+    """Daily quotas: the X-Remaining-Quota-* headers the client stores, and the 503 whose
+    message ("quota", "daily") the client raises instead of retrying."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = NestboxServer(
+            '[cape]\nadmin_password = "pw"\n[analysis]\nworkers = 0\n'
+            '[assemblyline.quotas]\ndaily_api_calls = 50\ndaily_submissions = 1\n'
+        )
+        cls.url = cls.server.url.rstrip("/")
+        cfg = os.path.join(cls.server.dir, "nestbox.toml")
+        cls.k1 = subprocess.run(
+            [os.environ["NESTBOX_BIN"], "apikey", "add", "admin", "k1", "--priv", "RW", "--config", cfg],
+            check=True, capture_output=True, text=True,
+        ).stdout.strip()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def test_headers_and_daily_submission_quota(self):
+        h = {"X-USER": "admin", "X-APIKEY": self.k1}
+        r = requests.get(self.url + "/api/v4/user/whoami/", headers=h, timeout=30)
+        api_left = int(r.headers["X-Remaining-Quota-Api"])
+        self.assertLess(api_left, 50)
+        self.assertEqual(r.headers["X-Remaining-Quota-Submission"], "1")
+        r = requests.get(self.url + "/api/v4/user/whoami/", headers=h, timeout=30)
+        self.assertEqual(int(r.headers["X-Remaining-Quota-Api"]), api_left - 1)
+        c = watchdog(lambda: get_client(self.url, apikey=("admin", self.k1), retries=3, timeout=30))
+        watchdog(lambda: c.submit(content=b"quota one\n", fname="q.txt"))
+        self.assertEqual(c.get_remaining_submission_quota(), 0)
+        self.assertLess(c.get_remaining_api_quota(), api_left)
+        with self.assertRaises(ClientError) as e:
+            watchdog(lambda: c.submit(content=b"quota two\n", fname="q2.txt"))
+        self.assertEqual(e.exception.status_code, 503)
+        self.assertIn("daily maximum submission quota of 1", str(e.exception))
 
 
 if __name__ == "__main__":

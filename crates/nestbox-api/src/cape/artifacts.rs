@@ -20,7 +20,7 @@ type Result<T, E = CapeError> = std::result::Result<T, E>;
 
 /// Validates a task for an artifact endpoint (reported, following `Recovery_<N>`, TLP
 /// red refused): the id to read from, or the envelope error to answer.
-async fn reported(ctx: &ApiContext, id: TaskId) -> Result<Result<TaskId, Response>> {
+pub(super) async fn reported(ctx: &ApiContext, id: TaskId) -> Result<Result<TaskId, Response>> {
     match validate_task(ctx, id, TaskStatus::Reported).await? {
         Err(msg) => Ok(Err(app_error(msg))),
         Ok(t) => {
@@ -47,7 +47,7 @@ macro_rules! reported {
 }
 
 /// A stored blob streamed as an attachment, or `None` if absent.
-async fn blob(
+pub(super) async fn blob(
     ctx: &ApiContext,
     key: &str,
     ctype: &'static str,
@@ -73,7 +73,11 @@ fn bytes_attachment(data: Vec<u8>, ctype: &'static str, filename: &str) -> Respo
 }
 
 /// Blobs under an analysis sub-folder: `(path relative to the analysis folder, key)`.
-async fn folder(ctx: &ApiContext, id: TaskId, sub: &str) -> Result<Vec<(String, String)>> {
+pub(super) async fn folder(
+    ctx: &ApiContext,
+    id: TaskId,
+    sub: &str,
+) -> Result<Vec<(String, String)>> {
     let base = keys::analysis(id);
     let prefix = format!("{base}{sub}");
     Ok(ctx
@@ -87,7 +91,7 @@ async fn folder(ctx: &ApiContext, id: TaskId, sub: &str) -> Result<Vec<(String, 
 }
 
 /// Blob entries of a folder listing.
-fn blob_entries(files: Vec<(String, String)>) -> Vec<ZipEntry> {
+pub(super) fn blob_entries(files: Vec<(String, String)>) -> Vec<ZipEntry> {
     files
         .into_iter()
         .map(|(name, key)| (name, ZipSource::Blob(key)))
@@ -95,7 +99,7 @@ fn blob_entries(files: Vec<(String, String)>) -> Vec<ZipEntry> {
 }
 
 /// A streamed zip attachment (see [`zipout`]).
-fn zip_response(
+pub(super) fn zip_response(
     ctx: &ApiContext,
     entries: Vec<ZipEntry>,
     password: Option<String>,

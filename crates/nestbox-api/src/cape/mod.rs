@@ -25,6 +25,7 @@
 //! redirected too (Django checks first), and then 404s on the slashed path.
 
 mod artifacts;
+mod capture;
 mod dto;
 mod error;
 mod tasks;
@@ -105,6 +106,12 @@ pub struct CapeEndpoints {
     pub taskscreenshot: bool,
     pub taskpcap: bool,
     pub tasktlspcap: bool,
+    /// `tasks/get/keys` (TLS keylogs).
+    pub tasktlskeys: bool,
+    /// `tasks/get/etw`.
+    pub tasketw: bool,
+    /// `tasks/get/bulkzip`.
+    pub taskbulkzip: bool,
     pub taskevtx: bool,
     pub taskdropped: bool,
     pub taskselfextracted: bool,
@@ -154,6 +161,9 @@ impl Default for CapeEndpoints {
             taskscreenshot: true,
             taskpcap: true,
             tasktlspcap: true,
+            tasktlskeys: true,
+            tasketw: true,
+            taskbulkzip: true,
             taskevtx: true,
             taskdropped: true,
             taskselfextracted: false,
@@ -263,6 +273,13 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         )
         .route("/tasks/get/tlspcap/{id}/", g(get(artifacts::tlspcap)))
         .route("/tasks/get/evtx/{id}/", g(get(artifacts::evtx)))
+        .route("/tasks/get/keys/{id}/{kind}/", g(get(capture::keys_)))
+        .route("/tasks/get/etw/{id}/{kind}/", g(get(capture::etw)))
+        .route(
+            "/tasks/get/bulkzip/{id}/{folder}/",
+            g(get(capture::bulkzip)),
+        )
+        .route("/tasks/get/stream/{id}/", p(post(capture::stream)))
         .route("/tasks/get/dropped/{id}/", g(get(artifacts::dropped)))
         .route("/tasks/get/surifile/{id}/", g(get(artifacts::surifile)))
         .route("/tasks/get/mitmdump/{id}/", g(get(artifacts::mitmdump)))

@@ -37,7 +37,11 @@ impl From<FormError> for CapeError {
 
 /// DRF's `request.data`: multipart, urlencoded or JSON (an object's scalar values as
 /// fields, arrays as repeated fields; a bare array as repeated `ids`).
-async fn read_data(ctx: &ApiContext, req: Request, file_fields: &[&str]) -> Result<FormInput> {
+pub(crate) async fn read_data(
+    ctx: &ApiContext,
+    req: Request,
+    file_fields: &[&str],
+) -> Result<FormInput> {
     let is_json = req
         .headers()
         .get(CONTENT_TYPE)

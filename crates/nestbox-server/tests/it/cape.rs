@@ -399,6 +399,68 @@ fn checklist_anonymous() {
             .starts_with("Archive is bigger than max size"),
         "{r}"
     );
+    // keys / etw / bulkzip: whitelisted kinds (400 otherwise), files as `<id>_<name>`,
+    // folders as AES zips named inside the folder.
+    assert_eq!(
+        s.get(&format!("/apiv2/tasks/get/keys/{id}/tls/")).json(),
+        err("tlsdump.log does not exist")
+    );
+    std::fs::create_dir_all(dir.join("tlsdump")).unwrap();
+    std::fs::write(dir.join("tlsdump/tlsdump.log"), b"CLIENT_RANDOM aa bb\n").unwrap();
+    let r = s.get(&format!("/apiv2/tasks/get/keys/{id}/TLS/"));
+    assert_eq!(r.header("content-type"), Some("text/plain"));
+    assert_eq!(
+        r.header("content-disposition"),
+        Some(format!("attachment; filename={id}_tlsdump.log").as_str())
+    );
+    assert_eq!(r.body, b"CLIENT_RANDOM aa bb\n");
+    for (path, msg) in [
+        ("keys/{id}/rsa/", "Unknown keys kind: rsa"),
+        ("etw/{id}/kernel/", "Unknown etw kind: kernel"),
+        ("bulkzip/{id}/memory/", "Unknown bulkzip folder: memory"),
+    ] {
+        let r = s.get(&format!(
+            "/apiv2/tasks/get/{}",
+            path.replace("{id}", &id.to_string())
+        ));
+        assert_eq!(r.status, 400, "{path}");
+        assert_eq!(r.json(), err(msg));
+    }
+    std::fs::create_dir_all(dir.join("aux")).unwrap();
+    std::fs::write(dir.join("aux/dns_etw.json"), b"{\"q\":\"x\"}\n").unwrap();
+    let r = s.get(&format!("/apiv2/tasks/get/etw/{id}/dns/"));
+    assert_eq!(r.header("content-type"), Some("application/x-ndjson"));
+    assert_eq!(
+        s.get(&format!("/apiv2/tasks/get/etw/{id}/amsi/")).json(),
+        err(&format!("No aux/amsi_etw artifacts for task {id}"))
+    );
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    std::fs::write(dir.join("logs/1234.bson"), b"bson log").unwrap();
+    let r = s.get(&format!("/apiv2/tasks/get/bulkzip/{id}/logs/"));
+    assert_eq!(
+        r.header("content-disposition"),
+        Some(format!("attachment; filename={id}_logs.zip").as_str())
+    );
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(r.body)).unwrap();
+    let mut content = Vec::new();
+    z.by_name_decrypt("1234.bson", b"infected")
+        .unwrap()
+        .read_to_end(&mut content)
+        .unwrap();
+    assert_eq!(content, b"bson log");
+    assert_eq!(
+        s.get(&format!("/apiv2/tasks/get/bulkzip/{id}/network/"))
+            .json(),
+        err(&format!("No network artifacts for task {id}"))
+    );
+    // stream: the task's machine is not running any more.
+    let r = s.post_form(
+        &format!("/apiv2/tasks/get/stream/{id}/"),
+        &[("filepath", "x")],
+    );
+    assert_eq!(r.json()["error_value"], "Machine is not running");
+    let r = s.post_form("/apiv2/tasks/get/stream/999999/", &[("filepath", "x")]);
+    assert_eq!(r.json(), err("Task does not exist"));
     // [27] [28]
     assert_eq!(
         s.get(&format!("/apiv2/tasks/get/procmemory/{id}/")).json(),
