@@ -41,6 +41,7 @@ pub mod package;
 pub mod seccomp;
 pub mod signatures;
 pub mod strace;
+pub mod tls;
 
 mod cleanup;
 mod dropped;

@@ -4,14 +4,19 @@
 //! ```text
 //!  sandbox (netns G)                 sink (netns S, no route anywhere else)
 //!  10.0.2.15/24 ── veth ───────────  10.0.2.2/24, 10.0.2.3/24 + "local 0.0.0.0/0 dev lo"
-//!  default via 10.0.2.2              DNS 10.0.2.3:53 (every name → 10.0.2.2), HTTP :80/8080/8000,
-//!                                    TCP sinks on common ports, AF_PACKET capture → pcap
+//!  default via 10.0.2.2              DNS 10.0.2.3:53 (every name → 10.0.2.2),
+//!                                    every TCP port → one catch-all listener (nftables
+//!                                    REDIRECT): HTTP answered, TLS ClientHello → SNI/JA3,
+//!                                    AF_PACKET capture → pcap
 //! ```
 //!
 //! The "local 0.0.0.0/0" route (AnyIP) makes the sink accept traffic for *every* address,
-//! so a sample connecting to a literal IP reaches nestbox's listeners too. Ports without a
-//! listener answer RST (visible in the capture). Route `drop`: the same wiring with nothing
-//! listening. DNS is answered only at the resolver address of the sandbox's resolv.conf
+//! so a sample connecting to a literal IP reaches nestbox's listeners too; an nftables
+//! `redirect` in the sink sends every TCP port to one catch-all listener, which reads the
+//! original destination back (`SO_ORIGINAL_DST`) and recognises the protocol from the first
+//! bytes, as INetSim's dummy services do. Without `nft` the sink falls back to listeners
+//! on common ports (other ports answer RST, visible in the capture). UDP is recorded from
+//! the capture. Route `drop`: the same wiring with nothing listening. DNS is answered only at the resolver address of the sandbox's resolv.conf
 //! (replies must come from the queried address; queries to hard-coded resolvers stay
 //! unanswered but are in the capture). The sink services are threads of the server whose sockets were created
 //! inside S (`setns` on a short-lived thread); the capture is a raw `AF_PACKET` socket in S.
@@ -41,11 +46,16 @@ const HTTP_PORTS: &[u16] = &[80, 8080, 8000];
 const TCP_PORTS: &[u16] = &[
     21, 22, 23, 25, 443, 445, 1337, 4444, 5555, 6667, 8443, 9001, 31337,
 ];
+/// The catch-all listener every TCP port is redirected to.
+const CATCHALL_PORT: u16 = 65_000;
+/// Connections served at once (one thread each); more wait their turn.
+const MAX_CONNS: usize = 64;
 
 #[derive(Default)]
 struct Logs {
     dns: Vec<Value>,
     http: Vec<Value>,
+    tls: Vec<Value>,
     frames: Vec<(f64, Vec<u8>)>,
     frames_dropped: usize,
 }
@@ -145,7 +155,7 @@ impl NetSandbox {
             a.extend(cmd);
             ip(&a)?;
         }
-        n.start_sink(listen)?;
+        n.start_sink(listen, &vs)?;
         // Loopback inside the sandbox never reaches the veth: capture it in G as well, so
         // a sample probing 127.0.0.1 shows up in the pcap.
         let cap = packet_socket_in(n.guest_path())?;
@@ -160,11 +170,12 @@ impl NetSandbox {
         PathBuf::from("/run/netns").join(&self.guest)
     }
 
-    fn start_sink(&mut self, listen: bool) -> Result<(), String> {
+    fn start_sink(&mut self, listen: bool, veth: &str) -> Result<(), String> {
         let path = PathBuf::from("/run/netns").join(&self.sink);
+        let catchall = listen && redirect_all_tcp(&self.sink, veth).is_ok();
         // Sockets belong to the namespace they are created in: make them on a thread that
         // entered S, then serve them from ordinary threads.
-        type Socks = (OwnedFd, Option<UdpSocket>, Vec<(u16, TcpListener)>);
+        type Socks = (OwnedFd, Option<UdpSocket>, Vec<TcpListener>);
         let socks: Socks = std::thread::spawn(move || -> Result<Socks, String> {
             enter_netns(&path).map_err(|e| format!("sink {e}"))?;
             let cap = packet_socket_here()?;
@@ -174,11 +185,16 @@ impl NetSandbox {
             let dns = UdpSocket::bind((DNS_IP, 53)).map_err(|e| format!("dns: {e}"))?;
             dns.set_read_timeout(Some(Duration::from_millis(100)))
                 .map_err(|e| e.to_string())?;
+            let ports: Vec<u16> = if catchall {
+                vec![CATCHALL_PORT]
+            } else {
+                HTTP_PORTS.iter().chain(TCP_PORTS).copied().collect()
+            };
             let mut tcp = Vec::new();
-            for p in HTTP_PORTS.iter().chain(TCP_PORTS) {
-                let l = TcpListener::bind(("0.0.0.0", *p)).map_err(|e| format!("tcp {p}: {e}"))?;
+            for p in ports {
+                let l = TcpListener::bind(("0.0.0.0", p)).map_err(|e| format!("tcp {p}: {e}"))?;
                 l.set_nonblocking(true).map_err(|e| e.to_string())?;
-                tcp.push((*p, l));
+                tcp.push(l);
             }
             Ok((cap, Some(dns), tcp))
         })
@@ -193,10 +209,11 @@ impl NetSandbox {
             self.threads
                 .push(std::thread::spawn(move || serve_dns(dns, stop, logs)));
         }
-        for (port, l) in tcp {
+        for l in tcp {
             let (stop, logs) = (self.stop.clone(), self.logs.clone());
-            self.threads
-                .push(std::thread::spawn(move || serve_tcp(port, l, stop, logs)));
+            self.threads.push(std::thread::spawn(move || {
+                serve_tcp(l, catchall, stop, logs)
+            }));
         }
         Ok(())
     }
@@ -372,48 +389,144 @@ fn parse_question(q: &[u8]) -> Option<(String, u16, usize)> {
 
 const BODY: &str = "<html><head><title>nestbox</title></head><body>It works.</body></html>\n";
 
-fn serve_tcp(port: u16, l: TcpListener, stop: Arc<AtomicBool>, logs: Arc<Mutex<Logs>>) {
+/// Sends every TCP connection arriving on the sink's veth to the catch-all port.
+fn redirect_all_tcp(sink: &str, veth: &str) -> Result<(), String> {
+    let rules = format!(
+        "table ip nestbox {{\n chain prerouting {{\n  type nat hook prerouting priority dstnat; policy accept;\n  iifname \"{veth}\" meta l4proto tcp redirect to :{CATCHALL_PORT}\n }}\n}}\n"
+    );
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", sink, "nft", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("nft: {e}"))?;
+    if let Some(mut i) = child.stdin.take() {
+        let _ = i.write_all(rules.as_bytes());
+    }
+    let out = child.wait_with_output().map_err(|e| format!("nft: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "nft: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// The destination the client asked for before the redirect (`SO_ORIGINAL_DST`).
+fn original_dst(c: &std::net::TcpStream) -> Option<std::net::SocketAddrV4> {
+    let sa = nix::sys::socket::getsockopt(c, nix::sys::socket::sockopt::OriginalDst).ok()?;
+    (i32::from(sa.sin_family) == libc::AF_INET).then(|| {
+        std::net::SocketAddrV4::new(
+            std::net::Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)),
+            u16::from_be(sa.sin_port),
+        )
+    })
+}
+
+fn serve_tcp(l: TcpListener, catchall: bool, stop: Arc<AtomicBool>, logs: Arc<Mutex<Logs>>) {
+    let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     while !stop.load(Ordering::SeqCst) {
-        let Ok((mut c, _)) = l.accept() else {
+        let Ok((c, peer)) = l.accept() else {
             std::thread::sleep(Duration::from_millis(20));
             continue;
         };
-        let local = c
-            .local_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default();
-        let _ = c.set_nonblocking(false);
-        let _ = c.set_read_timeout(Some(Duration::from_millis(500)));
-        let mut req = Vec::new();
-        let mut buf = [0u8; 8192];
-        while req.len() < 65_536 {
-            match c.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    req.extend_from_slice(&buf[..n]);
-                    if HTTP_PORTS.contains(&port) && http_complete(&req) {
-                        break;
-                    }
+        let local = c.local_addr().ok();
+        let (dst, dport) = match (catchall.then(|| original_dst(&c)).flatten(), local) {
+            (Some(o), _) => (o.ip().to_string(), o.port()),
+            (None, Some(a)) => (a.ip().to_string(), a.port()),
+            (None, None) => continue,
+        };
+        let conn = Conn {
+            src: peer.ip().to_string(),
+            sport: peer.port(),
+            dst,
+            dport,
+        };
+        if live.load(Ordering::SeqCst) < MAX_CONNS {
+            live.fetch_add(1, Ordering::SeqCst);
+            let (logs, live) = (logs.clone(), live.clone());
+            std::thread::spawn(move || {
+                serve_conn(c, &conn, &logs);
+                live.fetch_sub(1, Ordering::SeqCst);
+            });
+        } else {
+            serve_conn(c, &conn, &logs);
+        }
+    }
+}
+
+/// One accepted connection's endpoints (the original destination).
+struct Conn {
+    src: String,
+    sport: u16,
+    dst: String,
+    dport: u16,
+}
+
+/// Reads what the client sends first (up to 64 KiB, 500 ms of silence ends it) and
+/// answers by content: HTTP gets the harmless page, a TLS ClientHello is recorded (SNI,
+/// JA3) and the connection closed, anything else is just taken.
+fn serve_conn(mut c: std::net::TcpStream, conn: &Conn, logs: &Mutex<Logs>) {
+    let _ = c.set_nonblocking(false);
+    let _ = c.set_read_timeout(Some(Duration::from_millis(500)));
+    let _ = c.set_write_timeout(Some(Duration::from_millis(500)));
+    let mut req = Vec::new();
+    let mut buf = [0u8; 8192];
+    while req.len() < 65_536 {
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                req.extend_from_slice(&buf[..n]);
+                if http_complete(&req) || (req[0] == 0x16 && !crate::tls::needs_more(&req)) {
+                    break;
                 }
             }
         }
-        if HTTP_PORTS.contains(&port)
-            && let Some(mut h) = parse_http(&req)
-        {
-            let _ = c.write_all(
-                format!(
-                    "HTTP/1.1 200 OK\r\nServer: Apache\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{BODY}",
-                    BODY.len()
-                )
-                .as_bytes(),
-            );
-            if h["host"] == "" {
-                h["host"] = json!(local);
-            }
-            h["port"] = json!(port);
-            h["dst"] = json!(local);
-            logs.lock().unwrap_or_else(|e| e.into_inner()).http.push(h);
+    }
+    if let Some(h) = crate::tls::client_hello(&req) {
+        logs.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .tls
+            .push(json!({
+                "srcip": conn.src, "srcport": conn.sport, "dstip": conn.dst, "dstport": conn.dport,
+                "sni": h.sni.unwrap_or_default(), "version": crate::tls::version_name(h.version),
+                "ja3": {"hash": h.ja3_hash, "string": h.ja3},
+                "time": now(),
+            }));
+        return;
+    }
+    if let Some(mut h) = parse_http(&req) {
+        let _ = c.write_all(
+            format!(
+                "HTTP/1.1 200 OK\r\nServer: Apache\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{BODY}",
+                BODY.len()
+            )
+            .as_bytes(),
+        );
+        if h["host"] == "" {
+            h["host"] = json!(conn.dst);
         }
+        if conn.dport != 80
+            && !h["uri"]
+                .as_str()
+                .unwrap_or("")
+                .contains(&format!(":{}", conn.dport))
+        {
+            // Cuckoo's uri carries the port when it is not 80.
+            let host = h["host"].as_str().unwrap_or("").to_owned();
+            let path = h["data"]
+                .as_str()
+                .and_then(|d| d.split_whitespace().nth(1))
+                .unwrap_or("/")
+                .to_owned();
+            h["uri"] = json!(format!("http://{host}:{}{path}", conn.dport));
+        }
+        h["port"] = json!(conn.dport);
+        h["dst"] = json!(conn.dst);
+        logs.lock().unwrap_or_else(|e| e.into_inner()).http.push(h);
     }
 }
 
@@ -572,6 +685,7 @@ fn summarise(logs: &Logs) -> Network {
         }
     }
     net.http = http;
+    net.tls = logs.tls.clone();
     if !logs.dns.is_empty() {
         net.dns_servers = vec![json!(DNS_IP)];
     }

