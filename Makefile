@@ -40,6 +40,12 @@ clients: build
 web-test: build
 	./tests/web/run.sh $(TARGET_DIR)/debug/nestbox
 
+## Server-side render times of the web UI at 1M tasks and a 50k-call report (BENCHMARKS.md);
+## not part of `make test`.
+bench-web:
+	cargo build --release -p nestbox-bench-web
+	$(TARGET_DIR)/release/nestbox-bench-web
+
 ## Replays the fuzz seeds and regressions (no fuzzing; ~2 min cold). No sanitizer here:
 ## it needs RUSTC_BOOTSTRAP on stable and doubles the build; `make fuzz` uses ASan.
 fuzz-smoke:

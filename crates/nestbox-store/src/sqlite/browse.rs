@@ -9,20 +9,21 @@ use serde::Deserialize;
 use super::{SqliteRepo, TaskRow, col};
 
 /// A page of the task list. The sub-select picks the page (filters, `id < before`,
-/// `ORDER BY id DESC LIMIT n`: a walk down the rowid, or down `tasks_status_id_idx` with a
-/// status filter), and only the page's rows are joined and packed, as in `task_list!`.
-/// `$search` narrows to the ids a term names; kept out of the plain statement because an
-/// `?x IS NULL OR id IN (…)` would stop SQLite from driving the search by the term's index.
+/// `ORDER BY id DESC LIMIT n`), and only the page's rows are joined and packed, as in
+/// `task_list!`. `id < ?1` is always bound (`i64::MAX` for the first page) rather than
+/// written `?1 IS NULL OR …`, which SQLite cannot use as a range: the keyset page would
+/// scan every newer row. For the same reason the status filter (`tasks_status_id_idx`)
+/// and the search (`report_terms` primary key) are separate statements.
 macro_rules! browse {
-    ($search:literal) => {
+    ($status:literal, $search:expr) => {
         concat!(
             "SELECT json_group_array(json_array(",
             task_json!(),
             ", ri.score, ri.malstatus, ri.signatures, ri.family) ORDER BY t.id DESC) AS tasks \
              FROM (SELECT t.* FROM tasks AS t \
-                WHERE (?1 IS NULL OR t.id < ?1) \
-                  AND (?2 IS NULL OR t.status = ?2) \
-                  AND (?3 IS NULL OR t.category = ?3) \
+                WHERE t.id < ?1 ",
+            $status,
+            " AND (?3 IS NULL OR t.category = ?3) \
                   AND (?4 IS NULL OR (SELECT r.score FROM reports_index r \
                                       WHERE r.task_id = t.id) >= ?4) \
                   AND (?5 IS NULL OR t.added_on >= ?5) \
@@ -35,14 +36,21 @@ macro_rules! browse {
     };
 }
 
-const BROWSE: &str = browse!("");
 // A term names report terms, or a sample by any of its hashes (so a pending task is found
 // by its sha256 before it has a report).
-const BROWSE_SEARCH: &str = browse!(
-    "AND t.id IN (SELECT rt.task_id FROM report_terms rt WHERE rt.term = ?8 \
-       UNION SELECT tt.id FROM tasks tt WHERE tt.sample_id IN \
-         (SELECT ss.id FROM samples ss WHERE ss.sha256 = ?8 OR ss.md5 = ?8 OR ss.sha1 = ?8))"
-);
+macro_rules! search {
+    () => {
+        "AND t.id IN (SELECT rt.task_id FROM report_terms rt WHERE rt.term = ?8 \
+           UNION SELECT tt.id FROM tasks tt WHERE tt.sample_id IN \
+             (SELECT ss.id FROM samples ss WHERE ss.sha256 = ?8 OR ss.md5 = ?8 OR ss.sha1 = ?8))"
+    };
+}
+const BROWSE: [&str; 4] = [
+    browse!("", ""),
+    browse!("AND t.status = ?2", ""),
+    browse!("", search!()),
+    browse!("AND t.status = ?2", search!()),
+];
 
 /// A [`TaskRow`] followed by the report figures (all null before indexing).
 #[derive(Deserialize)]
@@ -91,13 +99,9 @@ impl SqliteRepo {
     }
 
     pub(super) async fn browse_tasks_impl(&self, q: &TaskPageQuery) -> Result<Vec<TaskSummary>> {
-        let sql = if q.term.is_some() {
-            BROWSE_SEARCH
-        } else {
-            BROWSE
-        };
+        let sql = BROWSE[usize::from(q.status.is_some()) + 2 * usize::from(q.term.is_some())];
         let row = sqlx::query(sql)
-            .bind(q.before.map(|t| t.0))
+            .bind(q.before.map_or(i64::MAX, |t| t.0))
             .bind(q.status.map(|s| s.as_str()))
             .bind(q.category.map(|c| c.as_str()))
             .bind(q.min_score)

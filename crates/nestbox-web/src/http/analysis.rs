@@ -237,33 +237,42 @@ pub(crate) async fn calls_json(
     let calls = cached_calls(web, id, pid).await?;
     let needle = q.q.trim().to_lowercase();
     let category = q.category.trim();
-    let rows: Vec<Value> = calls
+    let field = |c: &Value, k: &str| text(c.get(k).unwrap_or(&Value::Null));
+    // Filter on the stored calls and build display rows for the page only: a log holds
+    // up to 100 000 calls and a page shows 100.
+    let matches = |c: &&Value| {
+        (category.is_empty() || c.get("category").and_then(Value::as_str) == Some(category))
+            && (needle.is_empty()
+                || [field(c, "api"), field(c, "return")]
+                    .iter()
+                    .any(|s| s.to_lowercase().contains(&needle))
+                || arguments(c.get("arguments").unwrap_or(&Value::Null))
+                    .to_lowercase()
+                    .contains(&needle))
+    };
+    let filtering = !needle.is_empty() || !category.is_empty();
+    let matched = if filtering {
+        calls.iter().filter(matches).count()
+    } else {
+        calls.len()
+    };
+    let pages = matched.div_ceil(CALLS_PAGE);
+    let page = q.page.min(pages.saturating_sub(1));
+    let slice: Vec<Value> = calls
         .iter()
+        .filter(|c| !filtering || matches(c))
+        .skip(page * CALLS_PAGE)
+        .take(CALLS_PAGE)
         .map(|c| {
             serde_json::json!({
                 "timestamp": text(c.get("timestamp").or_else(|| c.get("time")).unwrap_or(&Value::Null)),
-                "api": text(c.get("api").unwrap_or(&Value::Null)),
-                "category": text(c.get("category").unwrap_or(&Value::Null)),
+                "api": field(c, "api"),
+                "category": field(c, "category"),
                 "arguments": arguments(c.get("arguments").unwrap_or(&Value::Null)),
-                "return": text(c.get("return").unwrap_or(&Value::Null)),
+                "return": field(c, "return"),
                 "status": c.get("status").and_then(Value::as_bool).unwrap_or(true),
             })
         })
-        .filter(|r| category.is_empty() || r["category"] == category)
-        .filter(|r| {
-            needle.is_empty()
-                || ["api", "arguments", "return"]
-                    .iter()
-                    .any(|k| r[*k].as_str().unwrap_or("").to_lowercase().contains(&needle))
-        })
-        .collect();
-    let matched = rows.len();
-    let pages = matched.div_ceil(CALLS_PAGE);
-    let page = q.page.min(pages.saturating_sub(1));
-    let slice: Vec<&Value> = rows
-        .iter()
-        .skip(page * CALLS_PAGE)
-        .take(CALLS_PAGE)
         .collect();
     Ok(Json(serde_json::json!({
         "pid": pid,
