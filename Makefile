@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: web-test bench-web fuzz-smoke serve test bootstrap build release check unit clients bench fuzz clean
+.PHONY: web-test bench-web fuzz-smoke serve test bootstrap build release check unit clients bench fuzz clean emulator-venv
 
 ## Bootstrap system packages if missing, build, serve on 127.0.0.1:8090 (SQLite, local store).
 serve: bootstrap release
@@ -17,6 +17,10 @@ test: bootstrap check unit clients web-test fuzz-smoke
 bootstrap:
 	@./scripts/bootstrap.sh
 
+## The speakeasy venv the emulator tests share (.cache/, git-ignored; ~10 s once).
+emulator-venv:
+	@./scripts/emulator-venv.sh
+
 build:
 	cargo build --workspace
 
@@ -27,7 +31,7 @@ check:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-unit:
+unit: emulator-venv
 	cargo test --workspace
 
 ## The real upstream client libraries (PyPI) against a real server.

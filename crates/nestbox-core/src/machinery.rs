@@ -54,6 +54,8 @@ pub struct Detonation {
     pub log: Vec<String>,
     /// Problems that did not stop the run (recorded in `debug.errors` and task errors).
     pub errors: Vec<String>,
+    /// `procmemory` entries (memory regions and strings found in process memory).
+    pub procmemory: Vec<serde_json::Value>,
     /// Behavioural signature hits the machinery evaluated over what it saw (added to the
     /// report's `signatures` before scoring).
     pub signatures: Vec<SignatureHit>,

@@ -38,6 +38,8 @@ pub struct Config {
     pub sandbox: crate::sandbox_config::SandboxConfig,
     /// The web UI.
     pub web: crate::web_config::WebConfig,
+    /// The `emulator` machinery (Windows PEs and shellcode).
+    pub emulator: crate::emulator_config::EmulatorConfig,
 }
 
 /// `[server]`
@@ -163,6 +165,7 @@ impl Default for Config {
             machines: Vec::new(),
             sandbox: crate::sandbox_config::SandboxConfig::default(),
             web: crate::web_config::WebConfig::default(),
+            emulator: crate::emulator_config::EmulatorConfig::default(),
         }
     }
 }
@@ -275,6 +278,7 @@ impl Config {
         self.assemblyline.validate(&mut problems);
         self.sandbox.validate(&mut problems);
         self.web.validate(&mut problems);
+        self.emulator.validate(&mut problems);
         let mut names = std::collections::BTreeSet::new();
         for m in &self.machines {
             if m.name.trim().is_empty() {

@@ -7,6 +7,7 @@ mod al_config;
 mod apikey_cli;
 mod cape_config;
 mod config;
+mod emulator_config;
 mod sandbox_config;
 mod submit;
 mod users_cli;
@@ -191,9 +192,19 @@ async fn run_server(cfg: Config) -> anyhow::Result<()> {
         0 => None,
         _ => tokio::task::spawn_blocking(move || sandbox.machinery()).await?,
     };
+    let emulator = match cfg.analysis.workers {
+        0 => None,
+        _ => cfg.emulator.machinery(&data_dir),
+    };
     let mut machine_specs = cfg.machine_specs();
-    if machinery.is_some() && cfg.machines.is_empty() {
-        machine_specs = cfg.sandbox.machine_specs(&machine_specs[0]);
+    if cfg.machines.is_empty() {
+        let template = machine_specs[0].clone();
+        if machinery.is_some() {
+            machine_specs = cfg.sandbox.machine_specs(&template);
+        }
+        if emulator.is_some() {
+            machine_specs.extend(cfg.emulator.machine_specs(&template));
+        }
     }
     core.repo.sync_machines(&machine_specs).await?;
     let recovered = core.recover_running(cfg.analysis.reschedule).await?;
@@ -219,6 +230,10 @@ async fn run_server(cfg: Config) -> anyhow::Result<()> {
     );
     if let Some(m) = machinery {
         pool = pool.with_machinery(m);
+    }
+    // Only the emulator slots (tagged `emulator`) run the emulator.
+    if let Some(m) = emulator {
+        pool = pool.with_tagged_machinery(m);
     }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let ctx = Arc::new(ApiContext {

@@ -31,6 +31,7 @@ pub async fn run(repo: &dyn TaskRepo) {
     claim_order(repo).await;
     claim_processing(repo).await;
     claim_matching(repo).await;
+    claim_target_platform(repo).await;
     claim_locks(repo).await;
     guests(repo).await;
     delete(repo).await;
@@ -760,6 +761,90 @@ async fn claim_processing(repo: &dyn TaskRepo) {
         "each once"
     );
     reset(repo).await;
+}
+
+/// A task that names no machine, platform or tag runs on a machine of its target's
+/// platform (PE → windows, the rest → linux) when one is configured, else on any.
+async fn claim_target_platform(repo: &dyn TaskRepo) {
+    let pe = repo.add_sample(&new_sample(201)).await.expect("sample");
+    let mut elf_sample = new_sample(202);
+    elf_sample.file_type = "ELF 64-bit LSB pie executable, x86-64".into();
+    let elf = repo.add_sample(&elf_sample).await.expect("sample");
+    let file_task = |sample: i64, f: fn(&mut NewTask)| {
+        let mut t = NewTask::new(Category::File, "sample");
+        t.sample_id = Some(sample);
+        f(&mut t);
+        t
+    };
+    async fn claim_one(repo: &dyn TaskRepo, expect: TaskId) -> String {
+        let (t, m) = repo.claim("w").await.expect("claim").expect("a claim");
+        assert_eq!(t.id, expect);
+        repo.unlock_machine(m.id).await.expect("unlock");
+        assert!(
+            repo.transition(t.id, &[TaskStatus::Running], TaskStatus::Completed)
+                .await
+                .expect("cas")
+        );
+        m.spec.name
+    }
+    repo.sync_machines(&[
+        machine_spec("emulator1", "windows", &["emulator"]),
+        machine_spec("ns1", "linux", &["ns"]),
+    ])
+    .await
+    .expect("sync");
+    let t = add(repo, &file_task(elf.id, |_| {})).await;
+    assert_eq!(
+        claim_one(repo, t).await,
+        "ns1",
+        "ELF → linux, not the first machine by name"
+    );
+    let t = add(repo, &file_task(pe.id, |_| {})).await;
+    assert_eq!(claim_one(repo, t).await, "emulator1", "PE → windows");
+    let t = add(repo, &url_task("http://u.example")).await;
+    assert_eq!(claim_one(repo, t).await, "ns1", "URL → linux");
+    let t = add(repo, &file_task(elf.id, |t| t.package = "shellcode".into())).await;
+    assert_eq!(
+        claim_one(repo, t).await,
+        "emulator1",
+        "the shellcode package → windows"
+    );
+    let t = add(repo, &file_task(pe.id, |t| t.platform = "linux".into())).await;
+    assert_eq!(claim_one(repo, t).await, "ns1", "a named platform wins");
+    let t = add(repo, &file_task(pe.id, |t| t.machine = "ns1".into())).await;
+    assert_eq!(claim_one(repo, t).await, "ns1", "a named machine wins");
+    // A busy emulator keeps PE tasks waiting rather than sending them to ns.
+    let t = add(repo, &file_task(pe.id, |_| {})).await;
+    let em = repo
+        .machine("emulator1")
+        .await
+        .expect("m")
+        .expect("emulator1");
+    let held = add(repo, &file_task(pe.id, |_| {})).await;
+    let (h, _) = repo.claim("w").await.expect("claim").expect("claim");
+    assert_eq!(h.id, t, "queue order: the first PE task takes the emulator");
+    assert!(
+        repo.claim("w").await.expect("claim").is_none(),
+        "the second PE task waits for the emulator instead of taking ns1"
+    );
+    repo.transition(h.id, &[TaskStatus::Running], TaskStatus::Completed)
+        .await
+        .expect("cas");
+    repo.unlock_machine(em.id).await.expect("unlock");
+    let (h2, m2) = repo.claim("w").await.expect("claim").expect("claim");
+    assert_eq!((h2.id, m2.spec.name.as_str()), (held, "emulator1"));
+    repo.unlock_machine(m2.id).await.expect("unlock");
+    // Without a windows machine a PE runs on what there is.
+    repo.sync_machines(&[machine_spec("ns1", "linux", &["ns"])])
+        .await
+        .expect("sync");
+    let t = add(repo, &file_task(pe.id, |_| {})).await;
+    assert_eq!(claim_one(repo, t).await, "ns1");
+    assert!(repo.unserviceable_tasks().await.expect("u").is_empty());
+    for task in all_tasks(repo).await {
+        assert!(repo.delete_task(task.id).await.expect("delete_task"));
+    }
+    repo.sync_machines(&[]).await.expect("sync");
 }
 
 async fn claim_matching(repo: &dyn TaskRepo) {

@@ -33,7 +33,26 @@ pub struct WorkerPool {
     core: Core,
     settings: Arc<WorkerSettings>,
     wake: Arc<Notify>,
-    machinery: Option<Arc<dyn Machinery>>,
+    machineries: Machineries,
+}
+
+/// The machineries a pool drives: a default one for every machine, plus ones that only
+/// drive the machines tagged with their name (`emulator1..` carry the tag `emulator`).
+#[derive(Clone, Default)]
+struct Machineries {
+    default: Option<Arc<dyn Machinery>>,
+    tagged: Vec<Arc<dyn Machinery>>,
+}
+
+impl Machineries {
+    /// The machinery that drives `machine`: the one its tags name, else the default.
+    fn for_machine(&self, machine: &Machine) -> Option<&Arc<dyn Machinery>> {
+        self.tagged
+            .iter()
+            .chain(self.default.iter())
+            .find(|m| machine.spec.tags.iter().any(|t| t == m.name()))
+            .or(self.default.as_ref())
+    }
 }
 
 impl WorkerPool {
@@ -43,14 +62,21 @@ impl WorkerPool {
             core,
             settings: Arc::new(settings),
             wake: Arc::new(Notify::new()),
-            machinery: None,
+            machineries: Machineries::default(),
         }
     }
 
     /// Detonates tasks with `machinery` after the static stage. Without one, an analysis is
     /// the static pipeline only.
     pub fn with_machinery(mut self, machinery: Arc<dyn Machinery>) -> Self {
-        self.machinery = Some(machinery);
+        self.machineries.default = Some(machinery);
+        self
+    }
+
+    /// Detonates with `machinery` on the machines tagged with its name only (the
+    /// `emulator` slots next to the `ns` ones).
+    pub fn with_tagged_machinery(mut self, machinery: Arc<dyn Machinery>) -> Self {
+        self.machineries.tagged.push(machinery);
         self
     }
 
@@ -69,7 +95,7 @@ impl WorkerPool {
                 core: self.core.clone(),
                 settings: self.settings.clone(),
                 wake: self.wake.clone(),
-                machinery: self.machinery.clone(),
+                machineries: self.machineries.clone(),
             };
             handles.push(tokio::spawn(w.run(shutdown.clone())));
         }
@@ -86,7 +112,7 @@ struct Worker {
     core: Core,
     settings: Arc<WorkerSettings>,
     wake: Arc<Notify>,
-    machinery: Option<Arc<dyn Machinery>>,
+    machineries: Machineries,
 }
 
 impl Worker {
@@ -216,8 +242,8 @@ impl Worker {
     ) -> nestbox_core::Result<TaskStatus> {
         let repo = &self.core.repo;
         let id = task.id;
-        let manager = self
-            .machinery
+        let machinery = self.machineries.for_machine(machine).cloned();
+        let manager = machinery
             .as_ref()
             .map_or(self.settings.manager.as_str(), |m| m.name());
         let guest = repo.start_guest(id, machine, manager).await?;
@@ -249,7 +275,7 @@ impl Worker {
             }
         }
 
-        if let Some(machinery) = &self.machinery
+        if let Some(machinery) = &machinery
             && detonates(task.spec.category)
         {
             self.detonation_stage(
@@ -379,6 +405,7 @@ impl Worker {
         report.behavior = det.behavior;
         report.signatures.extend(det.signatures);
         report.network = det.network;
+        report.procmemory.extend(det.procmemory);
         let blobs = &self.core.blobs;
         if let Some(pcap) = &det.pcap
             && let Err(e) = blobs

@@ -46,6 +46,11 @@ pub enum Part<'a> {
     File(&'a str, &'a str, &'a [u8]),
 }
 
+/// The speakeasy venv shared by the tests and `make emulator-venv`.
+pub fn speakeasy_venv() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/speakeasy-venv")
+}
+
 pub fn nestbox_bin() -> &'static str {
     env!("CARGO_BIN_EXE_nestbox")
 }
@@ -77,6 +82,8 @@ impl Server {
             .env("NESTBOX_LOG", "info")
             // Port 0: the kernel picks a free port; the server logs the real address.
             .env("NESTBOX_SERVER__PORT", "0")
+            // Every test server shares one speakeasy venv (installed once, git-ignored).
+            .env("NESTBOX_EMULATOR__VENV", speakeasy_venv())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -17,6 +17,7 @@ mod cape;
 mod cli;
 mod cuckoo;
 mod deps;
+mod emulator;
 mod harness;
 mod hostile;
 mod lifecycle;

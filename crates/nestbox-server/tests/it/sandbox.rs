@@ -22,7 +22,7 @@ use crate::harness::{Part, Server};
 fn sandbox_server(uid_base: u32) -> Server {
     let s = Server::start(&format!(
         "[analysis]\nworkers = 2\n[sandbox]\nslots = 2\nmemory_mb = 128\nmax_pids = 48\n\
-         address_space_mb = 1024\nuid_base = {uid_base}\n"
+         address_space_mb = 1024\nuid_base = {uid_base}\n[emulator]\nenabled = false\n"
     ));
     let machines = s.get("/machines/list").json()["machines"].clone();
     let names: Vec<&str> = machines
@@ -560,7 +560,9 @@ fn network_sink_answers_dns_and_http_and_everything_is_captured() {
 
 #[test]
 fn machinery_none_keeps_static_analysis_only() {
-    let s = Server::start("[analysis]\nworkers = 1\n[sandbox]\nmachinery = \"none\"\n");
+    let s = Server::start(
+        "[analysis]\nworkers = 1\n[sandbox]\nmachinery = \"none\"\n[emulator]\nenabled = false\n",
+    );
     let machines = s.get("/machines/list").json()["machines"].clone();
     assert_eq!(machines[0]["name"], "static1", "{machines}");
     let id = submit(&s, "x.sh", b"#!/bin/sh\necho hi > /tmp/x\n", 10, "");
