@@ -208,7 +208,8 @@ fn prepare(
         .map_err(|x| e("settings", x))?;
     std::fs::write(
         root.join("seccomp.bpf"),
-        nestbox_sandbox::seccomp::filter_bytes()?,
+        // No tracer here: ptrace is simply denied.
+        nestbox_sandbox::seccomp::filter_bytes(false)?,
     )
     .map_err(|x| e("seccomp filter", x))?;
     for f in ["runner.py", "settings.json"] {
