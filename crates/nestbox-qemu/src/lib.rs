@@ -1,0 +1,11 @@
+//! The `qemu` machinery's host side: the Cuckoo/CAPE guest agent protocol.
+//!
+//! Operators bring QEMU guests (Windows or Linux images) with the agent they already
+//! installed (Cuckoo's `agent.py` 0.10 or CAPE's 0.22); the host drives them exactly as
+//! Cuckoo and CAPE do ([`guest`]) over a small HTTP/1.0 client ([`agent`]), and talks to
+//! QEMU itself over QMP ([`qmp`]) for screenshots and shutdown.
+#![deny(missing_docs)]
+
+pub mod agent;
+pub mod guest;
+pub mod qmp;
