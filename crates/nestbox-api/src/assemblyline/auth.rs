@@ -57,16 +57,7 @@ impl Caller {
     }
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
+use crate::common::cookie::get as cookie;
 
 /// `<name>:<secret>` → the user when the key is live, belongs to `username`, and the user
 /// is active; `Err` carries Assemblyline's 401 message.

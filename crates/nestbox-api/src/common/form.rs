@@ -29,6 +29,17 @@ impl FormInput {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+
+    /// The non-blank lines of a text field, trimmed (newline-separated URLs, hashes).
+    pub fn lines(&self, name: &str) -> Vec<String> {
+        self.get(name)
+            .unwrap_or("")
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
 }
 
 /// One received file part.

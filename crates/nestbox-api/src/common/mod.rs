@@ -2,6 +2,7 @@
 //! need lives here.
 
 pub mod cache;
+pub mod cookie;
 pub mod form;
 pub mod pyjson;
 pub mod status;

@@ -163,14 +163,7 @@ fn normalize_url(s: &str) -> Option<String> {
 /// one submission. Form `package`/`machine`/`platform`/`clock` are ignored (upstream).
 pub async fn tasks_create_submit(State(ctx): Ctx, req: Request) -> Result<Response> {
     let form = read_form(&ctx.core, req, &["file", "files"]).await?;
-    let strings: Vec<String> = form
-        .get("strings")
-        .unwrap_or("")
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let strings = form.lines("strings");
     if form.files.is_empty() && strings.is_empty() {
         return Err(CuckooError::internal(
             "No files or strings have been given!",

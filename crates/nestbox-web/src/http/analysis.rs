@@ -73,30 +73,6 @@ fn task_ctx(t: &Task) -> minijinja::Value {
     }
 }
 
-/// Renders the report page of a task with a report (also used by the benchmark).
-pub(crate) fn render_analysis(
-    web: &Web,
-    task: &Task,
-    view: Option<&ReportView>,
-    user: Option<&str>,
-    csrf: &str,
-) -> Result<String, minijinja::Error> {
-    web.templates.render(
-        "analysis.html.j2",
-        minijinja::context! {
-            page => "analysis",
-            version => &web.settings.version,
-            auth => web.settings.auth,
-            user => user,
-            csrf => csrf,
-            task => task_ctx(task),
-            r => view.map(ser),
-            standalone => false,
-            children => Vec::<()>::new(),
-        },
-    )
-}
-
 pub(crate) async fn analysis_page(
     st: St,
     Viewer(session): Viewer,
@@ -108,12 +84,15 @@ pub(crate) async fn analysis_page(
         Some(b) => Some(parse_view(b).await?),
         None => None,
     };
-    let page = render_analysis(
-        web,
-        &task,
-        view.as_ref(),
-        session.username(),
-        &session.csrf_token(web),
+    let page = web.page(
+        &session,
+        "analysis.html.j2",
+        minijinja::context! {
+            task => task_ctx(&task),
+            r => view.as_ref().map(ser),
+            standalone => false,
+            children => Vec::<()>::new(),
+        },
     )?;
     Ok(Html(page).into_response())
 }

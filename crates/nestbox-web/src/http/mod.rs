@@ -60,6 +60,22 @@ pub(crate) struct Web {
 
 pub(crate) type St = axum::extract::State<Arc<Web>>;
 
+impl Web {
+    /// Renders a page: `ctx` plus what the layout needs (user, CSRF token, version).
+    pub fn page(
+        &self,
+        session: &session::Session,
+        template: &str,
+        ctx: minijinja::Value,
+    ) -> Result<String, minijinja::Error> {
+        let name = template.trim_end_matches(".html.j2");
+        self.templates.render(
+            template,
+            minijinja::context! { ..ctx, ..session.page(self, name) },
+        )
+    }
+}
+
 /// The UI's routes. Mount it in front of the APIs: `router(..).fallback_service(api)`.
 pub fn router(api: Arc<ApiContext>, settings: WebSettings, server_secret: &[u8]) -> Router {
     let key = session::derive_key(server_secret);

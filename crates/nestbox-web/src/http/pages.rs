@@ -55,14 +55,10 @@ pub(crate) async fn sample_page(
             }
         })
         .collect();
-    let page = web.templates.render(
+    let page = web.page(
+        &session,
         "sample.html.j2",
         minijinja::context! {
-            page => "sample",
-            version => &web.settings.version,
-            auth => web.settings.auth,
-            user => session.username(),
-            csrf => session.csrf_token(web),
             s => ser(&sample),
             first_seen => fmt_time(sample.first_seen),
             last_seen => fmt_time(last_seen),
@@ -121,14 +117,10 @@ pub(crate) async fn status_page(st: St, Viewer(session): Viewer) -> PageResult<R
             }
         })
         .collect();
-    let page = web.templates.render(
+    let page = web.page(
+        &session,
         "status.html.j2",
         minijinja::context! {
-            page => "status",
-            version => &web.settings.version,
-            auth => web.settings.auth,
-            user => session.username(),
-            csrf => session.csrf_token(web),
             workers => web.settings.workers,
             counts => ser(&counts.by_status),
             total => counts.total,
@@ -153,14 +145,10 @@ pub(crate) struct NextQuery {
 }
 
 fn login_form(web: &Web, session: &Session, next: &str, error: Option<&str>) -> PageResult<String> {
-    Ok(web.templates.render(
+    Ok(web.page(
+        session,
         "login.html.j2",
         minijinja::context! {
-            page => "login",
-            version => &web.settings.version,
-            auth => web.settings.auth,
-            user => session.username(),
-            csrf => session.csrf_token(web),
             next => local_path(next),
             error => error,
         },
@@ -196,12 +184,7 @@ pub(crate) async fn login_post(
 ) -> PageResult<Response> {
     let web = &st.0;
     let session = session_of(s)?;
-    if !session.csrf_ok(web, Some(&f.csrf_token)) {
-        return Err(PageError(
-            StatusCode::FORBIDDEN,
-            "The form expired; reload the page.".into(),
-        ));
-    }
+    session.require_csrf(web, Some(&f.csrf_token))?;
     if !web.settings.auth {
         return Ok(Redirect::to("/").into_response());
     }
@@ -234,12 +217,7 @@ pub(crate) async fn logout(
 ) -> PageResult<Response> {
     let web = &st.0;
     let session = session_of(s)?;
-    if !session.csrf_ok(web, Some(&f.csrf_token)) {
-        return Err(PageError(
-            StatusCode::FORBIDDEN,
-            "The form expired; reload the page.".into(),
-        ));
-    }
+    session.require_csrf(web, Some(&f.csrf_token))?;
     Ok((
         AppendHeaders([(header::SET_COOKIE, clear_session(web))]),
         Redirect::to(if web.settings.auth { "/login/" } else { "/" }),

@@ -169,14 +169,10 @@ pub(crate) async fn queue_page(
         (rows.len() as i64 == PAGE).then(|| url_with(&f, "/", rows.last().map(|r| r.task.id.0)));
     let first_page = f.before.trim().is_empty();
     let rows: Vec<Row> = rows.iter().map(Row::from).collect();
-    let page = web.templates.render(
+    let page = web.page(
+        &session,
         "queue.html.j2",
         minijinja::context! {
-            page => "queue",
-            version => &web.settings.version,
-            auth => web.settings.auth,
-            user => session.username(),
-            csrf => session.csrf_token(web),
             q => q,
             f => ser(&f),
             rows => ser(&rows),

@@ -12,10 +12,11 @@ use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use hmac::{KeyInit, Mac};
+use nestbox_api::common::cookie::get as cookie;
 use nestbox_core::User;
 use nestbox_core::users::{constant_time_eq, random_bytes};
 use nestbox_types::Timestamp;
@@ -58,20 +59,32 @@ impl Session {
         token.is_some_and(|t| constant_time_eq(t.as_bytes(), want.as_bytes()))
     }
 
+    /// [`Session::csrf_ok`] as a page error (403) for handlers.
+    pub fn require_csrf(&self, web: &Web, token: Option<&str>) -> Result<(), super::PageError> {
+        if self.csrf_ok(web, token) {
+            Ok(())
+        } else {
+            Err(super::PageError(
+                StatusCode::FORBIDDEN,
+                "The form expired or came from another site; reload the page and try again.".into(),
+            ))
+        }
+    }
+
+    /// What every page shows in its header (see base.html.j2), to merge into its context.
+    pub fn page(&self, web: &Web, page: &str) -> minijinja::Value {
+        minijinja::context! {
+            page => page,
+            version => &web.settings.version,
+            auth => web.settings.auth,
+            user => self.username(),
+            csrf => self.csrf_token(web),
+        }
+    }
+
     pub fn username(&self) -> Option<&str> {
         self.user.as_ref().map(|u| u.username.as_str())
     }
-}
-
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
 }
 
 pub(crate) fn set_cookie(

@@ -23,14 +23,10 @@ async fn render(web: &Web, session: &Session, error: Option<&str>) -> PageResult
         .iter()
         .map(|m| minijinja::context! { name => &m.spec.name, platform => &m.spec.platform })
         .collect();
-    Ok(web.templates.render(
+    Ok(web.page(
+        session,
         "submit.html.j2",
         minijinja::context! {
-            page => "submit",
-            version => &web.settings.version,
-            auth => web.settings.auth,
-            user => session.username(),
-            csrf => session.csrf_token(web),
             error => error,
             max_upload_mb => format!("{:.1}", web.api.core.limits.max_upload as f64 / 1e6),
             default_timeout => web.settings.default_timeout,
@@ -100,12 +96,7 @@ pub(crate) async fn submit_post(
         Err(FormError::Malformed(m)) => return Err(PageError::bad(m)),
         Err(FormError::Internal(e)) => return Err(e.into()),
     };
-    if !session.csrf_ok(web, form.get("csrf_token")) {
-        return Err(PageError(
-            StatusCode::FORBIDDEN,
-            "The form expired or came from another site; reload the page and submit again.".into(),
-        ));
-    }
+    session.require_csrf(web, form.get("csrf_token"))?;
     let session = &session;
     let again = |msg: String| async move {
         let page = render(web, session, Some(&msg)).await?;
@@ -115,14 +106,7 @@ pub(crate) async fn submit_post(
         Ok(b) => b,
         Err(m) => return again(m).await,
     };
-    let urls: Vec<String> = form
-        .get("urls")
-        .unwrap_or("")
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let urls = form.lines("urls");
     for u in &urls {
         let ok = url::Url::parse(u).is_ok_and(|p| matches!(p.scheme(), "http" | "https"));
         if !ok {
