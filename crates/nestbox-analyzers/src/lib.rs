@@ -23,8 +23,10 @@
 
 pub mod archive;
 pub mod cart;
+pub mod documents;
 pub mod filetype;
 pub mod hashing;
+pub mod iocs;
 pub mod strings;
 
 pub use filetype::{FileType, file_type_bytes, file_type_path};

@@ -78,6 +78,23 @@ pub fn extract_strings(data: &[u8], opts: &StringsOptions) -> Vec<String> {
     out
 }
 
+/// Calls `f` with every ASCII run, then every UTF-16LE run, of at least `min_len`
+/// printable characters, uncapped and untruncated: for scanners that bound their own
+/// output (indicator extraction), which must not miss what lies past string 2048.
+pub(crate) fn each_string(data: &[u8], min_len: usize, mut f: impl FnMut(&str)) {
+    for run in data.split(|&b| !is_printable(b)) {
+        if run.len() >= min_len {
+            f(std::str::from_utf8(run).unwrap_or_default());
+        }
+    }
+    let mut buf = String::new();
+    for (start, end) in Utf16Runs::new(data, min_len) {
+        buf.clear();
+        buf.extend(data[start..end].iter().step_by(2).map(|&b| char::from(b)));
+        f(&buf);
+    }
+}
+
 /// Builds a `String` from bytes already known to be printable ASCII.
 fn ascii_string(bytes: impl Iterator<Item = u8>) -> String {
     bytes.map(char::from).collect()

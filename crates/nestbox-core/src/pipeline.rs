@@ -8,6 +8,7 @@ use std::io::Read;
 use std::path::Path;
 
 use nestbox_analyzers::StringsOptions;
+use nestbox_analyzers::iocs::IocOptions;
 use nestbox_types::report::{FileInfo, Report, Target};
 use nestbox_types::{Category, Task};
 
@@ -18,6 +19,18 @@ pub struct StaticSettings {
     pub version: String,
     /// String extraction limits.
     pub strings: StringsOptions,
+    /// Largest file the document parsers (Office, PDF, RTF, LNK, scripts) read whole.
+    pub max_document: usize,
+}
+
+impl Default for StaticSettings {
+    fn default() -> Self {
+        Self {
+            version: String::new(),
+            strings: StringsOptions::default(),
+            max_document: 64 * 1024 * 1024,
+        }
+    }
 }
 
 /// Builds the report skeleton for a task: `info` and `target` from the task row, every
@@ -82,7 +95,7 @@ pub fn triage_file(
         ));
     }
     let ft = nestbox_analyzers::file_type_path(path);
-    let head = match read_head(path, settings.strings.max_scan) {
+    let head = match read_head(path, settings.strings.max_scan.max(settings.max_document)) {
         Ok(h) => h,
         Err(e) => {
             report
@@ -92,8 +105,10 @@ pub fn triage_file(
             Vec::new()
         }
     };
-    let urls = nestbox_analyzers::extract_urls(&head);
-    report.strings = nestbox_analyzers::extract_strings(&head, &settings.strings);
+    let scan = &head[..head.len().min(settings.strings.max_scan)];
+    let urls = nestbox_analyzers::extract_urls(scan);
+    report.strings = nestbox_analyzers::extract_strings(scan, &settings.strings);
+    static_documents(report, &head, digest.size, name, settings);
     report.target.file = Some(FileInfo {
         name: name.to_owned(),
         path: path.to_string_lossy().into_owned(),
@@ -110,6 +125,36 @@ pub fn triage_file(
         urls,
         ..FileInfo::default()
     });
+}
+
+/// Documents, scripts and indicators: `static.{office,pdf,rtf,lnk,script}` and `iocs`.
+fn static_documents(
+    report: &mut Report,
+    data: &[u8],
+    size: u64,
+    name: &str,
+    settings: &StaticSettings,
+) {
+    let doc = if size <= settings.max_document as u64 {
+        nestbox_analyzers::documents::analyze(data, name)
+    } else {
+        report.debug.errors.push(format!(
+            "document parsers skipped: {size} bytes is over the {} byte limit",
+            settings.max_document
+        ));
+        Default::default()
+    };
+    report.static_analysis.extend(doc.sections);
+    report.debug.errors.extend(doc.errors);
+    let opts = IocOptions {
+        min_len: settings.strings.min_len,
+        max_scan: settings.strings.max_scan,
+    };
+    let mut iocs = nestbox_analyzers::iocs::extract_iocs(data, &opts);
+    iocs.merge(&doc.iocs);
+    if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(&iocs) {
+        report.iocs = m;
+    }
 }
 
 /// The first `max` bytes of a file: string extraction looks at no more (Cuckoo: 16 MiB).

@@ -160,6 +160,7 @@ fn static_settings(cfg: &Config) -> StaticSettings {
             max_count: cfg.analysis.strings_max_count,
             ..StringsOptions::default()
         },
+        ..StaticSettings::default()
     }
 }
 

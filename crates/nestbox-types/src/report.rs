@@ -27,6 +27,10 @@ pub struct Report {
     pub static_analysis: Map<String, Value>,
     /// Strings of the target file.
     pub strings: Vec<String>,
+    /// Indicators found statically in the target and in what the document parsers
+    /// extracted: `{urls, domains, ipv4, ipv6, emails, registry_keys, file_paths, md5, sha1,
+    /// sha256}` (nestbox's own section; every dialect's IOC view derives from it).
+    pub iocs: Map<String, Value>,
     /// Network activity.
     pub network: Network,
     /// Behaviour of the detonated processes.

@@ -195,6 +195,51 @@ fn heuristic(id: &str, name: &str, score: i64, sigs: &[String]) -> Value {
     })
 }
 
+/// The Assemblyline tag type of each kind in the report's `iocs` section (hashes have no
+/// static tag type; they stay in the section body).
+const IOC_TAGS: &[(&str, &str)] = &[
+    ("urls", "network.static.uri"),
+    ("domains", "network.static.domain"),
+    ("ipv4", "network.static.ip"),
+    ("ipv6", "network.static.ip"),
+    ("emails", "network.email.address"),
+    ("registry_keys", "dynamic.registry_key"),
+    ("file_paths", "file.path"),
+];
+
+/// The "Static indicators" section: the report's `iocs` as a JSON body, tagged.
+fn indicator_section(iocs: &Value) -> Option<Value> {
+    let obj = iocs.as_object()?;
+    let non_empty: Map<String, Value> = obj
+        .iter()
+        .filter(|(_, v)| v.as_array().is_some_and(|a| !a.is_empty()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if non_empty.is_empty() {
+        return None;
+    }
+    let mut tags = Vec::new();
+    for (kind, ty) in IOC_TAGS {
+        for v in obj
+            .get(*kind)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(v) = v.as_str() {
+                tags.push(tag(ty, v));
+            }
+        }
+    }
+    Some(section(
+        "Static indicators",
+        Value::Object(non_empty),
+        "JSON",
+        None,
+        tags,
+    ))
+}
+
 fn host_of(url: &str) -> Option<&str> {
     let rest = url.split_once("://")?.1;
     let host = rest.split(['/', '?', '#']).next()?;
@@ -351,6 +396,9 @@ pub fn derive(sha256: &str, task: Option<&Task>, report: Option<&Value>) -> Resu
             Some(heuristic("STRINGS.1", "Embedded URL", 10, &[])),
             tags,
         ));
+    }
+    if let Some(sec) = indicator_section(&r["iocs"]) {
+        secs.push(sec);
     }
     push("Strings", secs);
     // Signatures.
@@ -1893,6 +1941,66 @@ mod tests {
         ] {
             assert_eq!(doc_matches(&parse_query(q), &doc), want, "{q}");
         }
+    }
+
+    #[test]
+    fn static_indicators_become_tags() {
+        let report = json!({
+            "target": {"category": "file", "file": {"type": "data", "mime": "application/octet-stream"}},
+            "iocs": {"urls": ["http://a.example.com/x"], "domains": ["a.example.com"],
+                     "ipv4": ["10.1.2.3"], "emails": ["x@example.com"],
+                     "registry_keys": ["HKCU\\Software\\Run"], "file_paths": ["C:\\a.exe"],
+                     "md5": ["d41d8cd98f00b204e9800998ecf8427e"], "sha1": []},
+        });
+        let r = derive("ab", None, Some(&report));
+        let strings = r
+            .results
+            .iter()
+            .find(|(k, _)| k.contains(".Strings."))
+            .map(|(_, v)| v)
+            .unwrap();
+        let sec = strings["result"]["sections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["title_text"] == "Static indicators")
+            .unwrap();
+        let tags: Vec<(String, String)> = sec["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["type"].as_str().unwrap().into(),
+                    t["value"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        for (ty, v) in [
+            ("network.static.uri", "http://a.example.com/x"),
+            ("network.static.domain", "a.example.com"),
+            ("network.static.ip", "10.1.2.3"),
+            ("network.email.address", "x@example.com"),
+            ("dynamic.registry_key", "HKCU\\Software\\Run"),
+            ("file.path", "C:\\a.exe"),
+        ] {
+            assert!(
+                tags.contains(&(ty.into(), v.into())),
+                "{ty} {v} in {tags:?}"
+            );
+        }
+        assert_eq!(sec["body"]["md5"][0], "d41d8cd98f00b204e9800998ecf8427e");
+        assert!(
+            sec["body"].get("sha1").is_none(),
+            "empty kinds are left out"
+        );
+        let none = derive("ab", None, Some(&json!({"iocs": {"urls": []}})));
+        assert!(
+            !none
+                .results
+                .iter()
+                .any(|(_, v)| v.to_string().contains("Static indicators"))
+        );
     }
 
     #[test]

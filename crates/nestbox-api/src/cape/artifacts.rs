@@ -399,9 +399,12 @@ pub fn iocs(report: &Value, detailed: bool) -> Value {
                 "pe_icon_hash": get(pe, &["icon_hash"]),
                 "pe_icon_fuzzy": get(pe, &["icon_fuzzy"]),
             },
-            "pdf": { "objects": 0, "header": Value::Null, "pages": 0 },
-            "office": { "signatures": {}, "macros": [] },
+            "pdf": pdf_iocs(get(report, &["static", "pdf"])),
+            "office": office_iocs(get(report, &["static", "office"])),
         },
+        // nestbox's static indicators (strings, macros, PDF JavaScript, links), an
+        // addition to CAPE's keys.
+        "iocs": or(get(report, &["iocs"]), &json!({})),
         "files": { "modified": list("write_files"), "deleted": list("delete_files") },
         "registry": { "modified": list("write_keys"), "deleted": list("delete_keys") },
         "mutexes": list("mutexes"),
@@ -418,6 +421,30 @@ pub fn iocs(report: &Value, detailed: bool) -> Value {
         data["static"]["pe"]["pe_versioninfo"] = get(pe, &["versioninfo"]).clone();
     }
     data
+}
+
+/// CAPE's `static.pdf` digest: object count, header, pages (`/Page` keyword count).
+fn pdf_iocs(pdf: &Value) -> Value {
+    if pdf.is_null() {
+        return json!({ "objects": 0, "header": Value::Null, "pages": 0 });
+    }
+    json!({
+        "objects": or(get(pdf, &["Objects"]), &json!(0)),
+        "header": get(pdf, &["Info", "PDF Header"]),
+        "pages": or(get(pdf, &["Keywords", "/Page"]), &json!(0)),
+    })
+}
+
+/// CAPE's `static.office` digest: the macro analysis by category and the macro count.
+fn office_iocs(office: &Value) -> Value {
+    let analysis = get(office, &["Macro", "Analysis"]);
+    let macros = get(office, &["Macro", "Code"])
+        .as_object()
+        .map_or(0, serde_json::Map::len);
+    json!({
+        "signatures": or(analysis, &json!({})),
+        "macros": macros,
+    })
 }
 
 async fn iocs_of(ctx: &ApiContext, id: &str, detailed: bool) -> Result<Response> {

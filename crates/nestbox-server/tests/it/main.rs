@@ -9,6 +9,7 @@
 //! - `hostile`: bad input: traversal names, oversize uploads, malformed multipart
 //! - `lifecycle`: kill -9 while tasks run, recovery on restart
 //! - `cli`: `nestbox analyze` and `nestbox submit`
+//! - `documents`: Office/PDF analysis and indicators in the report and CAPE's iocs view
 //! - `deps`: the crate dependency rules (house style §7.3)
 //! - `sandbox`: the `ns` machinery: real detonations, containment, behaviour, dropped files
 
@@ -17,6 +18,7 @@ mod cape;
 mod cli;
 mod cuckoo;
 mod deps;
+mod documents;
 mod emulator;
 mod harness;
 mod hostile;
