@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: web-test bench-web fuzz-smoke serve test bootstrap build release check unit clients bench fuzz clean emulator-venv
+.PHONY: docs-ref web-test bench-web fuzz-smoke serve test bootstrap build release check unit clients bench fuzz clean emulator-venv
 
 ## Bootstrap system packages if missing, build, serve on 127.0.0.1:8090 (SQLite, local store).
 serve: bootstrap release
@@ -12,7 +12,7 @@ serve: bootstrap release
 ## Everything CI checks: formatting, lints, unit + integration tests, real-client tests,
 ## the web UI in a headless browser,
 ## and a replay of every fuzz target over its seeds and regression inputs.
-test: bootstrap check unit clients web-test fuzz-smoke
+test: bootstrap check unit clients docs-ref web-test fuzz-smoke
 
 bootstrap:
 	@./scripts/bootstrap.sh
@@ -50,6 +50,10 @@ bench-web:
 	cargo build --release -p nestbox-bench-web
 	$(TARGET_DIR)/release/nestbox-bench-web
 
+## Document analyzers against olevba (oletools) and pdfid from PyPI, in .venv-docs.
+docs-ref:
+	./tests/docs/run.sh
+
 ## Replays the fuzz seeds and regressions (no fuzzing; ~2 min cold). No sanitizer here:
 ## it needs RUSTC_BOOTSTRAP on stable and doubles the build; `make fuzz` uses ASan.
 fuzz-smoke:
@@ -61,7 +65,7 @@ bench: bootstrap
 
 clean:
 	cargo clean
-	rm -rf .venv-clients tests/web/node_modules tests/web/out
+	rm -rf .venv-clients .venv-docs tests/web/node_modules tests/web/out
 
 ## Coverage-guided fuzzing of every parser, FUZZ_SECONDS (default 60) per target, one at a
 ## time (see fuzz/README.md); not part of `make test`. `fuzz/smoke.sh` is the quick replay.

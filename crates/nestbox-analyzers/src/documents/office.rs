@@ -382,7 +382,7 @@ fn render(office: Office, f: &mut Findings) -> Value {
             continue;
         }
         n += 1;
-        code.insert(format!("Macro{n}"), json!([[m.stream, m.code]]));
+        code.insert(format!("Macro{n}"), json!([[m.filename, m.code]]));
         let mut push = |k: &str, pairs: Vec<(String, String)>| {
             let list = analysis
                 .entry(k.to_owned())

@@ -67,8 +67,7 @@ pub struct PdfId {
     pub header: String,
     /// Counts in [`KEYWORDS`] order.
     pub counts: Vec<(&'static str, u64, u64)>,
-    /// pdfid's CVE-2009-3459 check (`/Colors` followed by a number above 26: pdfid
-    /// compares with `2^24`, which is XOR in Python).
+    /// pdfid's CVE-2009-3459 check: `/Colors` followed by a number above 2^24.
     pub colors: u64,
 }
 
@@ -144,7 +143,7 @@ pub fn pdfid(data: &[u8]) -> PdfId {
                 && std::str::from_utf8(&word)
                     .ok()
                     .and_then(|w| w.parse::<u128>().ok())
-                    .is_some_and(|n| n > 26)
+                    .is_some_and(|n| n > 1 << 24)
             {
                 colors += 1;
             }

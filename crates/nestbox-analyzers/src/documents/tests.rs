@@ -46,11 +46,12 @@ fn word97_macros_are_extracted_with_olevba_flags() {
     assert_eq!(office["Metadata"]["HasMacros"], "Yes");
     assert_eq!(office["Metadata"]["DocumentType"], "Word Document");
     let code = &office["Macro"]["Code"];
-    assert_eq!(code["Macro1"][0][0], "ThisDocument");
-    assert_eq!(code["Macro2"][0][0], "Module1");
+    assert_eq!(code["Macro1"][0][0], "ThisDocument.cls");
+    assert_eq!(code["Macro2"][0][0], "Module1.bas");
     assert_eq!(
-        code["Macro2"][0][1], DROPPER,
-        "source decompressed, Attribute lines gone"
+        code["Macro2"][0][1],
+        DROPPER.trim_end().replace("\r\n", "\n"),
+        "source decompressed, Attribute lines gone, olevba's line breaks"
     );
     let analysis = &office["Macro"]["Analysis"];
     let kws = |k: &str| -> Vec<String> {
@@ -100,7 +101,10 @@ fn docm_macros_template_injection_and_embedded_package() {
     let f = analyze(&doc, "x.docm");
     let office = &f.sections["office"];
     assert_eq!(office["Metadata"]["DocumentType"], "Word Document");
-    assert_eq!(office["Macro"]["Code"]["Macro1"][0][1], DROPPER);
+    assert_eq!(
+        office["Macro"]["Code"]["Macro1"][0][1],
+        DROPPER.trim_end().replace("\r\n", "\n")
+    );
     let ext = office["ExternalRelationships"].as_array().unwrap();
     assert_eq!(ext.len(), 1);
     assert_eq!(ext[0]["type"], "attachedTemplate");

@@ -108,6 +108,8 @@ pub struct ModuleRef {
     pub stream: String,
     /// MODULEOFFSET: where the compressed source starts in the stream.
     pub offset: u32,
+    /// MODULETYPE: a document/class module (`true`, 0x0022) or a procedural one.
+    pub class: bool,
 }
 
 /// The modules listed in a decompressed `dir` stream. Unknown records are skipped by
@@ -135,6 +137,7 @@ pub fn parse_dir(dir: &[u8]) -> (Vec<ModuleRef>, Option<String>) {
                     name: latin1(body),
                     stream: latin1(body),
                     offset: 0,
+                    class: false,
                 });
             }
             0x0047 => {
@@ -155,6 +158,11 @@ pub fn parse_dir(dir: &[u8]) -> (Vec<ModuleRef>, Option<String>) {
             0x0031 if body.len() >= 4 => {
                 if let Some(m) = cur.as_mut() {
                     m.offset = u32::from_le_bytes([body[0], body[1], body[2], body[3]]);
+                }
+            }
+            0x0022 => {
+                if let Some(m) = cur.as_mut() {
+                    m.class = true;
                 }
             }
             0x002b => {
@@ -195,6 +203,9 @@ pub struct Module {
     /// Path of the project storage in the container, for the report (`word/vbaProject.bin`
     /// or `Macros/VBA`).
     pub container: String,
+    /// Module file name as olevba names it: the module name with `.bas` (procedural),
+    /// `.cls` (document or class) or `.frm` (form) from the PROJECT stream.
+    pub filename: String,
     /// Module stream name.
     pub stream: String,
     /// Decompressed source, `Attribute VB_…` lines removed (olevba's `filter_vba`).
@@ -234,6 +245,13 @@ pub fn extract_projects<F: Read + Seek>(
         if let Some(e) = err {
             errors.push(format!("{label}: dir stream: {e}"));
         }
+        // The PROJECT stream sits next to the VBA storage.
+        let kinds = storage
+            .parent()
+            .map(|p| p.join("PROJECT"))
+            .and_then(|p| read_stream(cfb, &p).ok())
+            .map(|b| module_kinds(&b))
+            .unwrap_or_default();
         for m in modules {
             let path = storage.join(&m.stream);
             let data = match read_stream(cfb, &path) {
@@ -251,7 +269,13 @@ pub fn extract_projects<F: Read + Seek>(
             if let Some(e) = err {
                 errors.push(format!("{label}: module {}: {e}", m.stream));
             }
+            let ext = kinds
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(&m.name))
+                .map(|(_, e)| *e)
+                .unwrap_or(if m.class { "cls" } else { "bas" });
             out.push(Module {
+                filename: format!("{}.{ext}", m.name),
                 container: format!("{label}/{}", storage.display())
                     .trim_end_matches('/')
                     .replace("//", "/"),
@@ -261,6 +285,26 @@ pub fn extract_projects<F: Read + Seek>(
         }
     }
     out
+}
+
+/// Module name → file extension from the PROJECT stream's `Document=`, `Module=`,
+/// `Class=` and `BaseClass=` lines (MS-OVBA 2.3.1).
+fn module_kinds(project: &[u8]) -> Vec<(String, &'static str)> {
+    latin1(project)
+        .lines()
+        .filter_map(|line| {
+            let (k, v) = line.split_once('=')?;
+            let ext = match k.trim().to_ascii_lowercase().as_str() {
+                "document" | "class" => "cls",
+                "module" => "bas",
+                "baseclass" => "frm",
+                _ => return None,
+            };
+            let name = v.split('/').next()?.trim().trim_matches('"');
+            Some((name.to_owned(), ext))
+        })
+        .take(MAX_MODULES)
+        .collect()
 }
 
 pub(super) fn read_stream<F: Read + Seek>(
@@ -273,15 +317,51 @@ pub(super) fn read_stream<F: Read + Seek>(
     Ok(buf)
 }
 
-/// olevba's `filter_vba`: drops the `Attribute VB_…` lines the VBA editor hides.
+/// olevba's `filter_vba`: drops the `Attribute VB_…` lines the VBA editor hides, and
+/// (Python's `splitlines` then `"\n".join`) normalises line breaks to `\n` with no
+/// trailing one.
 pub fn filter_vba(code: &str) -> String {
-    let mut out = String::with_capacity(code.len());
-    for line in code.split_inclusive('\n') {
-        if !line.starts_with("Attribute VB_") {
-            out.push_str(line);
+    splitlines(code)
+        .filter(|l| !l.starts_with("Attribute VB_"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Python's `str.splitlines()`: `\r\n` and each of `\n \r \x0b \x0c \x1c \x1d \x1e
+/// \x85 \u2028 \u2029` end a line; a break at the very end adds no empty line.
+fn splitlines(s: &str) -> impl Iterator<Item = &str> {
+    let mut rest = s;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
         }
-    }
-    out
+        let brk = rest.char_indices().find(|(_, c)| {
+            matches!(
+                c,
+                '\n' | '\r'
+                    | '\u{b}'
+                    | '\u{c}'
+                    | '\u{1c}'
+                    | '\u{1d}'
+                    | '\u{1e}'
+                    | '\u{85}'
+                    | '\u{2028}'
+                    | '\u{2029}'
+            )
+        });
+        match brk {
+            None => Some(std::mem::take(&mut rest)),
+            Some((i, c)) => {
+                let line = &rest[..i];
+                let mut next = i + c.len_utf8();
+                if c == '\r' && rest[next..].starts_with('\n') {
+                    next += 1;
+                }
+                rest = &rest[next..];
+                Some(line)
+            }
+        }
+    })
 }
 
 /// olevba's auto-executable macro names (plain keywords), each with what it means.
@@ -597,13 +677,13 @@ fn is_word(c: u8) -> bool {
 /// Whether `kw` (lower-case) occurs in `lower` (the code, lower-cased) with regex `\b`
 /// semantics on both sides: a boundary is a change between word and non-word characters,
 /// so a keyword ending in `#` or `.` needs a word character next.
-fn find_word(lower: &[u8], kw: &str) -> bool {
+fn find_word(lower: &[u8], kw: &str) -> Option<usize> {
     let kw = kw.to_ascii_lowercase();
     let k = kw.as_bytes();
     let (Some(&first), Some(&last)) = (k.first(), k.last()) else {
-        return false;
+        return None;
     };
-    memchr::memmem::find_iter(lower, k).any(|p| {
+    memchr::memmem::find_iter(lower, k).find(|&p| {
         let prev_word = p > 0 && is_word(lower[p - 1]);
         let next_word = lower.get(p + k.len()).is_some_and(|&c| is_word(c));
         prev_word != is_word(first) && next_word != is_word(last)
@@ -618,8 +698,13 @@ pub fn detect_autoexec(code: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for (desc, kws) in AUTOEXEC {
         for kw in *kws {
-            if find_word(b, kw) {
-                out.push(((*kw).to_owned(), (*desc).to_owned()));
+            // Reported as written in the code, as olevba does.
+            if let Some(p) = find_word(b, kw) {
+                let found = &code.as_bytes()[p..p + kw.len()];
+                out.push((
+                    String::from_utf8_lossy(found).into_owned(),
+                    (*desc).to_owned(),
+                ));
             }
         }
     }
@@ -655,8 +740,13 @@ pub fn detect_suspicious(code: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for (desc, kws) in SUSPICIOUS {
         for kw in *kws {
-            if find_word(b, kw) {
-                out.push(((*kw).to_owned(), (*desc).to_owned()));
+            // Reported as written in the code, as olevba does.
+            if let Some(p) = find_word(b, kw) {
+                let found = &code.as_bytes()[p..p + kw.len()];
+                out.push((
+                    String::from_utf8_lossy(found).into_owned(),
+                    (*desc).to_owned(),
+                ));
             }
         }
     }

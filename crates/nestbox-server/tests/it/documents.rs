@@ -16,7 +16,10 @@ fn macro_document_report_and_cape_iocs() {
     let rep = s.get(&format!("/tasks/report/{id}")).json();
     let office = &rep["static"]["office"];
     assert_eq!(office["Metadata"]["HasMacros"], "Yes", "{office}");
-    assert_eq!(office["Macro"]["Code"]["Macro1"][0][1], code);
+    assert_eq!(
+        office["Macro"]["Code"]["Macro1"][0][1],
+        code.trim_end().replace("\r\n", "\n")
+    );
     assert_eq!(office["Macro"]["Analysis"]["AutoExec"][0][0], "AutoOpen");
     assert_eq!(
         office["ExternalRelationships"][0]["target"],
