@@ -99,7 +99,7 @@ fn big_report(id: i64, calls: usize, dropped: usize) -> Report {
                 sha256: "ab".repeat(32),
                 ..Default::default()
             }),
-            url: None,
+            ..Default::default()
         },
         malstatus: "Malicious".into(),
         malscore: 8.0,

@@ -28,6 +28,7 @@ pub mod filetype;
 pub mod hashing;
 pub mod iocs;
 pub mod strings;
+pub mod unpack;
 
 pub use filetype::{FileType, file_type_bytes, file_type_path};
 pub use hashing::{Digest, MultiHasher, digest_bytes, digest_file};

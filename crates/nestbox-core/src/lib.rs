@@ -13,6 +13,7 @@
 //! hashing must happen in the same pass as the write.
 #![deny(missing_docs)]
 
+pub mod archive_member;
 pub mod assemblyline;
 mod error;
 pub mod keys;

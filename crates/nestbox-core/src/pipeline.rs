@@ -9,6 +9,7 @@ use std::path::Path;
 
 use nestbox_analyzers::StringsOptions;
 use nestbox_analyzers::iocs::IocOptions;
+use nestbox_analyzers::unpack::UnpackLimits;
 use nestbox_types::report::{FileInfo, Report, Target};
 use nestbox_types::{Category, Task};
 
@@ -19,8 +20,13 @@ pub struct StaticSettings {
     pub version: String,
     /// String extraction limits.
     pub strings: StringsOptions,
-    /// Largest file the document parsers (Office, PDF, RTF, LNK, scripts) read whole.
+    /// Largest file the document parsers (Office, PDF, RTF, LNK, scripts) and the
+    /// archive unpacker read whole.
     pub max_document: usize,
+    /// Archive passwords tried after the task's own `password=` option.
+    pub archive_passwords: Vec<String>,
+    /// Bomb limits of the archive unpacker.
+    pub unpack: UnpackLimits,
 }
 
 impl Default for StaticSettings {
@@ -29,6 +35,8 @@ impl Default for StaticSettings {
             version: String::new(),
             strings: StringsOptions::default(),
             max_document: 64 * 1024 * 1024,
+            archive_passwords: vec!["infected".to_owned()],
+            unpack: UnpackLimits::default(),
         }
     }
 }
@@ -55,11 +63,12 @@ pub fn skeleton(task: &Task, version: &str) -> Report {
             category: "url".to_owned(),
             file: None,
             url: Some(task.spec.target.clone()),
+            ..Target::default()
         },
         c => Target {
             category: c.as_str().to_owned(),
             file: None,
-            url: None,
+            ..Target::default()
         },
     };
     report.malstatus = Report::malstatus_for(0.0).to_owned();
@@ -146,6 +155,14 @@ fn static_documents(
     };
     report.static_analysis.extend(doc.sections);
     report.debug.errors.extend(doc.errors);
+    if size <= settings.max_document as u64 && nestbox_analyzers::unpack::format_of(data).is_some()
+    {
+        let passwords = archive_passwords(&report.info.options, settings);
+        let unpacked = nestbox_analyzers::unpack::unpack(data, name, &passwords, &settings.unpack);
+        report
+            .static_analysis
+            .insert("archive".into(), unpacked.section());
+    }
     let opts = IocOptions {
         min_len: settings.strings.min_len,
         max_scan: settings.strings.max_scan,
@@ -155,6 +172,23 @@ fn static_documents(
     if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(&iocs) {
         report.iocs = m;
     }
+}
+
+/// The task's `password=` option (from `info.options`, Cuckoo's `k=v,…` string), then the
+/// configured list.
+pub fn archive_passwords(options: &str, settings: &StaticSettings) -> Vec<String> {
+    let mut out: Vec<String> = options
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, v)| k.trim() == "password" && !v.is_empty())
+        .map(|(_, v)| v.to_owned())
+        .collect();
+    for p in &settings.archive_passwords {
+        if !out.contains(p) {
+            out.push(p.clone());
+        }
+    }
+    out
 }
 
 /// The first `max` bytes of a file: string extraction looks at no more (Cuckoo: 16 MiB).

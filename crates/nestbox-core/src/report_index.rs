@@ -119,7 +119,7 @@ mod tests {
                     sha256: "AB".repeat(32),
                     ..Default::default()
                 }),
-                url: None,
+                ..Default::default()
             },
             ..Default::default()
         };

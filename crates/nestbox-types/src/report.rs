@@ -114,6 +114,15 @@ pub struct Target {
     /// For URL targets.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub url: Option<String>,
+    /// Archive targets: the member's path inside the archive.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub filename: Option<String>,
+    /// Archive targets: the archive itself (`file` is the member).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub archive: Option<FileInfo>,
+    /// Archive targets: `"<member> @ <archive>"`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub human: Option<String>,
 }
 
 /// Cuckoo's FileInfo: one file's identity and static findings.

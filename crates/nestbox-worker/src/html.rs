@@ -26,7 +26,7 @@ mod tests {
                 sha256: "ab".repeat(32),
                 ..Default::default()
             }),
-            url: None,
+            ..Default::default()
         };
         r.strings = vec!["<img src=x onerror=alert(1)>".into()];
         r.signatures.push(SignatureHit {

@@ -485,16 +485,30 @@ impl Worker {
         let name = file_name_of(task);
         let settings = self.settings.static_settings.clone();
         let category = task.spec.category;
+        let member = task.spec.options.get("filename").map(str::to_owned);
         let handle = tokio::task::spawn_blocking(move || {
-            pipeline::triage_file(
-                &mut report,
-                &local.path,
-                &name,
-                Some(&sample.sha256),
-                &settings,
-            );
-            if category == Category::Archive {
-                report.target.category = "archive".to_owned();
+            match member.filter(|_| category == Category::Archive) {
+                // One member of an archive (tasks/create/submit): the member is the target.
+                Some(member) => nestbox_core::archive_member::triage_member(
+                    &mut report,
+                    &local.path,
+                    &name,
+                    &member,
+                    Some(&sample.sha256),
+                    &settings,
+                ),
+                None => {
+                    pipeline::triage_file(
+                        &mut report,
+                        &local.path,
+                        &name,
+                        Some(&sample.sha256),
+                        &settings,
+                    );
+                    if category == Category::Archive {
+                        report.target.category = "archive".to_owned();
+                    }
+                }
             }
             drop(local);
             report

@@ -3,7 +3,8 @@
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use nestbox_analyzers::archive::{Member, archive_kind, list_members, package_for_name};
+use nestbox_analyzers::archive::{Member, package_for_name};
+use nestbox_analyzers::unpack;
 use nestbox_core::Error as CoreError;
 use nestbox_types::{Category, NewSubmission, NewTask, TaskId, TaskOptions, TaskQuery, Timestamp};
 use serde_json::json;
@@ -209,7 +210,7 @@ pub async fn tasks_create_submit(State(ctx): Ctx, req: Request) -> Result<Respon
     let mut task_ids = Vec::new();
     let mut errors: Vec<String> = Vec::new();
     for file in form.files {
-        let members = archive_members(file.staged.path()).await;
+        let members = archive_members(file.staged.path(), options.get("password")).await;
         let sample = ctx.core.store_sample(file.staged).await?;
         let target = ctx.core.materialize_target(&sample, &file.filename).await?;
         let mut t = base.clone();
@@ -269,19 +270,42 @@ pub async fn tasks_create_submit(State(ctx): Ctx, req: Request) -> Result<Respon
     ))
 }
 
-/// The members of a staged file if it is an archive (zip, tar, tgz); empty otherwise or
-/// when the archive is unreadable (it is then analysed as a plain file).
-async fn archive_members(path: &std::path::Path) -> Vec<Member> {
+/// The members of a staged file if it is an archive (zip incl. encrypted, 7z, tar, gz,
+/// bz2, xz, zst, nested; names made safe), extracted under the bomb limits with the
+/// task's `password` option and the default list; empty otherwise or when nothing could be
+/// read (it is then analysed as a plain file).
+async fn archive_members(path: &std::path::Path, password: Option<&str>) -> Vec<Member> {
     let path = path.to_path_buf();
+    let settings = nestbox_core::pipeline::StaticSettings::default();
+    let options = password
+        .map(|p| format!("password={p}"))
+        .unwrap_or_default();
+    let passwords = nestbox_core::pipeline::archive_passwords(&options, &settings);
     tokio::task::spawn_blocking(move || {
         let mut head = [0u8; 512];
         let n = std::fs::File::open(&path)
             .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
             .unwrap_or(0);
-        match archive_kind(&head[..n]) {
-            Some(kind) => list_members(&path, kind).unwrap_or_default(),
-            None => Vec::new(),
+        if unpack::format_of(&head[..n]).is_none() {
+            return Vec::new();
         }
+        let Ok(meta) = std::fs::metadata(&path) else {
+            return Vec::new();
+        };
+        if meta.len() > settings.max_document as u64 {
+            return Vec::new();
+        }
+        let Ok(data) = std::fs::read(&path) else {
+            return Vec::new();
+        };
+        unpack::unpack(&data, "", &passwords, &settings.unpack)
+            .members
+            .into_iter()
+            .map(|m| Member {
+                size: m.data.len() as u64,
+                name: m.name,
+            })
+            .collect()
     })
     .await
     .unwrap_or_default()

