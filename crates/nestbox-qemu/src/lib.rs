@@ -8,4 +8,8 @@
 
 pub mod agent;
 pub mod guest;
+pub mod machinery;
 pub mod qmp;
+pub mod vm;
+
+pub use machinery::{QemuMachinery, QemuSettings};

@@ -40,6 +40,8 @@ pub struct Config {
     pub web: crate::web_config::WebConfig,
     /// The `emulator` machinery (Windows PEs and shellcode).
     pub emulator: crate::emulator_config::EmulatorConfig,
+    /// The `qemu` machinery (QEMU guests with the Cuckoo/CAPE agent).
+    pub qemu: crate::qemu_config::QemuConfig,
 }
 
 /// `[server]`
@@ -166,6 +168,7 @@ impl Default for Config {
             sandbox: crate::sandbox_config::SandboxConfig::default(),
             web: crate::web_config::WebConfig::default(),
             emulator: crate::emulator_config::EmulatorConfig::default(),
+            qemu: crate::qemu_config::QemuConfig::default(),
         }
     }
 }
@@ -279,6 +282,7 @@ impl Config {
         self.sandbox.validate(&mut problems);
         self.web.validate(&mut problems);
         self.emulator.validate(&mut problems);
+        self.qemu.validate(&mut problems);
         let mut names = std::collections::BTreeSet::new();
         for m in &self.machines {
             if m.name.trim().is_empty() {

@@ -8,6 +8,7 @@ mod apikey_cli;
 mod cape_config;
 mod config;
 mod emulator_config;
+mod qemu_config;
 mod sandbox_config;
 mod submit;
 mod users_cli;
@@ -207,6 +208,15 @@ async fn run_server(cfg: Config) -> anyhow::Result<()> {
             machine_specs.extend(cfg.emulator.machine_specs(&template));
         }
     }
+    let qemu = match cfg.analysis.workers {
+        0 => None,
+        _ => cfg
+            .qemu
+            .machinery(Duration::from_secs(cfg.analysis.critical_timeout)),
+    };
+    // QEMU guests are machines of their own section, next to whatever else is configured.
+    let template = machine_specs[0].clone();
+    machine_specs.extend(cfg.qemu.machine_specs(&template));
     core.repo.sync_machines(&machine_specs).await?;
     let recovered = core.recover_running(cfg.analysis.reschedule).await?;
     if !recovered.is_empty() {
@@ -234,6 +244,10 @@ async fn run_server(cfg: Config) -> anyhow::Result<()> {
     }
     // Only the emulator slots (tagged `emulator`) run the emulator.
     if let Some(m) = emulator {
+        pool = pool.with_tagged_machinery(m);
+    }
+    // And the QEMU guests (tagged `qemu`) run in QEMU.
+    if let Some(m) = qemu {
         pool = pool.with_tagged_machinery(m);
     }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);

@@ -260,3 +260,61 @@ fn a_truncated_pe_is_still_reported() {
     );
     assert!(r["target"]["file"]["sha256"].is_string());
 }
+
+/// A QEMU guest from `[[qemu.machines]]` through the real server, with the test stand-in
+/// for QEMU (it answers as the Cuckoo agent and serves QMP): the machine is listed, a
+/// task that names it runs there, and the report has its screenshots and pcap.
+#[test]
+fn a_qemu_guest_is_listed_and_runs_a_named_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.qcow2");
+    let st = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&base)
+        .arg("16M")
+        .status()
+        .expect("qemu-img (qemu-utils)");
+    assert!(st.success());
+    let fake = Path::new(env!("CARGO_MANIFEST_DIR")).join("../nestbox-qemu/tests/fake_qemu.py");
+    let s = Server::start(&format!(
+        "[analysis]\nworkers = 1\n[sandbox]\nmachinery = \"none\"\n[emulator]\nenabled = false\n\
+         [qemu]\nqemu = {:?}\nscreenshot_every = 1\n[[qemu.machines]]\nname = \"win10\"\n\
+         image = {:?}\naccel = \"tcg\"\nmemory_mb = 256\ntags = [\"office\"]\n",
+        fake.to_string_lossy(),
+        base.to_string_lossy()
+    ));
+    let ms = s.get("/machines/list").json()["machines"].clone();
+    let win = ms
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "win10")
+        .expect("win10 listed");
+    assert_eq!(win["platform"], "windows");
+    assert_eq!(win["tags"], serde_json::json!(["office", "qemu"]));
+    let r = s.post_multipart(
+        "/tasks/create/file",
+        &[
+            Part::File("file", "doc.exe", b"MZ not really"),
+            Part::Field("machine", "win10"),
+            Part::Field("timeout", "5"),
+        ],
+    );
+    let id = r.json()["task_id"].as_i64().unwrap();
+    let r = report(&s, id);
+    assert_eq!(r["info"]["machine"]["manager"], "qemu", "{}", r["debug"]);
+    assert!(
+        !r["screenshots"].as_array().unwrap().is_empty(),
+        "{}",
+        r["debug"]
+    );
+    let shots = s.get(&format!("/tasks/screenshots/{id}"));
+    assert_eq!((shots.status, &shots.body[..2]), (200, &b"PK"[..]));
+    assert_eq!(s.get(&format!("/pcap/get/{id}")).status, 200);
+    let log = strings(&r["debug"]["log"]);
+    assert!(
+        log.iter()
+            .any(|l| l.contains("analyzer finished: complete")),
+        "{log:?}"
+    );
+}
