@@ -42,6 +42,7 @@ pub mod seccomp;
 pub mod signatures;
 pub mod strace;
 pub mod tls;
+pub mod unpack;
 
 mod cleanup;
 mod dropped;

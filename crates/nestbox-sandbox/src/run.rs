@@ -11,6 +11,7 @@ use crate::behavior;
 use crate::cgroup::{CgroupKind, Group};
 use crate::dropped;
 use crate::package::{self, Launch};
+use crate::unpack;
 use crate::{SandboxSettings, seccomp};
 
 /// System calls strace reports (a seccomp-bpf pre-filter keeps the rest untraced, which
@@ -290,7 +291,16 @@ fn bwrap_args(s: &SandboxSettings, p: &Prepared, launch: &Launch, net: bool) -> 
     push(&[
         "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/run", "--dir", "/etc",
     ]);
-    for e in ETC {
+    // The JDK keeps its configuration in /etc/java-NN-openjdk (Debian).
+    let java: Vec<String> = std::fs::read_dir("/etc")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("java-"))
+                .collect()
+        })
+        .unwrap_or_default();
+    for e in ETC.iter().copied().chain(java.iter().map(String::as_str)) {
         let host = Path::new("/etc").join(e);
         if host.exists() {
             let h = host.to_string_lossy();
@@ -658,12 +668,15 @@ pub(crate) async fn detonate(
     };
     let is_url = job.task.spec.category == nestbox_types::Category::Url;
     let staged = if is_url {
-        stage_url(&job.task.spec.target)
+        stage_url(&job.task.spec.target).map(|(l, i)| (l, i, Vec::new()))
     } else {
-        stage_file(&job, &p)
+        stage_file(s, &job, &p)
     };
     let (launch, inside) = match staged {
-        Ok(x) => x,
+        Ok((l, i, notes)) => {
+            det.log.extend(notes);
+            (l, i)
+        }
         Err(Stop::Log(m)) => {
             det.log.push(m);
             return det;
@@ -674,13 +687,16 @@ pub(crate) async fn detonate(
         }
     };
     let sample = job.sample;
+    // For a browser run the process tree is our browser, not the sample: only what the
+    // page caused on the network and the files it downloaded are evidence.
+    let browser = matches!(launch.package, "chromium" | "html");
     // A virtual display for file tasks (Cuckoo takes screenshots of every analysis);
     // `screenshots=no` skips it (it costs about half a second of start-up).
     let no_shots = matches!(
         opts.get("screenshots").map(String::as_str),
         Some("no" | "0" | "off" | "false")
     );
-    if !is_url && !no_shots && crate::display::available() {
+    if !browser && !no_shots && crate::display::available() {
         let dir = p
             .scratch
             .root
@@ -693,15 +709,25 @@ pub(crate) async fn detonate(
     }
     // The browser is a big multi-process program: the sample limits would starve it.
     // Address-space limits break V8's reservations; the cgroup still bounds real memory.
-    let browser_limits;
-    let s = if launch.package == "chromium" {
-        browser_limits = SandboxSettings {
+    let runtime_limits;
+    let s = if browser {
+        runtime_limits = SandboxSettings {
             memory_limit: s.memory_limit.max(1 << 30),
             max_pids: s.max_pids.max(512),
             address_space: u64::MAX,
             ..s.clone()
         };
-        &browser_limits
+        &runtime_limits
+    } else if launch.package == "jar" {
+        // The JVM reserves its heap, class space and code cache up front and starts a
+        // dozen threads before `main`.
+        runtime_limits = SandboxSettings {
+            memory_limit: s.memory_limit.max(512 << 20),
+            max_pids: s.max_pids.max(256),
+            address_space: s.address_space.max(4 << 30),
+            ..s.clone()
+        };
+        &runtime_limits
     } else {
         s
     };
@@ -851,11 +877,12 @@ pub(crate) async fn detonate(
         drop(p);
         (traced, files, tail, network, shot, display_notes)
     });
+    let failed = outcome.status.is_some_and(|st| !st.success());
     let mut attempts = behavior::Attempts::default();
     match handle.await {
         Ok((traced, (files, notes), tail, network, shot, display_notes)) => {
             match shot {
-                Ok(v) if v.is_empty() && is_url => {
+                Ok(v) if v.is_empty() && browser => {
                     det.log.push("ns: the browser took no screenshot".into())
                 }
                 Ok(v) => det.screenshots.extend(v),
@@ -882,6 +909,18 @@ pub(crate) async fn detonate(
                         tail
                     }
                 ));
+            } else if failed && !tail.is_empty() {
+                // What the program printed last, when it failed (the analyst's first
+                // question); capped, and sample-controlled text only goes to the log.
+                let cut: String = tail
+                    .chars()
+                    .rev()
+                    .take(600)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                det.log.push(format!("ns: the sample's last output: {cut}"));
             }
             det.log
                 .extend(traced.notes.into_iter().map(|n| format!("ns: {n}")));
@@ -895,11 +934,9 @@ pub(crate) async fn detonate(
             .errors
             .push(format!("processing the trace crashed: {e}")),
     }
-    // For a URL the process tree is our browser, not the sample: only what the page
-    // caused on the network and the files it downloaded are evidence.
     let no_behavior = nestbox_types::report::Behavior::default();
     let no_attempts = behavior::Attempts::default();
-    let mut ev = if is_url {
+    let mut ev = if browser {
         crate::signatures::Evidence::new(&no_behavior, &det.network, &inside, &no_attempts)
     } else {
         crate::signatures::Evidence::new(&det.behavior, &det.network, &inside, &attempts)
@@ -930,8 +967,14 @@ enum Stop {
     Error(String),
 }
 
-/// Copies the sample into the sandbox's `/tmp` and chooses its package.
-fn stage_file(job: &DetonationJob<'_>, p: &Prepared) -> Result<(Launch, String), Stop> {
+/// Copies the sample into the sandbox's `/tmp` and chooses its package (for an archive:
+/// unpacks it next to the sample and chooses the member to run). Returns the launch, the
+/// path of what runs inside the sandbox, and notes for the log.
+fn stage_file(
+    s: &SandboxSettings,
+    job: &DetonationJob<'_>,
+    p: &Prepared,
+) -> Result<(Launch, String, Vec<String>), Stop> {
     let Some(sample) = job.sample else {
         return Err(Stop::Log(format!(
             "ns: nothing to run for a {} task",
@@ -940,33 +983,66 @@ fn stage_file(job: &DetonationJob<'_>, p: &Prepared) -> Result<(Launch, String),
     };
     let name = nestbox_core::safe_component(job.file_name, "sample");
     let inside = format!("/tmp/{name}");
-    let local = p.scratch.root.join("tmp").join(&name);
+    let tmp = p.scratch.root.join("tmp");
+    let local = tmp.join(&name);
     std::fs::copy(sample, &local)
         .and_then(|_| std::fs::set_permissions(&local, std::fs::Permissions::from_mode(0o755)))
         .and_then(|()| chown(&local, Some(p.uid), Some(p.uid)))
         .map_err(|e| Stop::Error(format!("copying the sample into the sandbox: {e}")))?;
     let head = read_head(&local);
-    let arguments: Vec<String> = job
-        .task
-        .spec
-        .options
-        .0
-        .get("arguments")
-        .map(|a| a.split_whitespace().map(str::to_owned).collect())
-        .unwrap_or_default();
+    let o = &job.task.spec.options.0;
+    let popts = package::PackageOptions {
+        arguments: o
+            .get("arguments")
+            .map(|a| a.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default(),
+        function: o.get("function").cloned(),
+        class: o.get("class").cloned(),
+    };
+    let pkg = job.task.spec.package.to_ascii_lowercase();
+    let is_jar = name.to_ascii_lowercase().ends_with(".jar") || pkg == "jar";
+    let none = || {
+        Stop::Log(format!(
+            "ns: no analysis package runs this file ({name}); static analysis only"
+        ))
+    };
+    if let Some(kind) = unpack::kind(&head)
+        .filter(|_| !is_jar && matches!(pkg.as_str(), "" | "zip" | "archive" | "tar"))
+    {
+        let (host_dir, inside_dir) = unpack::dirs(&tmp, &name);
+        let target = unpack::Target {
+            dir: &host_dir,
+            uid: p.uid,
+            max_file: s.max_file_size,
+            password: o.get("password").map_or("infected", String::as_str),
+        };
+        let (members, mut notes) = unpack::unpack(&local, kind, &target);
+        let runs =
+            |m: &unpack::Unpacked| package::choose("", &m.name, &m.head, "/x", &popts).is_some();
+        let m = unpack::pick(&members, o.get("file").map(String::as_str), runs).ok_or_else(|| {
+            Stop::Log(format!(
+                "ns: the archive {name} has no member a package runs ({} unpacked); static analysis only",
+                members.len()
+            ))
+        })?;
+        let path = format!("{inside_dir}/{}", m.name);
+        let launch = package::choose("", &m.name, &m.head, &path, &popts).ok_or_else(none)?;
+        notes.push(format!(
+            "ns: archive {name}: {} members unpacked to {inside_dir}; running {}",
+            members.len(),
+            m.name
+        ));
+        return Ok((launch, path, notes));
+    }
     let launch = package::choose(
         &job.task.spec.package,
         job.file_name,
         &head,
         &inside,
-        arguments,
+        &popts,
     )
-    .ok_or_else(|| {
-        Stop::Log(format!(
-            "ns: no analysis package runs this file ({name}); static analysis only"
-        ))
-    })?;
-    Ok((launch, inside))
+    .ok_or_else(none)?;
+    Ok((launch, inside, Vec::new()))
 }
 
 /// The browser (or a plain fetch without Chromium) for a URL task.

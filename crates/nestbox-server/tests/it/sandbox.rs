@@ -975,3 +975,150 @@ fn file_task_with_a_window_gets_display_screenshots() {
     assert_eq!(r["screenshots"], serde_json::json!([]));
     assert_no_leftovers(uid_base);
 }
+
+const SO_C: &str = r#"
+#include <stdio.h>
+__attribute__((constructor)) static void loaded(void) {
+    FILE *f = fopen("/tmp/so_loaded.txt", "w");
+    if (f) { fputs("constructor ran\n", f); fclose(f); }
+}
+void run(void) {
+    FILE *f = fopen("/tmp/so_run.txt", "w");
+    if (f) { fputs("exported function ran\n", f); fclose(f); }
+}
+"#;
+
+const MAIN_JAVA: &str = r#"
+public class Main {
+    public static void main(String[] args) throws Exception {
+        java.nio.file.Files.writeString(java.nio.file.Path.of("/tmp/from_java.txt"), "java ran " + args.length + "\n");
+    }
+}
+"#;
+
+fn zip_of(members: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let o = zip::write::SimpleFileOptions::default();
+    for (name, data) in members {
+        z.start_file(*name, o).unwrap();
+        z.write_all(data).unwrap();
+    }
+    z.finish().unwrap().into_inner()
+}
+
+fn dropped_text(s: &Server, id: i64) -> String {
+    let tar = s.get(&format!("/tasks/report/{id}/dropped?tar=tar"));
+    String::from_utf8_lossy(&tar.body).into_owned()
+}
+
+#[test]
+fn packages_shared_object_jar_archive_and_html() {
+    let uid_base = 280_000;
+    let s = sandbox_server(uid_base);
+    let dir = tempfile::tempdir().unwrap();
+    // A shared object: loaded by the harness, its exported function called (function=).
+    let c = dir.path().join("lib.c");
+    std::fs::write(&c, SO_C).unwrap();
+    let so = dir.path().join("libevil.so");
+    let st = std::process::Command::new("gcc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&so)
+        .arg(&c)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let so_id = submit(
+        &s,
+        "libevil.so",
+        &std::fs::read(&so).unwrap(),
+        30,
+        "function=run",
+    );
+    // A jar built with the JDK.
+    std::fs::write(dir.path().join("Main.java"), MAIN_JAVA).unwrap();
+    let st = std::process::Command::new("javac")
+        .arg("Main.java")
+        .current_dir(dir.path())
+        .status()
+        .expect("javac (openjdk-17-jdk-headless) builds the jar sample");
+    assert!(st.success());
+    let st = std::process::Command::new("jar")
+        .args(["cfe", "app.jar", "Main", "Main.class"])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let jar_id = submit(
+        &s,
+        "app.jar",
+        &std::fs::read(dir.path().join("app.jar")).unwrap(),
+        60,
+        "arguments=a b",
+    );
+    // An archive: unpacked, the runnable member started.
+    let zip = zip_of(&[
+        ("docs/readme.txt", b"read me"),
+        (
+            "../../../tmp/escape.sh",
+            b"#!/bin/sh\necho escaped > /tmp/escaped.txt\n",
+        ),
+        (
+            "bin/setup.sh",
+            b"#!/bin/sh\necho \"from the zip: $0\" > /tmp/from_zip.txt\n",
+        ),
+    ]);
+    let zip_id = submit(&s, "bundle.zip", &zip, 30, "file=setup.sh");
+    // A document opened by the viewer (Chromium for HTML).
+    let html = b"<html><body><h1>Invoice 2291</h1><p>Please pay.</p><img src=\"http://cdn.invoice-img.test/pixel.gif\"></body></html>";
+    let html_id = submit(&s, "invoice.html", html, 60, "");
+
+    let r = report(&s, so_id);
+    let procs = r["behavior"]["processes"].as_array().unwrap();
+    assert_eq!(procs[0]["process_name"], "python3", "{}", r["debug"]);
+    let body = dropped_text(&s, so_id);
+    assert!(body.contains("constructor ran"), "{body} {}", r["debug"]);
+    assert!(body.contains("exported function ran"), "{body}");
+
+    let r = report(&s, jar_id);
+    let body = dropped_text(&s, jar_id);
+    assert!(body.contains("java ran 2"), "{body} {}", r["debug"]);
+    assert!(
+        r["debug"]["log"].to_string().contains("package jar"),
+        "{}",
+        r["debug"]
+    );
+
+    let r = report(&s, zip_id);
+    let body = dropped_text(&s, zip_id);
+    assert!(
+        body.contains("from the zip: /tmp/bundle.zip_files/bin/setup.sh"),
+        "{body} {}",
+        r["debug"]
+    );
+    assert!(!body.contains("escaped"), "{body}");
+    // The unpacked members are the sample's, not dropped files.
+    assert!(
+        r["dropped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| !d["filepath"].as_str().unwrap().contains("_files/")),
+        "{}",
+        r["dropped"]
+    );
+
+    let r = report(&s, html_id);
+    assert_eq!(
+        r["screenshots"][0]["path"], "shots/0001.png",
+        "{}",
+        r["debug"]
+    );
+    let http = r["network"]["http"].as_array().unwrap();
+    assert!(
+        http.iter()
+            .any(|h| h["uri"] == "http://cdn.invoice-img.test/pixel.gif"),
+        "{http:?}"
+    );
+    assert_no_leftovers(uid_base);
+}
