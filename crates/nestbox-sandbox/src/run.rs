@@ -1006,20 +1006,28 @@ fn stage_file(
             "ns: no analysis package runs this file ({name}); static analysis only"
         ))
     };
-    if let Some(kind) = unpack::kind(&head)
-        .filter(|_| !is_jar && matches!(pkg.as_str(), "" | "zip" | "archive" | "tar"))
+    if unpack::is_archive(&head)
+        && !is_jar
+        && matches!(pkg.as_str(), "" | "zip" | "archive" | "tar" | "7z")
     {
         let (host_dir, inside_dir) = unpack::dirs(&tmp, &name);
+        let mut passwords: Vec<String> = o.get("password").cloned().into_iter().collect();
+        passwords.push("infected".to_owned());
         let target = unpack::Target {
             dir: &host_dir,
             uid: p.uid,
             max_file: s.max_file_size,
-            password: o.get("password").map_or("infected", String::as_str),
+            passwords: &passwords,
         };
-        let (members, mut notes) = unpack::unpack(&local, kind, &target);
+        let (members, mut notes) = unpack::unpack(&local, &target);
         let runs =
             |m: &unpack::Unpacked| package::choose("", &m.name, &m.head, "/x", &popts).is_some();
-        let m = unpack::pick(&members, o.get("file").map(String::as_str), runs).ok_or_else(|| {
+        // `file=` (Cuckoo's zip package) or the archive task's member (`filename=`).
+        let wanted = o
+            .get("file")
+            .or_else(|| o.get("filename"))
+            .map(String::as_str);
+        let m = unpack::pick(&members, wanted, runs).ok_or_else(|| {
             Stop::Log(format!(
                 "ns: the archive {name} has no member a package runs ({} unpacked); static analysis only",
                 members.len()
