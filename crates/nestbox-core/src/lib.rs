@@ -20,6 +20,7 @@ pub mod keys;
 pub mod machinery;
 pub mod pipeline;
 pub mod ports;
+pub mod report_fields;
 pub mod report_index;
 mod submit;
 pub mod users;

@@ -88,6 +88,17 @@ pub trait TaskRepo: Send + Sync {
     /// A page of tasks, newest (highest id) first, with their report figures. Keyset
     /// paging: the cost does not grow with how far back the page is.
     async fn browse_tasks(&self, query: &TaskPageQuery) -> Result<Vec<TaskSummary>>;
+    /// Tasks whose report has any of `values` under the search option `field` (see
+    /// [`crate::report_fields`]), newest first.
+    async fn tasks_by_report_field(
+        &self,
+        field: &str,
+        values: &[String],
+        limit: i64,
+    ) -> Result<Vec<TaskId>>;
+    /// The distinct values indexed under `field`, at most `limit` (pattern searches match
+    /// them, then look their tasks up).
+    async fn report_field_values(&self, field: &str, limit: i64) -> Result<Vec<String>>;
 
     /// Records a submission; returns its id.
     async fn add_submission(&self, submission: &NewSubmission) -> Result<i64>;

@@ -61,6 +61,7 @@ pub fn index_of(report: &Report) -> ReportIndex {
             family: report.malfamily.clone(),
         },
         terms: terms.0.into_iter().collect(),
+        fields: crate::report_fields::fields_of(report),
     }
 }
 

@@ -1479,6 +1479,7 @@ async fn browse(repo: &dyn TaskRepo) {
             family: Some("Emotet".into()),
         },
         terms: terms.iter().map(|t| (*t).to_owned()).collect(),
+        fields: Vec::new(),
     };
     repo.index_report(all[1], &index(1.0, &["old.example"]))
         .await
@@ -1520,6 +1521,50 @@ async fn browse(repo: &dyn TaskRepo) {
         })
         .await,
         vec![all[1]]
+    );
+    // Typed report fields (CAPE extendedsearch): exact values per option, newest first,
+    // replaced on re-indexing, distinct values listed for pattern searches.
+    let field = |f: &str, v: &str| nestbox_types::browse::ReportField {
+        field: f.to_owned(),
+        value: v.to_owned(),
+    };
+    let with_fields = |fields: Vec<nestbox_types::browse::ReportField>| ReportIndex {
+        fields,
+        ..index(1.0, &[])
+    };
+    repo.index_report(all[1], &with_fields(vec![field("domain", "old.example")]))
+        .await
+        .expect("index fields");
+    repo.index_report(
+        all[1],
+        &with_fields(vec![
+            field("domain", "evil.example"),
+            field("signame", "Sig_A"),
+        ]),
+    )
+    .await
+    .expect("reindex fields");
+    repo.index_report(all[2], &with_fields(vec![field("domain", "evil.example")]))
+        .await
+        .expect("index fields");
+    let ids = |f: &'static str, v: &[&str]| {
+        let v: Vec<String> = v.iter().map(|s| (*s).to_owned()).collect();
+        let repo = &repo;
+        async move { repo.tasks_by_report_field(f, &v, 10).await.expect("fields") }
+    };
+    assert_eq!(ids("domain", &["evil.example"]).await, vec![all[1], all[2]]);
+    assert_eq!(ids("domain", &["old.example"]).await, Vec::<TaskId>::new());
+    assert_eq!(
+        ids("signame", &["sig_a"]).await,
+        Vec::<TaskId>::new(),
+        "case matters"
+    );
+    assert_eq!(ids("signame", &["Sig_A", "nope"]).await, vec![all[1]]);
+    assert_eq!(
+        repo.report_field_values("domain", 10)
+            .await
+            .expect("values"),
+        vec!["evil.example".to_owned()]
     );
     // A sample is found by each of its hashes before any report exists.
     for h in [&sample.sha256, &sample.md5, &sample.sha1] {

@@ -16,6 +16,19 @@ pub struct ReportIndex {
     /// Lower-cased exact-match search terms: hashes, file names, URLs, domains, IPs,
     /// signature names.
     pub terms: Vec<String>,
+    /// Typed values for CAPE's `tasks/extendedsearch` (option name → value as CAPE's
+    /// Mongo query compares it), see `nestbox_core::report_fields`.
+    #[serde(default)]
+    pub fields: Vec<ReportField>,
+}
+
+/// One searchable value of a report under one CAPE search option (`domain`, `signame`, …).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ReportField {
+    /// The `tasks/extendedsearch` option.
+    pub field: String,
+    /// The value, lower-cased for the options CAPE normalises.
+    pub value: String,
 }
 
 /// The verdict figures of a report.

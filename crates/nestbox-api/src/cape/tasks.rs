@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use super::{Caller, CapeError, Ctx, app_error, dto, json_response, ok, queued, task_id};
 use crate::ApiContext;
 use crate::common::form::{FormError, FormInput, UploadedFile, parse_tags, read_form};
+use nestbox_core::report_fields;
 
 type Result<T, E = CapeError> = std::result::Result<T, E>;
 
@@ -523,9 +524,11 @@ pub async fn tasks_search(
     Ok(ok(json!({ "error": false, "data": data })))
 }
 
-/// `POST tasks/extendedsearch/`: the terms answerable from the task store (`id`, `ids`,
-/// `package`, `custom`, `md5`, `sha1`, `sha256`, `name`, `tlp`); other valid CAPE terms
-/// search report documents nestbox does not index and return no records.
+/// `POST tasks/extendedsearch/`: `id`/`ids` and `tlp` from the task store, `malscore` and
+/// the options of [`report_fields::INDEXED`] from the report index (exact values, or a
+/// case-insensitive regex when the value holds regex characters, as CAPE's
+/// `perform_search`); the other valid CAPE options name report parts nestbox does not
+/// produce and return no records.
 pub async fn tasks_extendedsearch(State(ctx): Ctx, req: Request) -> Result<Response> {
     if !ctx.cape.endpoints.extendedtasksearch {
         return Ok(app_error("Extended Task Search API is Disabled"));
@@ -620,29 +623,51 @@ pub async fn tasks_extendedsearch(State(ctx): Ctx, req: Request) -> Result<Respo
                 }
             }
         }
-        "md5" | "sha1" | "sha256" | "target_sha256" => {
-            if let Some(s) = ctx
-                .core
-                .repo
-                .sample_by_hash(&value.to_ascii_lowercase())
-                .await?
-            {
-                ids = ctx.core.repo.sample_task_ids(s.id).await?;
-            }
-        }
-        "package" | "custom" | "name" | "tlp" => {
+        "tlp" => {
+            // Not in the report: the task's options, newest first.
             let all = ctx.core.list_tasks(&TaskQuery::default()).await?;
             ids = all
                 .iter()
-                .filter(|t| match term.as_str() {
-                    "package" => t.spec.package == value,
-                    "custom" => t.spec.custom == value,
-                    "tlp" => t.spec.options.get("tlp") == Some(value.as_str()),
-                    _ => basename(&t.spec.target) == value,
-                })
+                .rev()
+                .filter(|t| t.spec.options.get("tlp") == Some(value.as_str()))
                 .map(|t| t.id)
                 .collect();
         }
+        "malscore" => {
+            // `{"$gte": float(value)}` on the indexed score.
+            if let Ok(min) = value.parse::<f64>() {
+                let page = ctx
+                    .core
+                    .repo
+                    .browse_tasks(&nestbox_types::browse::TaskPageQuery {
+                        limit,
+                        min_score: Some(min),
+                        ..Default::default()
+                    })
+                    .await?;
+                ids = page.into_iter().map(|s| s.task.id).collect();
+            }
+        }
+        t if report_fields::is_indexed(t) => {
+            ids = indexed_search(&ctx, t, &value, limit).await?;
+            if matches!(t, "md5" | "sha1" | "sha256" | "target_sha256") {
+                // The submitted sample's tasks, reported or not yet.
+                if let Some(s) = ctx
+                    .core
+                    .repo
+                    .sample_by_hash(&value.to_ascii_lowercase())
+                    .await?
+                {
+                    for id in ctx.core.repo.sample_task_ids(s.id).await?.into_iter().rev() {
+                        if !ids.contains(&id) {
+                            ids.push(id);
+                        }
+                    }
+                }
+            }
+        }
+        // Valid CAPE options over report parts nestbox does not produce (VirusTotal, icons,
+        // JA3, procmemory YARA, comments, …): nothing can match.
         _ => {}
     }
     let mut data = Vec::new();
@@ -666,6 +691,62 @@ pub async fn tasks_extendedsearch(State(ctx): Ctx, req: Request) -> Result<Respo
         return Ok(app_error("Unable to retrieve records"));
     }
     Ok(ok(json!({ "error": false, "data": data })))
+}
+
+/// Most distinct values a pattern search matches against.
+const PATTERN_VALUES: i64 = 200_000;
+
+/// `perform_search` on one indexed option: equality after CAPE's normalisation, or a
+/// case-insensitive regex (at most 256 characters) matched against the distinct indexed
+/// values when the argument holds `^$|?*+()[]{}`.
+async fn indexed_search(
+    ctx: &ApiContext,
+    option: &str,
+    value: &str,
+    limit: i64,
+) -> Result<Vec<TaskId>> {
+    let repo = &ctx.core.repo;
+    let is_pattern = value.contains(['^', '$', '|', '?', '*', '+', '(', ')', '[', ']', '{', '}']);
+    let values = if is_pattern && !matches!(option, "port" | "dport" | "sport") {
+        if value.len() > 256 {
+            return Ok(Vec::new());
+        }
+        let Ok(re) = regex::RegexBuilder::new(value)
+            .case_insensitive(true)
+            .size_limit(1 << 20)
+            .build()
+        else {
+            return Ok(Vec::new());
+        };
+        repo.report_field_values(option, PATTERN_VALUES)
+            .await?
+            .into_iter()
+            .filter(|v| re.is_match(v))
+            .collect()
+    } else {
+        let v = report_fields::normalize(option, value);
+        match option {
+            "port" | "dport" | "sport" if v.parse::<u16>().is_err() => return Ok(Vec::new()),
+            "ttp" if !valid_ttp(&v) => return Ok(Vec::new()),
+            _ => {}
+        }
+        vec![v]
+    };
+    if values.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(repo.tasks_by_report_field(option, &values, limit).await?)
+}
+
+/// CAPE's `validate_ttp`: `T1234` or `T1234.001`.
+fn valid_ttp(v: &str) -> bool {
+    let b = v.as_bytes();
+    let digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
+    match b.len() {
+        5 => b[0] == b'T' && digits(&b[1..]),
+        9 => b[0] == b'T' && digits(&b[1..5]) && b[5] == b'.' && digits(&b[6..]),
+        _ => false,
+    }
 }
 
 /// The stored canonical report as JSON, if any.

@@ -336,6 +336,52 @@ fn checklist_anonymous() {
         s.get(&format!("/apiv2/tasks/get/config/{id}/")).json(),
         err(&format!("CAPE config for task {id} does not exist."))
     );
+    // extendedsearch from the report index: exact values (hashes lower-cased as CAPE
+    // does), case-insensitive regexes, malscore as a minimum, unknown values and options
+    // without data give CAPE's "Unable to retrieve records".
+    let search = |option: &str, argument: &str| {
+        s.post_form(
+            "/apiv2/tasks/extendedsearch/",
+            &[("option", option), ("argument", argument)],
+        )
+        .json()
+    };
+    for (option, argument) in [
+        ("name", "sample.exe"),
+        ("name", "^SAMPLE\\.exe$"),
+        ("sha256", &sha256.to_uppercase()),
+        ("target_sha256", &sha256),
+        ("malscore", "0"),
+        ("ids", &id.to_string()),
+    ] {
+        let r = search(option, argument);
+        assert_eq!(r["error"], false, "{option}={argument}: {r}");
+        assert!(
+            r["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d["info"]["id"] == id),
+            "{option}={argument}: {r}"
+        );
+    }
+    for (option, argument) in [
+        ("name", "Sample.exe"),
+        ("domain", "nothing.invalid"),
+        ("signame", "(unclosed"),
+        ("port", "not-a-port"),
+        ("virustotal", "x"),
+    ] {
+        assert_eq!(
+            search(option, argument),
+            err("Unable to retrieve records"),
+            "{option}={argument}"
+        );
+    }
+    assert_eq!(
+        search("bogus", "x"),
+        err("Invalid Option. 'bogus' is not a valid option.")
+    );
     // [24] [25] [26] no artifacts yet, then fixtures in the analysis folder
     assert_eq!(
         s.get(&format!("/apiv2/tasks/get/screenshot/{id}/")).json(),

@@ -95,7 +95,68 @@ impl SqliteRepo {
         .execute(&mut *tx)
         .await
         .map_err(Error::store)?;
+        sqlx::query("DELETE FROM report_fields WHERE task_id = ?1")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::store)?;
+        let fields = serde_json::Value::from(
+            index
+                .fields
+                .iter()
+                .map(|f| serde_json::json!([f.field, f.value]))
+                .collect::<Vec<_>>(),
+        )
+        .to_string();
+        sqlx::query(
+            "INSERT OR IGNORE INTO report_fields (field, value, task_id) \
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), ?1 FROM json_each(?2)",
+        )
+        .bind(id.0)
+        .bind(fields)
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::store)?;
         tx.commit().await.map_err(Error::store)
+    }
+
+    /// Tasks with any of `values` under `field`, newest first.
+    pub(super) async fn tasks_by_report_field_impl(
+        &self,
+        field: &str,
+        values: &[String],
+        limit: i64,
+    ) -> Result<Vec<TaskId>> {
+        let values = serde_json::Value::from(values.to_vec()).to_string();
+        let ids: Vec<(i64,)> = sqlx::query_as(
+            "SELECT DISTINCT task_id FROM report_fields \
+             WHERE field = ?1 AND value IN (SELECT value FROM json_each(?2)) \
+             ORDER BY task_id DESC LIMIT ?3",
+        )
+        .bind(field)
+        .bind(values)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(Error::store)?;
+        Ok(ids.into_iter().map(|(id,)| TaskId(id)).collect())
+    }
+
+    /// The distinct values stored under `field` (for pattern searches).
+    pub(super) async fn report_field_values_impl(
+        &self,
+        field: &str,
+        limit: i64,
+    ) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT value FROM report_fields WHERE field = ?1 ORDER BY value LIMIT ?2",
+        )
+        .bind(field)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(Error::store)?;
+        Ok(rows.into_iter().map(|(v,)| v).collect())
     }
 
     pub(super) async fn browse_tasks_impl(&self, q: &TaskPageQuery) -> Result<Vec<TaskSummary>> {

@@ -101,6 +101,11 @@ fn migrator() -> Migrator {
             "report_index",
             include_str!("../../migrations/sqlite/0004_report_index.sql"),
         ),
+        (
+            5,
+            "report_fields",
+            include_str!("../../migrations/sqlite/0005_report_fields.sql"),
+        ),
     ];
     Migrator::with_migrations(
         migrations
@@ -1156,6 +1161,19 @@ impl TaskRepo for SqliteRepo {
         index: &nestbox_types::browse::ReportIndex,
     ) -> Result<()> {
         self.index_report_impl(id, index).await
+    }
+
+    async fn tasks_by_report_field(
+        &self,
+        field: &str,
+        values: &[String],
+        limit: i64,
+    ) -> Result<Vec<TaskId>> {
+        self.tasks_by_report_field_impl(field, values, limit).await
+    }
+
+    async fn report_field_values(&self, field: &str, limit: i64) -> Result<Vec<String>> {
+        self.report_field_values_impl(field, limit).await
     }
 
     async fn browse_tasks(
