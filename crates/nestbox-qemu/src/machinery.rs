@@ -252,6 +252,8 @@ impl Machinery for QemuMachinery {
                 return Ok(det);
             }
         };
+        // The exact command line: a saved state only restores into the same one.
+        det.log.push(format!("qemu: {}", argv.join(" ")));
         det.log.push(format!(
             "qemu: {} started ({accel}, {} MiB, {} vCPU{}), agent on 127.0.0.1:{port}",
             g.name,
