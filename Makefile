@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: docs-ref web-test bench-web fuzz-smoke serve test bootstrap build release check unit clients bench fuzz clean emulator-venv
+.PHONY: docs-ref web-test bench-web fuzz-smoke serve test bootstrap build release check unit clients bench fuzz clean emulator-venv bench-machinery
 
 ## Bootstrap system packages if missing, build, serve on 127.0.0.1:8090 (SQLite, local store).
 serve: bootstrap release
@@ -46,6 +46,10 @@ web-test: build
 
 ## Server-side render times of the web UI at 1M tasks and a 50k-call report (BENCHMARKS.md);
 ## not part of `make test`.
+## Per-analysis overhead of the emulator machinery (BENCHMARKS.md); not part of `make test`.
+bench-machinery: bootstrap emulator-venv
+	./bench/machinery/run.sh
+
 bench-web:
 	cargo build --release -p nestbox-bench-web
 	$(TARGET_DIR)/release/nestbox-bench-web
