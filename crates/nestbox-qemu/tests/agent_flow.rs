@@ -2,6 +2,8 @@
 //! record every request: checklist items cuckoo.md 84–85 and cape.md 41, plus the
 //! failure paths (legacy agent, a guest that never answers, one that accepts and hangs).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -10,7 +12,7 @@ use std::time::Duration;
 
 use nestbox_qemu::agent::AgentClient;
 use nestbox_qemu::guest::{self, AnalysisSpec, GuestError};
-use nestbox_types::{Category, NewTask, Task, TaskId, TaskStatus, Timestamp};
+use nestbox_types::{Task, Timestamp};
 use serde_json::{Value, json};
 
 /// One recorded request: `METHOD /path`, plain fields, file parts as (field, filename, bytes).
@@ -225,23 +227,11 @@ fn fake_agent(kind: Kind, complete_after: usize) -> (SocketAddr, Arc<Mutex<Vec<S
 }
 
 fn task(options: &str) -> Task {
-    let now = Timestamp::from_secs(1_483_264_800); // 2017-01-01T10:00:00Z
-    let mut spec = NewTask::new(Category::File, "sample.exe".to_owned());
-    spec.package = "exe".into();
-    spec.options = nestbox_types::TaskOptions::parse(options);
-    Task {
-        id: TaskId(7),
-        spec,
-        clock: now,
-        added_on: now,
-        started_on: Some(now),
-        completed_on: None,
-        status: TaskStatus::Running,
-        processing: None,
-        sample: None,
-        guest: None,
-        errors: Vec::new(),
-    }
+    // 2017-01-01T10:00:00Z
+    let mut t = common::running_task(7, "sample.exe", Timestamp::from_secs(1_483_264_800));
+    t.spec.package = "exe".into();
+    t.spec.options = nestbox_types::TaskOptions::parse(options);
+    t
 }
 
 fn spec<'a>(t: &'a Task, deadline: u64) -> AnalysisSpec<'a> {

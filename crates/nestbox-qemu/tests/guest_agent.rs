@@ -2,6 +2,8 @@
 //! 38–40, then the whole host sequence (`guest::run`) against it with a real analyzer
 //! script that reports completion from inside, as an analyzer in a guest does.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
@@ -355,7 +357,7 @@ fn cape_agent_checklist_38_to_40() {
 #[test]
 fn the_host_sequence_runs_an_analyzer_through_our_agent() {
     use nestbox_qemu::guest::{self, AnalysisSpec};
-    use nestbox_types::{Category, NewTask, Task, TaskId, TaskStatus, Timestamp};
+    use nestbox_types::Timestamp;
     let (addr, _h) = start(Dialect::Cape, "127.0.0.1");
     // The analyzer: reads analysis.conf next to it and reports completion to the agent,
     // as Cuckoo's/CAPE's analyzer does when it is done.
@@ -373,21 +375,8 @@ fn the_host_sequence_runs_an_analyzer_through_our_agent() {
     )
     .unwrap();
     let zip = guest::zip_dir(d.path()).unwrap();
-    let now = Timestamp::now();
     let id = 900_000 + i64::from(std::process::id() % 90_000);
-    let t = Task {
-        id: TaskId(id),
-        spec: NewTask::new(Category::File, "s.sh".to_owned()),
-        clock: now,
-        added_on: now,
-        started_on: Some(now),
-        completed_on: None,
-        status: TaskStatus::Running,
-        processing: None,
-        sample: None,
-        guest: None,
-        errors: Vec::new(),
-    };
+    let t = common::running_task(id, "s.sh", Timestamp::now());
     let spec = AnalysisSpec {
         task: &t,
         platform: "linux",

@@ -2,13 +2,15 @@
 //! the Cuckoo agent on the forwarded port and serves QMP: overlay, command line, agent
 //! sequence, screenshots, quit, pcap — and a guest that never answers.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nestbox_core::machinery::{DetonationJob, Machinery};
 use nestbox_qemu::vm::GuestConfig;
 use nestbox_qemu::{QemuMachinery, QemuSettings};
-use nestbox_types::{Category, Machine, MachineSpec, NewTask, Task, TaskId, TaskStatus, Timestamp};
+use nestbox_types::{Machine, MachineSpec, Task, Timestamp};
 
 fn base_image(dir: &Path) -> PathBuf {
     let base = dir.join("base.qcow2");
@@ -52,20 +54,7 @@ fn machinery(dir: &Path, critical: u64) -> QemuMachinery {
 }
 
 fn task() -> Task {
-    let now = Timestamp::now();
-    Task {
-        id: TaskId(3),
-        spec: NewTask::new(Category::File, "s.exe".to_owned()),
-        clock: now,
-        added_on: now,
-        started_on: Some(now),
-        completed_on: None,
-        status: TaskStatus::Running,
-        processing: None,
-        sample: None,
-        guest: None,
-        errors: Vec::new(),
-    }
+    common::running_task(3, "s.exe", Timestamp::now())
 }
 
 fn machine() -> Machine {

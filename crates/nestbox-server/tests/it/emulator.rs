@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::harness::{Part, Server};
+use crate::harness::{Part, Server, strings};
 
 /// Writes a file, sets a Run key, creates a mutex, resolves a domain, runs a command.
 const BEHAVES: &str = r#"
@@ -64,16 +64,6 @@ fn mingw(dir: &Path, name: &str, src: &str) -> Vec<u8> {
         .expect("x86_64-w64-mingw32-gcc (apt-get install mingw-w64) builds the test samples");
     assert!(st.success(), "mingw failed on {name}.c");
     std::fs::read(out).unwrap()
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn submit(s: &Server, name: &str, content: &[u8]) -> i64 {

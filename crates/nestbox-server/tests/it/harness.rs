@@ -46,6 +46,17 @@ pub enum Part<'a> {
     File(&'a str, &'a str, &'a [u8]),
 }
 
+/// The strings of a JSON array (other elements and non-arrays give nothing).
+pub fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The speakeasy venv shared by the tests and `make emulator-venv`.
 pub fn speakeasy_venv() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/speakeasy-venv")

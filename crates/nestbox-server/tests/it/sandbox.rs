@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{Part, Server};
+use crate::harness::{Part, Server, strings};
 
 fn sandbox_server(uid_base: u32) -> Server {
     let s = Server::start(&format!(
@@ -63,16 +63,6 @@ fn submit(s: &Server, name: &str, content: &[u8], timeout: u64, options: &str) -
 fn report(s: &Server, id: i64) -> Value {
     s.wait_status(id, "reported");
     s.get(&format!("/tasks/report/{id}")).json()
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn gcc(dir: &Path, name: &str, src: &str) -> Vec<u8> {
