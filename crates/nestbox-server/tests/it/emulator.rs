@@ -193,6 +193,17 @@ fn windows_samples_are_emulated_and_linux_ones_sandboxed() {
         assert!(sigs.contains(&want), "{want} missing from {sigs:?}");
     }
     assert!(r["info"]["score"].as_f64().unwrap() > 0.0);
+    // It ran in the sandbox: as root, under the slot's unprivileged uid.
+    let log = strings(&r["debug"]["log"]);
+    let ran = log
+        .iter()
+        .find(|l| l.contains("ran behaves.exe as exe x64 (slot 1"))
+        .unwrap_or_else(|| panic!("{log:?}"));
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    assert_eq!(ran.contains("uid 210001"), root, "{ran}");
     // The same through CAPE's report view.
     let c = s.get(&format!("/apiv2/tasks/get/report/{id}/")).json();
     assert!(
