@@ -193,6 +193,7 @@ mod tests {
                     ..Default::default()
                 }),
                 url: None,
+                ..Default::default()
             },
             ..Default::default()
         };
