@@ -103,8 +103,23 @@ async function noXss(page) {
   check(flag === undefined, `hostile sample string executed (window.__xss = ${flag})`);
 }
 
+const checkedLinks = new Set();
+
+/** Every same-origin link of the page answers below 400 (downloads and forms excluded). */
+async function linksWork(page) {
+  const hrefs = await page.$$eval("a[href]", (as) => as.filter((a) => !a.hasAttribute("download")).map((a) => a.href));
+  for (const href of hrefs) {
+    const u = new URL(href);
+    if (u.origin !== new URL(page.url()).origin || checkedLinks.has(u.pathname + u.search)) continue;
+    checkedLinks.add(u.pathname + u.search);
+    const r = await page.request.get(href, { maxRedirects: 0 });
+    check(r.status() < 400, `broken link ${href} (${r.status()}) on ${page.url()}`);
+  }
+}
+
 async function shot(page, name) {
   await noXss(page);
+  if (page.url().startsWith("http")) await linksWork(page);
   const file = join(outDir, `${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
   check(statSync(file).size > 2000, `screenshot ${name} is empty`);
