@@ -275,6 +275,16 @@ async function main() {
     await page.goto(`${base}/status/`);
     check((await page.textContent("main")).includes("Machines"), "status page without machines");
     await shot(page, "08-status");
+    // Dark scheme and a phone-sized viewport render too (colours come from the CSS).
+    await page.emulateMedia({ colorScheme: "dark" });
+    const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    check(bg === "rgb(13, 17, 23)", `dark scheme background is ${bg}`);
+    await shot(page, "08b-status-dark");
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${base}/analysis/${id}/`);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(overflow <= 1, `the report page scrolls sideways by ${overflow} px on a phone`);
+    await shot(page, "08c-report-phone-dark");
     await ctx.close();
 
     // ---- Auth on: log in and out. ----
