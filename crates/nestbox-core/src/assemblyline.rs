@@ -68,6 +68,54 @@ pub struct AlIngest {
     pub notified_on: Option<Timestamp>,
 }
 
+/// A column of a submission record a search can compare in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlColumn {
+    /// `sid`.
+    Sid,
+    /// `files.name`.
+    Name,
+    /// `files.sha256`.
+    Sha256,
+    /// A top-level scalar of the SubmissionParams (`params.<key>`).
+    Param(String),
+    /// A (flattened) metadata key (`metadata.<key>`).
+    Metadata(String),
+}
+
+/// How a value is compared: case-insensitively, as the search's Lucene subset does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlMatch {
+    /// The field exists (`field:*`).
+    Present,
+    /// Equal (lower-cased).
+    Exact(String),
+    /// Starts with.
+    Prefix(String),
+    /// Ends with.
+    Suffix(String),
+    /// Contains.
+    Contains(String),
+}
+
+/// One condition: the column matches (or, negated, does not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlCond {
+    /// Compared column.
+    pub column: AlColumn,
+    /// The comparison.
+    pub matcher: AlMatch,
+    /// NOT.
+    pub negate: bool,
+}
+
+/// A submission search: an OR of ANDs of conditions; no groups = everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlFilter {
+    /// The OR-ed groups.
+    pub groups: Vec<Vec<AlCond>>,
+}
+
 /// Storage of the Assemblyline records.
 #[async_trait]
 pub trait AlRepo: Send + Sync {
@@ -84,6 +132,15 @@ pub trait AlRepo: Send + Sync {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<AlSubmission>>;
+    /// Submissions matching `filter`, newest first, one page (search/submission/).
+    async fn search_al_submissions(
+        &self,
+        filter: &AlFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<AlSubmission>>;
+    /// How many submissions match `filter`.
+    async fn count_al_submissions(&self, filter: &AlFilter) -> Result<i64>;
     /// Records an ingest.
     async fn add_al_ingest(&self, i: &AlIngest) -> Result<()>;
     /// A user's ingests on a queue that were not notified yet, oldest first.

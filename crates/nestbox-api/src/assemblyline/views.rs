@@ -23,7 +23,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use nestbox_analyzers::cart;
-use nestbox_core::assemblyline::AlSubmission;
+use nestbox_core::assemblyline::{AlCond, AlFilter, AlSubmission};
 use nestbox_types::{Sample, Task, TaskStatus};
 use serde_json::{Map, Value, json};
 
@@ -1809,8 +1809,92 @@ fn doc_matches(groups: &[Vec<Term>], doc: &[(String, String)]) -> bool {
     })
 }
 
-/// Most records a search looks at (newest first).
-const SEARCH_SCAN: i64 = 2000;
+/// Records read per store round trip when a query needs checking in Rust.
+const SEARCH_BATCH: i64 = 500;
+
+/// SubmissionParams keys that hold scalars (a search on them is answered by the store).
+const SCALAR_PARAMS: &[&str] = &[
+    "classification",
+    "deep_scan",
+    "description",
+    "generate_alert",
+    "ignore_cache",
+    "ignore_filtering",
+    "ignore_recursion_prevention",
+    "ignore_size",
+    "malicious",
+    "max_extracted",
+    "max_supplementary",
+    "never_drop",
+    "priority",
+    "submitter",
+    "ttl",
+    "type",
+];
+
+/// The store's version of a term, when the store can answer it exactly.
+fn store_cond(t: &Term) -> Option<AlCond> {
+    use nestbox_core::assemblyline::{AlColumn, AlMatch};
+    let column = match t.field.as_deref()? {
+        "sid" => AlColumn::Sid,
+        "files.name" => AlColumn::Name,
+        "files.sha256" => AlColumn::Sha256,
+        f => {
+            if let Some(k) = f.strip_prefix("params.") {
+                if !SCALAR_PARAMS.contains(&k) {
+                    return None;
+                }
+                AlColumn::Param(k.to_owned())
+            } else if let Some(k) = f.strip_prefix("metadata.") {
+                AlColumn::Metadata(k.to_owned())
+            } else {
+                return None;
+            }
+        }
+    };
+    let v = t.value.as_str();
+    let matcher = if v == "*" {
+        AlMatch::Present
+    } else if let Some(rest) = v.strip_prefix('*') {
+        if rest.ends_with('*') {
+            AlMatch::Contains(rest.trim_end_matches('*').to_owned())
+        } else {
+            AlMatch::Suffix(rest.to_owned())
+        }
+    } else if let Some(rest) = v.strip_suffix('*') {
+        AlMatch::Prefix(rest.to_owned())
+    } else {
+        AlMatch::Exact(v.to_owned())
+    };
+    Some(AlCond {
+        column,
+        matcher,
+        negate: t.negate,
+    })
+}
+
+/// The store filter of a query, and whether it is exact. When some terms are not store
+/// columns (`state`, `max_score`, bare words, …) the filter keeps the others only: a
+/// superset of the answer, which the caller then checks record by record.
+fn store_filter(groups: &[Vec<Term>]) -> (AlFilter, bool) {
+    let mut exact = true;
+    let mut out = Vec::new();
+    for g in groups {
+        let mut conds = Vec::new();
+        for t in g {
+            match store_cond(t) {
+                Some(c) => conds.push(c),
+                None => exact = false,
+            }
+        }
+        if conds.is_empty() {
+            // This group may match anything: no narrowing at all.
+            return (AlFilter::default(), exact && g.is_empty());
+        }
+        out.push(conds);
+    }
+    (AlFilter { groups: out }, exact)
+}
 
 async fn search(
     st: &AlState,
@@ -1840,53 +1924,106 @@ async fn search(
     let rows = get_i("rows", 25).clamp(0, 1000) as usize;
     let groups = parse_query(&query);
     let mut items = Vec::new();
-    match index {
+    let (total, items) = match index {
         "submission" => {
             c.require(&["submission_view"])?;
-            for rec in st.ctx.al_repo.al_submissions(None, SEARCH_SCAN, 0).await? {
-                let l = load_record(st, rec).await?;
-                let r = results_for(&l);
-                let v = submission_record(&l, Some(&r));
-                let mut doc = Vec::new();
-                flat("", &v, &mut doc);
-                if doc_matches(&groups, &doc) {
-                    items.push(v);
+            let (filter, exact) = store_filter(&groups);
+            let repo = &st.ctx.al_repo;
+            if exact {
+                // The store answers the query: one count and one page, whatever the size.
+                let total = repo.count_al_submissions(&filter).await?;
+                let recs = repo
+                    .search_al_submissions(&filter, rows as i64, offset as i64)
+                    .await?;
+                let mut page = Vec::with_capacity(recs.len());
+                for rec in recs {
+                    let l = load_record(st, rec).await?;
+                    let r = results_for(&l);
+                    page.push(submission_record(&l, Some(&r)));
                 }
+                return Ok(ok(
+                    json!({"total": total, "offset": offset, "rows": rows, "items": page}),
+                ));
             }
+            // Terms on derived fields: walk every candidate the store narrows to (in
+            // batches, newest first), keep the count and the requested page only.
+            let mut total = 0usize;
+            let mut at = 0i64;
+            loop {
+                let batch = repo
+                    .search_al_submissions(&filter, SEARCH_BATCH, at)
+                    .await?;
+                let n = batch.len();
+                for rec in batch {
+                    let l = load_record(st, rec).await?;
+                    let r = results_for(&l);
+                    let v = submission_record(&l, Some(&r));
+                    let mut doc = Vec::new();
+                    flat("", &v, &mut doc);
+                    if doc_matches(&groups, &doc) {
+                        if total >= offset && items.len() < rows {
+                            items.push(v);
+                        }
+                        total += 1;
+                    }
+                }
+                if (n as i64) < SEARCH_BATCH {
+                    break;
+                }
+                at += SEARCH_BATCH;
+            }
+            (total, items)
         }
         "file" => {
             c.require(&["submission_view", "file_detail"])?;
+            // Every file submitted here, once each (newest submission first), in batches.
             let mut seen = std::collections::HashSet::new();
-            for rec in st.ctx.al_repo.al_submissions(None, SEARCH_SCAN, 0).await? {
-                if !seen.insert(rec.sha256.clone()) {
-                    continue;
+            let mut total = 0usize;
+            let mut at = 0i64;
+            loop {
+                let batch = st
+                    .ctx
+                    .al_repo
+                    .al_submissions(None, SEARCH_BATCH, at)
+                    .await?;
+                let n = batch.len();
+                for rec in batch {
+                    if !seen.insert(rec.sha256.clone()) {
+                        continue;
+                    }
+                    let Some(s) = st.ctx.core.repo.sample_by_hash(&rec.sha256).await? else {
+                        continue;
+                    };
+                    let v = json!({
+                        "sha256": s.sha256, "sha1": s.sha1, "md5": s.md5, "ssdeep": s.ssdeep,
+                        "tlsh": s.tlsh, "size": s.file_size, "type": al_type(&s.file_type, &s.mime),
+                        "magic": s.file_type, "mime": s.mime, "classification": C12N,
+                        "seen": {"first": iso(s.first_seen), "last": iso(s.first_seen)},
+                    });
+                    let mut doc = Vec::new();
+                    flat("", &v, &mut doc);
+                    if doc_matches(&groups, &doc) {
+                        if total >= offset && items.len() < rows {
+                            items.push(v);
+                        }
+                        total += 1;
+                    }
                 }
-                let Some(s) = st.ctx.core.repo.sample_by_hash(&rec.sha256).await? else {
-                    continue;
-                };
-                let v = json!({
-                    "sha256": s.sha256, "sha1": s.sha1, "md5": s.md5, "ssdeep": s.ssdeep,
-                    "tlsh": s.tlsh, "size": s.file_size, "type": al_type(&s.file_type, &s.mime),
-                    "magic": s.file_type, "mime": s.mime, "classification": C12N,
-                    "seen": {"first": iso(s.first_seen), "last": iso(s.first_seen)},
-                });
-                let mut doc = Vec::new();
-                flat("", &v, &mut doc);
-                if doc_matches(&groups, &doc) {
-                    items.push(v);
+                if (n as i64) < SEARCH_BATCH {
+                    break;
                 }
+                at += SEARCH_BATCH;
             }
+            (total, items)
         }
         other => {
             return Err(AlError::bad(format!(
                 "Not a valid index to search in: {other}"
             )));
         }
-    }
-    let total = items.len();
-    let page: Vec<Value> = items.into_iter().skip(offset).take(rows).collect();
+    };
     Ok(ok(
-        json!({"total": total, "offset": offset, "rows": rows, "items": page}),
+        json!({"total": total, "offset": offset, "rows": rows, "items": items}),
     ))
 }
 

@@ -503,6 +503,29 @@ fn checklist() {
     ))["api_response"]
         .clone();
     assert!(v["total"].as_i64().unwrap() >= 5);
+    let all = v["total"].as_i64().unwrap();
+    // The store answers field:value terms (one count and one page); derived fields
+    // (state) and bare words are checked record by record: both agree on totals and pages.
+    let search = |q: &str| {
+        let body = json!({"query": q, "offset": 1, "rows": 2}).to_string();
+        envelope(&s.post_raw(
+            "/api/v4/search/submission/",
+            "application/json",
+            body.as_bytes(),
+            &h(&k1),
+        ))["api_response"]
+            .clone()
+    };
+    let v = search("metadata.k:V AND files.name:hello*");
+    assert_eq!(v["total"], 1, "{v}");
+    assert_eq!(v["items"], json!([]), "offset 1 of 1");
+    let v = search("params.submitter:admin AND state:*");
+    assert_eq!(v["total"], all, "{v}");
+    assert_eq!(v["items"].as_array().unwrap().len(), 2);
+    let v = search("-metadata.k:v OR files.sha256:nomatch");
+    assert_eq!(v["total"], all - 1, "{v}");
+    let v = search("sid:NOSUCH OR admin");
+    assert!(v["total"].as_i64().unwrap() >= 1, "{v}");
     let v = envelope(&s.get_with(
         &format!("/api/v4/search/file/?query=sha256:{HELLO_SHA}"),
         &h(&k1),

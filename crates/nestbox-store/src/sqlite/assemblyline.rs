@@ -2,7 +2,9 @@
 //! `migrations/sqlite/0003_assemblyline.sql`.
 
 use async_trait::async_trait;
-use nestbox_core::assemblyline::{AlIngest, AlRepo, AlSubmission};
+use nestbox_core::assemblyline::{
+    AlColumn, AlCond, AlFilter, AlIngest, AlMatch, AlRepo, AlSubmission,
+};
 use nestbox_core::{Error, Result};
 use nestbox_types::{TaskId, Timestamp};
 use sqlx::sqlite::SqliteRow;
@@ -48,8 +50,132 @@ fn ingest_from_row(row: &SqliteRow) -> Result<AlIngest> {
     })
 }
 
+/// `LIKE` with `\` as the escape character.
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// A JSON path for one key: `$."<key>"` (keys with quotes or backslashes never match).
+fn json_key(key: &str) -> Option<String> {
+    (!key.contains(['"', '\\'])).then(|| format!("$.\"{key}\""))
+}
+
+/// The SQL text of a condition, its parameters appended to `binds`. JSON values are
+/// compared as the search flattens them: strings as they are, `true`/`false`, numbers in
+/// decimal, all lower-cased.
+fn cond_sql(c: &AlCond, binds: &mut Vec<String>) -> String {
+    let mut json = |col: &str, key: &str| -> String {
+        match json_key(key) {
+            Some(path) => {
+                binds.push(path);
+                let p = binds.len();
+                format!(
+                    "(CASE json_type({col}, ?{p}) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' \
+                     WHEN 'object' THEN NULL WHEN 'array' THEN NULL \
+                     ELSE lower(json_extract({col}, ?{p})) END)"
+                )
+            }
+            None => "NULL".to_owned(),
+        }
+    };
+    let expr = match &c.column {
+        AlColumn::Sid => "lower(sid)".to_owned(),
+        AlColumn::Name => "lower(name)".to_owned(),
+        AlColumn::Sha256 => "lower(sha256)".to_owned(),
+        AlColumn::Param(k) => json("params", k),
+        AlColumn::Metadata(k) => json("metadata", k),
+    };
+    let mut bind = |v: String| {
+        binds.push(v);
+        binds.len()
+    };
+    let test = match &c.matcher {
+        AlMatch::Present => format!("{expr} IS NOT NULL"),
+        AlMatch::Exact(v) => format!("{expr} = ?{}", bind(v.to_lowercase())),
+        AlMatch::Prefix(v) => format!(
+            "{expr} LIKE ?{} ESCAPE '\\'",
+            bind(format!("{}%", like_escape(&v.to_lowercase())))
+        ),
+        AlMatch::Suffix(v) => format!(
+            "{expr} LIKE ?{} ESCAPE '\\'",
+            bind(format!("%{}", like_escape(&v.to_lowercase())))
+        ),
+        AlMatch::Contains(v) => format!(
+            "{expr} LIKE ?{} ESCAPE '\\'",
+            bind(format!("%{}%", like_escape(&v.to_lowercase())))
+        ),
+    };
+    // A missing field does not match, so NOT of it does: IFNULL makes NOT see false.
+    if c.negate {
+        format!("NOT IFNULL({test}, 0)")
+    } else {
+        format!("IFNULL({test}, 0)")
+    }
+}
+
+/// The WHERE clause of a filter.
+fn filter_sql(f: &AlFilter, binds: &mut Vec<String>) -> String {
+    if f.groups.is_empty() {
+        return "1".to_owned();
+    }
+    let groups: Vec<String> = f
+        .groups
+        .iter()
+        .map(|g| {
+            if g.is_empty() {
+                return "1".to_owned();
+            }
+            let conds: Vec<String> = g.iter().map(|c| cond_sql(c, binds)).collect();
+            format!("({})", conds.join(" AND "))
+        })
+        .collect();
+    format!("({})", groups.join(" OR "))
+}
+
 #[async_trait]
 impl AlRepo for SqliteRepo {
+    async fn search_al_submissions(
+        &self,
+        filter: &AlFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<AlSubmission>> {
+        let mut binds = Vec::new();
+        let clause = filter_sql(filter, &mut binds);
+        let n = binds.len();
+        let sql = format!(
+            "{SUB_COLUMNS} WHERE {clause} ORDER BY created_on DESC, sid \
+             LIMIT +?{} OFFSET +?{}",
+            n + 1,
+            n + 2
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for b in binds {
+            q = q.bind(b);
+        }
+        let rows = q
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(Error::store)?;
+        rows.iter().map(sub_from_row).collect()
+    }
+
+    async fn count_al_submissions(&self, filter: &AlFilter) -> Result<i64> {
+        let mut binds = Vec::new();
+        let clause = filter_sql(filter, &mut binds);
+        let sql = format!("SELECT COUNT(*) FROM al_submissions WHERE {clause}");
+        let mut q = sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(sql));
+        for b in binds {
+            q = q.bind(b);
+        }
+        let (n,) = q.fetch_one(&self.reader).await.map_err(Error::store)?;
+        Ok(n)
+    }
+
     async fn add_al_submission(&self, s: &AlSubmission) -> Result<()> {
         sqlx::query(
             "INSERT INTO al_submissions (sid, submission_id, task_id, user_id, name, sha256, \
@@ -258,6 +384,97 @@ mod tests {
         assert!(repo.mark_ingest_notified("i1").await.unwrap());
         assert!(!repo.mark_ingest_notified("i1").await.unwrap());
         assert!(repo.pending_ingests(7, "q").await.unwrap().is_empty());
+        // Search: columns, JSON keys (strings, numbers, booleans), LIKE escapes, NOT, OR.
+        let mut t = s.clone();
+        t.sid = "def".into();
+        t.name = "100%_evil.exe".into();
+        t.metadata = json!({"k": "V2", "n": 7, "b": true});
+        t.params = json!({"description": "Inspection of file: x", "submitter": "Admin"});
+        t.created_on = Timestamp(s.created_on.0 + 1);
+        repo.add_al_submission(&t).await.unwrap();
+        let cond = |column: AlColumn, matcher: AlMatch| AlCond {
+            column,
+            matcher,
+            negate: false,
+        };
+        let find = |groups: Vec<Vec<AlCond>>| {
+            let f = AlFilter { groups };
+            let repo = &repo;
+            async move {
+                let n = repo.count_al_submissions(&f).await.unwrap();
+                let sids: Vec<String> = repo
+                    .search_al_submissions(&f, 10, 0)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|s| s.sid)
+                    .collect();
+                assert_eq!(n as usize, sids.len());
+                sids
+            }
+        };
+        assert_eq!(find(vec![]).await, ["def", "abc"]);
+        let meta = |k: &str, m: AlMatch| cond(AlColumn::Metadata(k.into()), m);
+        assert_eq!(
+            find(vec![vec![meta("k", AlMatch::Exact("v2".into()))]]).await,
+            ["def"]
+        );
+        assert_eq!(
+            find(vec![vec![meta("n", AlMatch::Exact("7".into()))]]).await,
+            ["def"]
+        );
+        assert_eq!(
+            find(vec![vec![meta("b", AlMatch::Exact("true".into()))]]).await,
+            ["def"]
+        );
+        assert_eq!(
+            find(vec![vec![meta("k", AlMatch::Present)]]).await,
+            ["def", "abc"]
+        );
+        assert_eq!(
+            find(vec![vec![meta("zz", AlMatch::Present)]]).await,
+            Vec::<String>::new()
+        );
+        let mut not_v = meta("k", AlMatch::Exact("v2".into()));
+        not_v.negate = true;
+        assert_eq!(find(vec![vec![not_v]]).await, ["abc"]);
+        // `%` and `_` are literal in patterns.
+        assert_eq!(
+            find(vec![vec![cond(
+                AlColumn::Name,
+                AlMatch::Prefix("100%_".into())
+            )]])
+            .await,
+            ["def"]
+        );
+        assert_eq!(
+            find(vec![vec![cond(
+                AlColumn::Name,
+                AlMatch::Prefix("1%".into())
+            )]])
+            .await,
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            find(vec![
+                vec![cond(AlColumn::Sid, AlMatch::Exact("ABC".into()))],
+                vec![cond(
+                    AlColumn::Param("submitter".into()),
+                    AlMatch::Contains("dmi".into())
+                )],
+            ])
+            .await,
+            ["def", "abc"]
+        );
+        assert_eq!(
+            find(vec![vec![cond(
+                AlColumn::Param("x\"y".into()),
+                AlMatch::Present
+            )]])
+            .await,
+            Vec::<String>::new()
+        );
+        assert!(repo.delete_al_submission("def").await.unwrap());
         assert!(repo.delete_al_submission("abc").await.unwrap());
         assert!(repo.al_submission("abc").await.unwrap().is_none());
         assert!(!repo.delete_al_submission("abc").await.unwrap());
