@@ -101,6 +101,16 @@ pub struct AnalysisConfig {
     pub strings_min_len: usize,
     /// Most strings kept. Default 2048 (Cuckoo).
     pub strings_max_count: usize,
+    /// Passwords tried on encrypted archive members, after a task's own `password=`
+    /// option. Default `["infected"]`.
+    pub archive_passwords: Vec<String>,
+    /// Most bytes unpacked from one archive, all members and nesting levels together.
+    /// Default 256 MiB; reaching it is a finding in `static.archive`, not a failure.
+    pub unpack_max_bytes: u64,
+    /// Most members unpacked from one archive. Default 1000.
+    pub unpack_max_members: usize,
+    /// Deepest archive nesting unpacked. Default 4.
+    pub unpack_max_depth: u32,
 }
 
 /// One `[[machines]]` entry (Cuckoo machinery conf fields).
@@ -205,6 +215,10 @@ impl Default for AnalysisConfig {
             html_report: true,
             strings_min_len: 6,
             strings_max_count: 2048,
+            archive_passwords: vec!["infected".into()],
+            unpack_max_bytes: 256 * 1024 * 1024,
+            unpack_max_members: 1000,
+            unpack_max_depth: 4,
         }
     }
 }

@@ -23,6 +23,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use nestbox_analyzers::StringsOptions;
+use nestbox_analyzers::unpack::UnpackLimits;
 use nestbox_api::{ApiContext, CuckooSettings};
 use nestbox_core::pipeline::{self, StaticSettings};
 use nestbox_core::{Core, Limits};
@@ -160,6 +161,13 @@ fn static_settings(cfg: &Config) -> StaticSettings {
             min_len: cfg.analysis.strings_min_len,
             max_count: cfg.analysis.strings_max_count,
             ..StringsOptions::default()
+        },
+        archive_passwords: cfg.analysis.archive_passwords.clone(),
+        unpack: UnpackLimits {
+            max_total: cfg.analysis.unpack_max_bytes,
+            max_members: cfg.analysis.unpack_max_members,
+            max_depth: cfg.analysis.unpack_max_depth,
+            ..UnpackLimits::default()
         },
         ..StaticSettings::default()
     }

@@ -284,6 +284,9 @@ pub fn analyze(data: &[u8], f: &mut Findings) -> Value {
             }
         }
     }
+    if eofs == 0 {
+        errors.push("no %%EOF marker: truncated or incomplete file".into());
+    }
     if header_offset(data).is_none() {
         errors.push("no %PDF header in the first 1024 bytes".into());
     }

@@ -137,3 +137,38 @@ fn archive_members_become_tasks_with_their_own_reports() {
     seen.sort();
     assert_eq!(seen, ["docs/report.pdf", "run.bat.gz/run.bat"]);
 }
+
+/// Damaged documents and archives still end in a report, with the damage in
+/// `debug.errors` (or an archive's `errors`) rather than a failed task.
+#[test]
+fn damaged_inputs_end_in_reports_with_errors() {
+    let s = Server::start("[analysis]\nworkers = 1\n");
+    let doc = docbuild::word97_with_macros(&[("Module1", "Sub AutoOpen()\r\nEnd Sub\r\n")]);
+    let pdf = docbuild::pdf_with_js("app.alert(1)", "http://u.example.org/a");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &b"payload ".repeat(5000)).unwrap();
+    let gz = gz.finish().unwrap();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("cut.doc", doc[..700].to_vec()),
+        ("cut.pdf", pdf[..pdf.len() / 3].to_vec()),
+        ("cut.gz", gz[..gz.len() / 2].to_vec()),
+        (
+            "noheader.pdf",
+            b"%PDF-1.7\n1 0 obj << /JS 9 0 R >>".to_vec(),
+        ),
+    ];
+    for (name, data) in &cases {
+        let id = s.submit_file(name, data);
+        let t = s.wait_status(id, "reported");
+        assert_eq!(t["status"], "reported", "{name}");
+        let rep = s.get(&format!("/tasks/report/{id}")).json();
+        let errors = rep["debug"]["errors"].as_array().unwrap().len()
+            + rep["static"]["archive"]["errors"]
+                .as_array()
+                .map_or(0, Vec::len);
+        if *name != "noheader.pdf" {
+            assert!(errors > 0, "{name}: {}", rep["debug"]);
+        }
+        assert!(rep["iocs"].is_object(), "{name}");
+    }
+}
