@@ -22,6 +22,12 @@ end
 local file = table.concat(chunks)
 assert(not file:find("--" .. boundary, 1, true), "boundary occurs in the file")
 
+-- BENCH_AUTH, when set, is sent as the Authorization header (CAPE's "Token <key>").
+local auth = os.getenv("BENCH_AUTH")
+if auth and auth ~= "" then
+  wrk.headers["Authorization"] = auth
+end
+
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "multipart/form-data; boundary=" .. boundary
 wrk.body = table.concat({

@@ -217,6 +217,12 @@ port = $(free_port)
 
 [analysis]
 workers = 0
+
+# The /apiv2/ cells run with CAPE's token auth on and throttling off.
+[cape]
+token_auth_enabled = true
+ratelimit = false
+admin_password = "bench-admin"
 EOF
 if [[ -n "${BENCH_NESTBOX_LOG:-}" ]]; then
     export NESTBOX_LOG="$BENCH_NESTBOX_LOG"
@@ -245,6 +251,13 @@ curl -fsS -X POST -H "Content-Type: multipart/form-data; boundary=x" \
     --data-binary $'--x\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\nabc\r\n--x--\r\n' \
     "$BASE/tasks/create/file" | grep -q '"task_id"' || die "tasks/create/file failed"
 
+CAPE_TOKEN="$("$NESTBOX" token create admin --config "$TMP/nestbox.toml")" || die "token create failed"
+CAPE_AUTH="Token $CAPE_TOKEN"
+curl -fsS -H "Authorization: $CAPE_AUTH" "$BASE/apiv2/tasks/view/$VIEW_ID/" | grep -q '"error":false' ||
+    die "apiv2 tasks/view/$VIEW_ID failed"
+[[ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/apiv2/tasks/view/$VIEW_ID/")" == 401 ]] ||
+    die "apiv2 answers without a token"
+
 # One concurrency after the other, its ceiling first, so that a cell and its ceiling are
 # measured close in time. Creates add tasks with higher ids: the viewed task and the first
 # page of the list (oldest first) stay the same, so later reads measure the same thing.
@@ -262,6 +275,15 @@ for c in $CONNECTIONS; do
         cell "GET /tasks/list/50/<0..1023> (uncached)" "$c" "$NESTBOX_PID" "$BASE/" "$HERE/vary_path.lua"
     cell "POST /tasks/create/file (10 KB $BENCH_FILE_KIND)" "$c" "$NESTBOX_PID" \
         "$BASE/tasks/create/file" "$HERE/create_file.lua"
+    # CAPE /apiv2/ (Authorization: Token, throttling off).
+    BENCH_AUTH="$CAPE_AUTH" cell "GET /apiv2/tasks/view/$VIEW_ID/ (token)" "$c" "$NESTBOX_PID" \
+        "$BASE/apiv2/tasks/view/$VIEW_ID/" "$HERE/auth.lua"
+    BENCH_AUTH="$CAPE_AUTH" BENCH_PATH_PREFIX=/apiv2/tasks/view/ BENCH_PATH_SUFFIX=/ BENCH_VARY_FIRST=1 BENCH_VARY_COUNT="$TASKS" \
+        cell "GET /apiv2/tasks/view/<1..$TASKS>/ (token, uncached)" "$c" "$NESTBOX_PID" "$BASE/" "$HERE/vary_path.lua"
+    BENCH_AUTH="$CAPE_AUTH" cell "GET /apiv2/tasks/list/50/ (token)" "$c" "$NESTBOX_PID" \
+        "$BASE/apiv2/tasks/list/50/" "$HERE/auth.lua"
+    BENCH_AUTH="$CAPE_AUTH" cell "POST /apiv2/tasks/create/file/ (token, 10 KB $BENCH_FILE_KIND)" "$c" "$NESTBOX_PID" \
+        "$BASE/apiv2/tasks/create/file/" "$HERE/create_file.lua"
 done
 kill -0 "$NESTBOX_PID" 2>/dev/null || die "nestbox died during the run"
 kill -0 "$HELLO_PID" 2>/dev/null || die "hello died during the run"

@@ -8,12 +8,19 @@
 -- many tasks or the store changes between polls.
 
 local prefix = os.getenv("BENCH_PATH_PREFIX") or "/"
+-- BENCH_PATH_SUFFIX follows the number (CAPE's routes end in "/").
+local suffix = os.getenv("BENCH_PATH_SUFFIX") or ""
+-- BENCH_AUTH, when set, is sent as the Authorization header (CAPE's "Token <key>").
+local auth = os.getenv("BENCH_AUTH")
+if auth and auth ~= "" then
+  wrk.headers["Authorization"] = auth
+end
 local first = tonumber(os.getenv("BENCH_VARY_FIRST") or "1")
 local count = tonumber(os.getenv("BENCH_VARY_COUNT") or "10000")
 local i = 0
 
 request = function()
-  local path = prefix .. (first + i)
+  local path = prefix .. (first + i) .. suffix
   i = (i + 1) % count
   return wrk.format("GET", path)
 end
