@@ -84,6 +84,19 @@ fn today() -> i64 {
     chrono::Utc::now().timestamp().div_euclid(86_400)
 }
 
+/// A user's counters for today (yesterday's are dropped: the daily reset).
+fn today_of(m: &mut HashMap<i64, Daily>, user: i64) -> &mut Daily {
+    let d = m.entry(user).or_default();
+    let day = today();
+    if d.day != day {
+        *d = Daily {
+            day,
+            ..Daily::default()
+        };
+    }
+    d
+}
+
 fn unavailable(msg: String) -> AlError {
     AlError::Status(StatusCode::SERVICE_UNAVAILABLE, msg)
 }
@@ -110,14 +123,7 @@ impl Tracker {
     /// Counts an API call; `Err` when it goes past the daily quota, else the remaining.
     pub fn count_call(&self, user: i64, max: u64) -> Result<u64, AlError> {
         let mut m = lock(&self.daily);
-        let d = m.entry(user).or_default();
-        let day = today();
-        if d.day != day {
-            *d = Daily {
-                day,
-                ..Daily::default()
-            };
-        }
+        let d = today_of(&mut m, user);
         d.api += 1;
         if d.api > max {
             return Err(unavailable(format!(
@@ -142,14 +148,7 @@ impl Tracker {
 
     fn add_submission(&self, user: i64, delta: i64) {
         let mut m = lock(&self.daily);
-        let d = m.entry(user).or_default();
-        let day = today();
-        if d.day != day {
-            *d = Daily {
-                day,
-                ..Daily::default()
-            };
-        }
+        let d = today_of(&mut m, user);
         d.submissions = d.submissions.saturating_add_signed(delta);
     }
 
@@ -166,14 +165,7 @@ impl Tracker {
         let mut remaining = None;
         if q.daily_submissions != 0 {
             let mut m = lock(&self.daily);
-            let d = m.entry(user).or_default();
-            let day = today();
-            if d.day != day {
-                *d = Daily {
-                    day,
-                    ..Daily::default()
-                };
-            }
+            let d = today_of(&mut m, user);
             if d.submissions >= q.daily_submissions {
                 return Err(unavailable(format!(
                     "You've reached your daily maximum submission quota of {}",

@@ -1832,6 +1832,14 @@ const SCALAR_PARAMS: &[&str] = &[
     "type",
 ];
 
+/// Counts one more match and keeps it when it falls in the requested page.
+fn keep_in_page(items: &mut Vec<Value>, total: &mut usize, offset: usize, rows: usize, v: Value) {
+    if *total >= offset && items.len() < rows {
+        items.push(v);
+    }
+    *total += 1;
+}
+
 /// The store's version of a term, when the store can answer it exactly.
 fn store_cond(t: &Term) -> Option<AlCond> {
     use nestbox_core::assemblyline::{AlColumn, AlMatch};
@@ -1961,10 +1969,7 @@ async fn search(
                     let mut doc = Vec::new();
                     flat("", &v, &mut doc);
                     if doc_matches(&groups, &doc) {
-                        if total >= offset && items.len() < rows {
-                            items.push(v);
-                        }
-                        total += 1;
+                        keep_in_page(&mut items, &mut total, offset, rows, v);
                     }
                 }
                 if (n as i64) < SEARCH_BATCH {
@@ -2003,10 +2008,7 @@ async fn search(
                     let mut doc = Vec::new();
                     flat("", &v, &mut doc);
                     if doc_matches(&groups, &doc) {
-                        if total >= offset && items.len() < rows {
-                            items.push(v);
-                        }
-                        total += 1;
+                        keep_in_page(&mut items, &mut total, offset, rows, v);
                     }
                 }
                 if (n as i64) < SEARCH_BATCH {
