@@ -26,5 +26,5 @@ mod submit;
 pub mod users;
 
 pub use error::{Error, Result};
-pub use submit::{Core, Limits, StagedSample, Upload, safe_component, sanitize_filename};
+pub use submit::{Core, Limits, StagedSample, Upload, micros, safe_component, sanitize_filename};
 pub use users::{Auth, NewToken, NewUser, Token, TokenKind, User, UserRepo};

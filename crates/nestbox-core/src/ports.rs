@@ -23,8 +23,15 @@ use nestbox_types::browse::{ReportIndex, TaskPageQuery, TaskSummary};
 /// ordered by `priority DESC, added_on ASC, id ASC`, for which an unlocked machine matches
 /// (the task's `machine` equals the machine's name or label when set, its `platform` equals
 /// the machine's when set, and every task tag is a machine tag), locks that machine, and sets
-/// the task `running` with `started_on` and `processing = worker`. Engines make this atomic
-/// their own way (SQLite: one IMMEDIATE transaction; PostgreSQL: `FOR UPDATE SKIP LOCKED`).
+/// the task `running` with `started_on`, `processing = worker` and a lease. Engines make this
+/// atomic their own way (SQLite: one IMMEDIATE transaction; PostgreSQL: `FOR UPDATE SKIP
+/// LOCKED`). Only machines of the store's own node (see the engines' `with_node`) are
+/// claimed: a worker node's machinery slots are local to it.
+///
+/// Leases: a running task carries `lease_until`. Its worker renews the lease while the
+/// analysis goes on ([`TaskRepo::renew_lease`]); a task whose lease ended belongs to a
+/// worker that died, and [`TaskRepo::take_expired`] hands it to exactly one other worker,
+/// which recovers it like start-up recovery does.
 #[async_trait]
 pub trait TaskRepo: Send + Sync {
     /// Stores a sample's identity, or returns the existing row with the same SHA-256.
@@ -55,8 +62,30 @@ pub trait TaskRepo: Send + Sync {
     async fn add_error(&self, id: TaskId, message: &str) -> Result<()>;
     /// Task counts by status.
     async fn status_counts(&self) -> Result<StatusCounts>;
-    /// Claims the next runnable task and locks a machine for it (see the trait docs).
-    async fn claim(&self, worker: &str) -> Result<Option<(Task, Machine)>>;
+    /// Claims the next runnable task and locks a machine for it (see the trait docs); the
+    /// task's lease runs until `lease_until`.
+    async fn claim(&self, worker: &str, lease_until: Timestamp) -> Result<Option<(Task, Machine)>>;
+    /// Extends the lease of a `running` task that `worker` holds to `until`. `false` when
+    /// the task is not (or no longer) `worker`'s running task: it finished, or its lease
+    /// expired and another worker took it over.
+    async fn renew_lease(&self, id: TaskId, worker: &str, until: Timestamp) -> Result<bool>;
+    /// Takes over every `running` task whose lease ended before `now`: sets `processing =
+    /// worker` and the lease to `until`, releases the machines the tasks held, and returns
+    /// their ids. Atomic per task, so each expired lease is taken by exactly one caller;
+    /// tasks without a lease (`NULL`, from before leases) are left to start-up recovery.
+    async fn take_expired(
+        &self,
+        worker: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<TaskId>>;
+    /// Relays "a task was queued" from other processes to `wake` for as long as the store
+    /// lives (PostgreSQL: LISTEN/NOTIFY). Returns at once where the engine has no such
+    /// notifications (SQLite: workers are woken in-process and poll).
+    async fn relay_wakeups(&self, wake: std::sync::Arc<tokio::sync::Notify>) -> Result<()> {
+        let _ = wake;
+        Ok(())
+    }
     /// Claims a `completed` task that no one is processing (`processing IS NULL`, which is
     /// how a task re-entered `completed` through rereport), ordered `priority DESC, id ASC`
     /// as Cuckoo's `cuckoo process`, and sets `processing = worker`.
@@ -66,7 +95,9 @@ pub trait TaskRepo: Send + Sync {
     /// Tasks left `running` (e.g. by a crash).
     async fn running_tasks(&self) -> Result<Vec<TaskId>>;
 
-    /// Makes the machines table match the configuration (by name); unlocks everything.
+    /// Makes the store node's machines match the configuration (by name) and unlocks
+    /// them: at start-up no lock of this node can belong to a live analysis. Machines of
+    /// other nodes are left alone.
     async fn sync_machines(&self, machines: &[MachineSpec]) -> Result<()>;
     /// All machines, by name.
     async fn machines(&self) -> Result<Vec<Machine>>;

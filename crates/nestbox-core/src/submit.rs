@@ -312,35 +312,82 @@ impl Core {
 
     /// Start-up recovery of tasks a crash left `running` (Cuckoo semantics): with
     /// `reschedule` they become `recovered` and a copy is queued; otherwise
-    /// `failed_analysis`. Returns the ids handled.
+    /// `failed_analysis`. Returns the ids handled. Only for a store no other node works
+    /// on: with several nodes, [`Core::recover_expired`] is the recovery.
     pub async fn recover_running(&self, reschedule: bool) -> Result<Vec<TaskId>> {
         let ids = self.repo.running_tasks().await?;
         for &id in &ids {
             let note = "The analysis was interrupted (server stopped while it ran)";
-            self.repo.add_error(id, note).await?;
-            let task = self.task(id).await?;
-            let can = matches!(task.spec.category, Category::File | Category::Url);
-            if reschedule && can {
-                let new_id = self.reschedule(id, None).await?;
+            self.recover(id, reschedule, note).await?;
+        }
+        Ok(ids)
+    }
+
+    /// Recovery of the tasks whose worker stopped renewing its lease (it died, or lost
+    /// the database for longer than a lease): the store hands each expired task to
+    /// exactly one caller ([`TaskRepo::take_expired`], here with a fresh lease of
+    /// `lease` for `worker`), which recovers it as [`Core::recover_running`] does.
+    /// Returns the ids handled.
+    ///
+    /// [`TaskRepo::take_expired`]: crate::ports::TaskRepo::take_expired
+    pub async fn recover_expired(
+        &self,
+        worker: &str,
+        lease: std::time::Duration,
+        reschedule: bool,
+    ) -> Result<Vec<TaskId>> {
+        let now = Timestamp::now();
+        let until = Timestamp(now.0.saturating_add(micros(lease)));
+        let ids = self.repo.take_expired(worker, now, until).await?;
+        for &id in &ids {
+            let note = "The analysis was interrupted (its worker stopped renewing the lease)";
+            self.recover(id, reschedule, note).await?;
+        }
+        Ok(ids)
+    }
+
+    /// Recovers one interrupted `running` task: an error note, then `recovered` plus a
+    /// queued copy (file/url tasks with `reschedule`) or `failed_analysis`. Both moves are
+    /// compare-and-set from `running`, so a task that finished after all is left alone.
+    async fn recover(&self, id: TaskId, reschedule: bool, note: &str) -> Result<()> {
+        self.repo.add_error(id, note).await?;
+        let task = self.task(id).await?;
+        let can = matches!(task.spec.category, Category::File | Category::Url);
+        if reschedule && can {
+            if self
+                .repo
+                .transition(id, &[TaskStatus::Running], TaskStatus::Recovered)
+                .await?
+            {
+                let mut copy = task.spec.clone();
+                copy.clock = Some(task.clock);
+                copy.submit_id = None;
+                let new_id = self.repo.add_task(&copy).await?;
                 tracing::warn!(
                     task_id = id.0,
                     new_task_id = new_id.0,
                     "recovered running task"
                 );
-            } else {
-                self.repo
-                    .transition(id, &[TaskStatus::Running], TaskStatus::FailedAnalysis)
-                    .await?;
-                tracing::warn!(task_id = id.0, "running task marked failed_analysis");
             }
+        } else if self
+            .repo
+            .transition(id, &[TaskStatus::Running], TaskStatus::FailedAnalysis)
+            .await?
+        {
+            tracing::warn!(task_id = id.0, "running task marked failed_analysis");
         }
-        Ok(ids)
+        Ok(())
     }
 
     /// The epoch-seconds timestamp helper used by views.
     pub fn now(&self) -> Timestamp {
         Timestamp::now()
     }
+}
+
+/// A duration in whole microseconds (the store's time unit), saturating.
+pub fn micros(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

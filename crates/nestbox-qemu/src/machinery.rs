@@ -193,7 +193,11 @@ impl Machinery for QemuMachinery {
             .settings
             .guests
             .iter()
-            .find(|g| g.name == job.machine.spec.name)
+            // A worker node of a cluster registers its machines as `<node>/<name>`.
+            .find(|g| {
+                let name = &job.machine.spec.name;
+                g.name == *name || name.rsplit_once('/').is_some_and(|(_, n)| g.name == n)
+            })
             .cloned()
         else {
             det.errors.push(format!(

@@ -1,13 +1,10 @@
 //! `nestbox apikey …`: Assemblyline API keys (`<name>:<secret>`) of a user.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use nestbox_core::assemblyline::AlRepo;
 use nestbox_core::users::{Auth, TokenKind};
-use nestbox_store::sqlite::SqliteRepo;
 
 use crate::config::Config;
 
@@ -48,9 +45,9 @@ pub fn apikey(cmd: ApikeyCmd, config: Option<&Path>) -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async move {
         let cfg = Config::load(config)?;
-        let repo = Arc::new(SqliteRepo::open(&cfg.sqlite_path()).await?);
+        let stores = crate::cluster_config::open_stores(&cfg).await?;
         let auth = Auth::new(
-            repo.clone(),
+            stores.users.clone(),
             crate::users_cli::server_secret(&cfg.data_dir)?,
         );
         let user_named = |name: String| {
@@ -99,7 +96,7 @@ pub fn apikey(cmd: ApikeyCmd, config: Option<&Path>) -> anyhow::Result<()> {
             }
             ApikeyCmd::Revoke { username, name } => {
                 let user = user_named(username).await?;
-                if !repo.revoke_apikey(user.id, &name).await? {
+                if !stores.al.revoke_apikey(user.id, &name).await? {
                     bail!("{} has no live key named {name:?}", user.username);
                 }
                 println!("revoked {name}");

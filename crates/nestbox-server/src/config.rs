@@ -30,6 +30,8 @@ pub struct Config {
     pub cape: crate::cape_config::CapeConfig,
     /// The Assemblyline `/api/v4/` dialect: sessions, submission defaults, quotas.
     pub assemblyline: crate::al_config::AlConfig,
+    /// Several nodes on one PostgreSQL database.
+    pub cluster: crate::cluster_config::ClusterConfig,
     /// Analysis workers and stages.
     pub analysis: AnalysisConfig,
     /// Machines (analysis slots). Empty = `static1..static<workers>`, platform `linux`.
@@ -61,7 +63,9 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
-    /// `sqlite://<path>`. Empty (default) = `sqlite://<data_dir>/nestbox.db`.
+    /// `sqlite://<path>` or `postgres://user:password@host:port/database` (for several
+    /// nodes; `?host=/socket/dir` for a unix socket). Empty (default) =
+    /// `sqlite://<data_dir>/nestbox.db`.
     pub url: String,
 }
 
@@ -173,6 +177,7 @@ impl Default for Config {
             cuckoo: CuckooConfig::default(),
             cape: crate::cape_config::CapeConfig::default(),
             assemblyline: crate::al_config::AlConfig::default(),
+            cluster: crate::cluster_config::ClusterConfig::default(),
             analysis: AnalysisConfig::default(),
             machines: Vec::new(),
             sandbox: crate::sandbox_config::SandboxConfig::default(),
@@ -285,14 +290,18 @@ impl Config {
         if self.analysis.strings_min_len == 0 {
             problems.push("analysis.strings_min_len must be at least 1".to_owned());
         }
-        if !self.database.url.is_empty() && !self.database.url.starts_with("sqlite://") {
+        let url = &self.database.url;
+        if !url.is_empty()
+            && !url.starts_with("sqlite://")
+            && !crate::cluster_config::is_postgres(url)
+        {
             problems.push(format!(
-                "database.url {:?}: only sqlite:// is supported in this build",
-                self.database.url
+                "database.url {url:?}: expected sqlite://<path> or postgres://…"
             ));
         }
         self.cape.validate(&mut problems);
         self.assemblyline.validate(&mut problems);
+        self.cluster.validate(&mut problems);
         self.sandbox.validate(&mut problems);
         self.web.validate(&mut problems);
         self.emulator.validate(&mut problems);

@@ -6,6 +6,7 @@
 mod al_config;
 mod apikey_cli;
 mod cape_config;
+mod cluster_config;
 mod config;
 mod emulator_config;
 mod qemu_config;
@@ -28,7 +29,6 @@ use nestbox_api::{ApiContext, CuckooSettings};
 use nestbox_core::pipeline::{self, StaticSettings};
 use nestbox_core::{Core, Limits};
 use nestbox_store::blob::LocalBlobStore;
-use nestbox_store::sqlite::SqliteRepo;
 use nestbox_worker::{WorkerPool, WorkerSettings};
 use tokio::sync::watch;
 
@@ -52,6 +52,13 @@ struct Cli {
 enum Command {
     /// Run the API server and the analysis workers.
     Serve {
+        /// What this process does: `api` accepts and serves (no workers), `worker`
+        /// claims and analyses tasks (serves nothing), `all` both (a single box).
+        #[arg(long, value_enum, default_value_t = Role::All)]
+        role: Role,
+        /// This worker node's name (overrides `cluster.node`).
+        #[arg(long)]
+        node: Option<String>,
         /// Address to bind (overrides `server.host`).
         #[arg(long)]
         host: Option<String>,
@@ -104,10 +111,27 @@ enum Command {
     },
 }
 
+/// The part a `serve` process plays in a deployment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Role {
+    /// Accept submissions and serve the APIs; analyse nothing.
+    Api,
+    /// Claim and analyse tasks; serve nothing.
+    Worker,
+    /// Both (a single box).
+    All,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { host, port, config } => serve(host, port, config),
+        Command::Serve {
+            role,
+            node,
+            host,
+            port,
+            config,
+        } => serve(role, node, host, port, config),
         Command::Submit {
             target,
             server,
@@ -138,8 +162,17 @@ fn init_tracing() {
         .init();
 }
 
-fn serve(host: Option<String>, port: Option<u16>, config: Option<PathBuf>) -> anyhow::Result<()> {
+fn serve(
+    role: Role,
+    node: Option<String>,
+    host: Option<String>,
+    port: Option<u16>,
+    config: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let mut cfg = Config::load(config.as_deref())?;
+    if let Some(n) = node {
+        cfg.cluster.node = n;
+    }
     if let Some(h) = host {
         cfg.server.host = h;
     }
@@ -151,7 +184,7 @@ fn serve(host: Option<String>, port: Option<u16>, config: Option<PathBuf>) -> an
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(run_server(cfg))
+    rt.block_on(run_server(cfg, role))
 }
 
 fn static_settings(cfg: &Config) -> StaticSettings {
@@ -173,19 +206,14 @@ fn static_settings(cfg: &Config) -> StaticSettings {
     }
 }
 
-async fn run_server(cfg: Config) -> anyhow::Result<()> {
+async fn run_server(cfg: Config, role: Role) -> anyhow::Result<()> {
     let data_dir = cfg.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
-    let db_path = cfg.sqlite_path();
-    let repo = Arc::new(
-        SqliteRepo::open(&db_path)
-            .await
-            .with_context(|| format!("opening the database {}", db_path.display()))?,
-    );
+    let stores = cluster_config::open_stores(&cfg).await?;
     let blobs = Arc::new(LocalBlobStore::new(&data_dir));
     let core = Core {
-        repo: repo.clone(),
+        repo: stores.tasks.clone(),
         blobs,
         limits: Limits {
             max_upload: cfg.server.max_upload,
@@ -194,44 +222,63 @@ async fn run_server(cfg: Config) -> anyhow::Result<()> {
         targets_dir: Some(std::path::absolute(data_dir.join("targets"))?),
     };
     let secret = users_cli::server_secret(&data_dir)?;
-    let auth = nestbox_core::Auth::new(repo.clone(), secret.clone());
-    users_cli::bootstrap_admin(&auth, &cfg.cape).await?;
+    let auth = nestbox_core::Auth::new(stores.users.clone(), secret.clone());
+    if role != Role::Worker {
+        users_cli::bootstrap_admin(&auth, &cfg.cape).await?;
+    }
+    let analyses = role != Role::Api && cfg.analysis.workers > 0;
     // The start-up probe of the ns sandbox (blocking: it runs a test detonation).
     let sandbox = cfg.sandbox.clone();
-    let machinery = match cfg.analysis.workers {
-        0 => None,
-        _ => tokio::task::spawn_blocking(move || sandbox.machinery()).await?,
+    let machinery = match analyses {
+        false => None,
+        true => tokio::task::spawn_blocking(move || sandbox.machinery()).await?,
     };
-    let emulator = match cfg.analysis.workers {
-        0 => None,
-        _ => cfg.emulator.machinery(&data_dir),
+    let emulator = match analyses {
+        false => None,
+        true => cfg.emulator.machinery(&data_dir),
     };
-    let mut machine_specs = cfg.machine_specs();
-    if cfg.machines.is_empty() {
-        let template = machine_specs[0].clone();
-        if machinery.is_some() {
-            machine_specs = cfg.sandbox.machine_specs(&template);
-        }
-        if emulator.is_some() {
-            machine_specs.extend(cfg.emulator.machine_specs(&template));
-        }
-    }
-    let qemu = match cfg.analysis.workers {
-        0 => None,
-        _ => cfg
+    let qemu = match analyses {
+        false => None,
+        true => cfg
             .qemu
             .machinery(Duration::from_secs(cfg.analysis.critical_timeout)),
     };
-    // QEMU guests are machines of their own section, next to whatever else is configured.
-    let template = machine_specs[0].clone();
-    machine_specs.extend(cfg.qemu.machine_specs(&template));
-    core.repo.sync_machines(&machine_specs).await?;
-    let recovered = core.recover_running(cfg.analysis.reschedule).await?;
-    if !recovered.is_empty() {
-        tracing::warn!(
-            count = recovered.len(),
-            "recovered tasks left running by a crash"
-        );
+    // An API node has no machines of its own; the others register theirs (also with no
+    // workers, so machines/list shows the configured ones).
+    if role != Role::Api {
+        let mut machine_specs = cfg.machine_specs();
+        if cfg.machines.is_empty() {
+            let template = machine_specs[0].clone();
+            if machinery.is_some() {
+                machine_specs = cfg.sandbox.machine_specs(&template);
+            }
+            if emulator.is_some() {
+                machine_specs.extend(cfg.emulator.machine_specs(&template));
+            }
+        }
+        // QEMU guests are machines of their own section, next to whatever else is
+        // configured.
+        let template = machine_specs[0].clone();
+        machine_specs.extend(cfg.qemu.machine_specs(&template));
+        if !cfg.cluster.node.is_empty() {
+            // Machine names are unique across the nodes sharing the database.
+            for m in &mut machine_specs {
+                m.name = format!("{}/{}", cfg.cluster.node, m.name);
+            }
+        }
+        core.repo.sync_machines(&machine_specs).await?;
+    }
+    // On a box of its own (SQLite, or an unnamed node), a task left running was
+    // interrupted by this process's crash. With other nodes on the database it may be
+    // theirs and alive: leases tell.
+    if role == Role::All && (!stores.shared || cfg.cluster.node.is_empty()) {
+        let recovered = core.recover_running(cfg.analysis.reschedule).await?;
+        if !recovered.is_empty() {
+            tracing::warn!(
+                count = recovered.len(),
+                "recovered tasks left running by a crash"
+            );
+        }
     }
     clean_tmp(&core.tmp_dir);
 
@@ -245,6 +292,9 @@ async fn run_server(cfg: Config) -> anyhow::Result<()> {
             manager: "static".to_owned(),
             static_settings: static_settings(&cfg),
             html_report: cfg.analysis.html_report,
+            node: cfg.cluster.node.clone(),
+            lease: Duration::from_secs(cfg.cluster.lease_secs),
+            reschedule: cfg.analysis.reschedule,
         },
     );
     if let Some(m) = machinery {
@@ -271,7 +321,7 @@ async fn run_server(cfg: Config) -> anyhow::Result<()> {
         cape: cfg.cape.settings(),
         auth,
         assemblyline: cfg.assemblyline.settings(cfg.server.max_upload),
-        al_repo: repo.clone(),
+        al_repo: stores.al.clone(),
         cache: Default::default(),
     });
     if cfg.cuckoo.api_token.is_empty() {
@@ -280,7 +330,22 @@ async fn run_server(cfg: Config) -> anyhow::Result<()> {
         );
     }
     // With no workers this node only accepts and serves (tasks wait for a worker node).
-    let workers = (cfg.analysis.workers > 0).then(|| tokio::spawn(pool.run(shutdown_rx.clone())));
+    let workers = analyses.then(|| tokio::spawn(pool.run(shutdown_rx.clone())));
+    if role == Role::Worker {
+        tracing::info!(node = %cfg.cluster.node, workers = cfg.analysis.workers, "nestbox worker running");
+        let mut stop = shutdown_rx.clone();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate() => {}
+            _ = stop.wait_for(|v| *v) => {}
+        }
+        let _ = shutdown_tx.send(true);
+        tracing::info!("waiting for running analyses to finish");
+        if let Some(w) = workers {
+            let _ = w.await;
+        }
+        return Ok(());
+    }
 
     let addr: SocketAddr = format!("{}:{}", cfg.server.host, cfg.server.port)
         .parse()

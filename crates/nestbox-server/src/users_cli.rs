@@ -3,12 +3,10 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use nestbox_core::users::{self, Auth, NewUser, TokenKind};
-use nestbox_store::sqlite::SqliteRepo;
 
 use crate::cape_config::CapeConfig;
 use crate::config::Config;
@@ -117,7 +115,7 @@ pub async fn bootstrap_admin(auth: &Auth, cape: &CapeConfig) -> anyhow::Result<(
 
 async fn open(config: Option<&Path>) -> anyhow::Result<(Config, Auth)> {
     let cfg = Config::load(config)?;
-    let repo = Arc::new(SqliteRepo::open(&cfg.sqlite_path()).await?);
+    let repo = crate::cluster_config::open_stores(&cfg).await?.users;
     let secret = server_secret(&cfg.data_dir)?;
     Ok((cfg, Auth::new(repo, secret)))
 }

@@ -38,11 +38,58 @@ pub async fn run(repo: &dyn TaskRepo) {
     status_counts(repo).await;
     submissions(repo).await;
     browse(repo).await;
+    leases(repo).await;
     reset(repo).await;
 }
 
 // ---------------------------------------------------------------------------------------
 // Helpers.
+
+/// A fresh, empty PostgreSQL database on the test server named by `NESTBOX_TEST_PG_URL`
+/// (started by `tests/pg/with-pg.sh`), as a URL. `None` when no server is configured;
+/// a panic instead when `NESTBOX_TEST_PG_REQUIRED` is set, so CI cannot skip silently.
+pub async fn pg_test_database(hint: &str) -> Option<String> {
+    use sqlx::Connection;
+    static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let Ok(base) = std::env::var("NESTBOX_TEST_PG_URL") else {
+        assert!(
+            std::env::var_os("NESTBOX_TEST_PG_REQUIRED").is_none(),
+            "NESTBOX_TEST_PG_REQUIRED is set but NESTBOX_TEST_PG_URL is not"
+        );
+        eprintln!("NESTBOX_TEST_PG_URL unset: skipping the PostgreSQL part ({hint})");
+        return None;
+    };
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!(
+        "nb_{}_{}_{n}",
+        hint.chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase(),
+        std::process::id()
+    );
+    let mut conn = sqlx::PgConnection::connect(&base)
+        .await
+        .expect("connecting to NESTBOX_TEST_PG_URL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("CREATE DATABASE");
+    let (before_query, query) = base.split_once('?').unwrap_or((&base, ""));
+    let (server, _db) = before_query
+        .rsplit_once('/')
+        .expect("NESTBOX_TEST_PG_URL has a database path");
+    Some(if query.is_empty() {
+        format!("{server}/{name}")
+    } else {
+        format!("{server}/{name}?{query}")
+    })
+}
+
+/// A lease end far enough away that no check of the suite sees it expire by itself.
+pub fn lease() -> Timestamp {
+    Timestamp(Timestamp::now().0 + 3_600_000_000)
+}
 
 /// A sample identity derived from `seed`, with hashes of the right lengths.
 pub fn new_sample(seed: u8) -> NewSample {
@@ -635,7 +682,11 @@ async fn machines(repo: &dyn TaskRepo) {
     let mut pinned = url_task("http://m.example");
     pinned.machine = "win7".into();
     let pinned_id = add(repo, &pinned).await;
-    let (claimed, m) = repo.claim("w").await.expect("claim").expect("claimable");
+    let (claimed, m) = repo
+        .claim("w", lease())
+        .await
+        .expect("claim")
+        .expect("claimable");
     assert_eq!((claimed.id, m.id), (pinned_id, w.id));
     assert!(repo.machine("win7").await.expect("m").expect("win7").locked);
 
@@ -669,7 +720,7 @@ async fn claim_order(repo: &dyn TaskRepo) {
         .await
         .expect("sync");
     assert!(
-        repo.claim("w").await.expect("claim").is_none(),
+        repo.claim("w", lease()).await.expect("claim").is_none(),
         "nothing pending"
     );
 
@@ -684,7 +735,7 @@ async fn claim_order(repo: &dyn TaskRepo) {
     let mid = add(repo, &prio(2)).await;
 
     let mut order = Vec::new();
-    while let Some((task, machine)) = repo.claim("w").await.expect("claim") {
+    while let Some((task, machine)) = repo.claim("w", lease()).await.expect("claim") {
         order.push(task.id);
         repo.unlock_machine(machine.id).await.expect("unlock");
     }
@@ -707,10 +758,18 @@ async fn claim_processing(repo: &dyn TaskRepo) {
     t.priority = 3;
     let b = add(repo, &t).await;
     // `a` goes through a normal run: claimed (processing = w1), completed, reported.
-    let (claimed, m) = repo.claim("w1").await.expect("claim").expect("b first");
+    let (claimed, m) = repo
+        .claim("w1", lease())
+        .await
+        .expect("claim")
+        .expect("b first");
     assert_eq!(claimed.id, b);
     repo.unlock_machine(m.id).await.expect("unlock");
-    let (claimed, m) = repo.claim("w1").await.expect("claim").expect("then a");
+    let (claimed, m) = repo
+        .claim("w1", lease())
+        .await
+        .expect("claim")
+        .expect("then a");
     assert_eq!(claimed.id, a);
     repo.unlock_machine(m.id).await.expect("unlock");
     for id in [a, b] {
@@ -862,7 +921,11 @@ async fn claim_matching(repo: &dyn TaskRepo) {
 
     // Claims one task with both machines free; returns the machine name.
     async fn claim_one(repo: &dyn TaskRepo, expect: TaskId) -> String {
-        let (t, m) = repo.claim("w").await.expect("claim").expect("a claim");
+        let (t, m) = repo
+            .claim("w", lease())
+            .await
+            .expect("claim")
+            .expect("a claim");
         assert_eq!(t.id, expect);
         repo.unlock_machine(m.id).await.expect("unlock");
         // Park it so it does not count as pending any more.
@@ -939,12 +1002,16 @@ async fn claim_matching(repo: &dyn TaskRepo) {
         "lin1",
         "unrunnable tasks are skipped"
     );
-    assert!(repo.claim("w").await.expect("claim").is_none());
+    assert!(repo.claim("w", lease()).await.expect("claim").is_none());
 
     // Locked machines still count as able to run a task: it is not unserviceable.
     let (t, win1) = {
         let pinned = add(repo, &task(|t| t.machine = "win1".into())).await;
-        let claimed = repo.claim("w").await.expect("claim").expect("claim");
+        let claimed = repo
+            .claim("w", lease())
+            .await
+            .expect("claim")
+            .expect("claim");
         assert_eq!(claimed.0.id, pinned);
         claimed
     };
@@ -955,17 +1022,25 @@ async fn claim_matching(repo: &dyn TaskRepo) {
         "a busy machine is not a missing one"
     );
     assert!(
-        repo.claim("w").await.expect("claim").is_none(),
+        repo.claim("w", lease()).await.expect("claim").is_none(),
         "win1 is locked"
     );
     // A lower-priority task another machine can run is not blocked by it.
     let mut low = task(|_| {});
     low.priority = 0;
     let low = add(repo, &low).await;
-    let (t2, m2) = repo.claim("w").await.expect("claim").expect("claim");
+    let (t2, m2) = repo
+        .claim("w", lease())
+        .await
+        .expect("claim")
+        .expect("claim");
     assert_eq!((t2.id, m2.spec.name.as_str()), (low, "lin1"));
     repo.unlock_machine(win1.id).await.expect("unlock");
-    let (t3, m3) = repo.claim("w").await.expect("claim").expect("claim");
+    let (t3, m3) = repo
+        .claim("w", lease())
+        .await
+        .expect("claim")
+        .expect("claim");
     assert_eq!((t3.id, m3.id), (waiting, win1.id));
     let _ = t;
     reset(repo).await;
@@ -979,7 +1054,11 @@ async fn claim_locks(repo: &dyn TaskRepo) {
     let b = add(repo, &url_task("http://b.example")).await;
 
     let before = Timestamp::now();
-    let (task, machine) = repo.claim("worker-1").await.expect("claim").expect("claim");
+    let (task, machine) = repo
+        .claim("worker-1", lease())
+        .await
+        .expect("claim")
+        .expect("claim");
     assert_eq!(task.id, a);
     assert_eq!(task.status, TaskStatus::Running);
     assert_eq!(task.processing.as_deref(), Some("worker-1"));
@@ -1001,7 +1080,10 @@ async fn claim_locks(repo: &dyn TaskRepo) {
     assert_eq!(repo.running_tasks().await.expect("running"), vec![a]);
 
     assert!(
-        repo.claim("worker-2").await.expect("claim").is_none(),
+        repo.claim("worker-2", lease())
+            .await
+            .expect("claim")
+            .is_none(),
         "the only machine is locked"
     );
     assert_eq!(get(repo, b).await.status, TaskStatus::Pending);
@@ -1025,7 +1107,11 @@ async fn claim_locks(repo: &dyn TaskRepo) {
         "unlocking a free machine changes nothing"
     );
 
-    let (task, _) = repo.claim("worker-2").await.expect("claim").expect("claim");
+    let (task, _) = repo
+        .claim("worker-2", lease())
+        .await
+        .expect("claim")
+        .expect("claim");
     assert_eq!(task.id, b);
     assert_eq!(task.processing.as_deref(), Some("worker-2"));
     assert_eq!(repo.running_tasks().await.expect("running"), vec![a, b]);
@@ -1042,7 +1128,11 @@ async fn guests(repo: &dyn TaskRepo) {
         .await
         .expect("sync");
     let id = add(repo, &url_task("http://guest.example")).await;
-    let (_, machine) = repo.claim("w").await.expect("claim").expect("claim");
+    let (_, machine) = repo
+        .claim("w", lease())
+        .await
+        .expect("claim")
+        .expect("claim");
     assert_eq!(repo.guest(id).await.expect("guest"), None);
 
     let before = Timestamp::now();
@@ -1209,6 +1299,436 @@ async fn submissions(repo: &dyn TaskRepo) {
     let id = add(repo, &t).await;
     assert_eq!(get(repo, id).await.spec.submit_id, Some(b));
     reset(repo).await;
+}
+
+async fn leases(repo: &dyn TaskRepo) {
+    repo.sync_machines(&[
+        machine_spec("lease1", "linux", &[]),
+        machine_spec("lease2", "linux", &[]),
+    ])
+    .await
+    .expect("sync_machines");
+    let a = add(repo, &url_task("http://lease-a.example")).await;
+    let b = add(repo, &url_task("http://lease-b.example")).await;
+    let now = Timestamp::now();
+    let short = Timestamp(now.0 + 1_000_000);
+    let later = Timestamp(now.0 + 2_000_000);
+    let (ta, ma) = repo.claim("w1", short).await.expect("claim").expect("a");
+    let (tb, mb) = repo.claim("w2", lease()).await.expect("claim").expect("b");
+    assert_eq!((ta.id, tb.id), (a, b));
+
+    // Only the holder renews, and only a running task.
+    assert!(repo.renew_lease(a, "w1", short).await.expect("renew"));
+    assert!(!repo.renew_lease(a, "w2", lease()).await.expect("renew"));
+    assert!(
+        repo.take_expired("w3", now, lease())
+            .await
+            .expect("take_expired")
+            .is_empty(),
+        "no lease has ended yet"
+    );
+
+    // Two workers race for the expired lease: exactly one gets it, the other nothing;
+    // the lease that did not end stays where it is.
+    let (x, y) = tokio::join!(
+        repo.take_expired("w3", later, lease()),
+        repo.take_expired("w4", later, lease())
+    );
+    let (x, y) = (x.expect("take_expired"), y.expect("take_expired"));
+    let mut all = x.clone();
+    all.extend(&y);
+    assert_eq!(all, vec![a], "the expired lease is taken exactly once");
+    let winner = if x.is_empty() { "w4" } else { "w3" };
+    let task = get(repo, a).await;
+    assert_eq!(
+        task.status,
+        TaskStatus::Running,
+        "recovery decides what comes next"
+    );
+    assert_eq!(task.processing.as_deref(), Some(winner));
+    let machine = |name: &str| {
+        let name = name.to_owned();
+        async move { repo.machine(&name).await.expect("machine").expect("exists") }
+    };
+    assert!(
+        !machine(&ma.spec.name).await.locked,
+        "the dead worker's machine is released"
+    );
+    assert!(
+        machine(&mb.spec.name).await.locked,
+        "the live worker's machine is not"
+    );
+    assert!(
+        !repo.renew_lease(a, "w1", lease()).await.expect("renew"),
+        "the old holder lost its lease"
+    );
+    assert!(
+        repo.take_expired("w5", later, lease())
+            .await
+            .expect("take_expired")
+            .is_empty(),
+        "a lease is taken once"
+    );
+
+    // Finished tasks have nothing to recover, however old their lease.
+    assert!(
+        repo.transition(b, &[TaskStatus::Running], TaskStatus::Completed)
+            .await
+            .expect("transition")
+    );
+    assert!(!repo.renew_lease(b, "w2", lease()).await.expect("renew"));
+    let far = Timestamp(now.0 + 7_200_000_000);
+    assert_eq!(
+        repo.take_expired("w6", far, far)
+            .await
+            .expect("take_expired"),
+        vec![a],
+        "only the running task, once its new lease ended too"
+    );
+    reset(repo).await;
+}
+
+/// Two handles on one store for different worker nodes (`with_node`): each node syncs,
+/// claims and unlocks only its own machines; everyone sees all of them.
+pub async fn run_nodes(n1: &dyn TaskRepo, n2: &dyn TaskRepo) {
+    n1.sync_machines(&[machine_spec("n1-vm", "linux", &[])])
+        .await
+        .expect("sync n1");
+    n2.sync_machines(&[machine_spec("n2-vm", "linux", &[])])
+        .await
+        .expect("sync n2");
+    let names =
+        |ms: Vec<nestbox_types::Machine>| ms.into_iter().map(|m| m.spec.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(n1.machines().await.expect("machines")),
+        ["n1-vm", "n2-vm"]
+    );
+
+    let t1 = add(n1, &url_task("http://node-1.example")).await;
+    let t2 = add(n1, &url_task("http://node-2.example")).await;
+    let (c1, m1) = n2
+        .claim("n2/w", lease())
+        .await
+        .expect("claim")
+        .expect("one");
+    assert_eq!((c1.id, m1.spec.name.as_str()), (t1, "n2-vm"));
+    assert!(
+        n2.claim("n2/w", lease()).await.expect("claim").is_none(),
+        "n2's only machine is busy; n1's is not n2's to use"
+    );
+    let (c2, m2) = n1
+        .claim("n1/w", lease())
+        .await
+        .expect("claim")
+        .expect("two");
+    assert_eq!((c2.id, m2.spec.name.as_str()), (t2, "n1-vm"));
+
+    // A restart of n1 (re-sync) releases n1's machine only, and keeps n2's machine.
+    n1.sync_machines(&[machine_spec("n1-vm", "linux", &[])])
+        .await
+        .expect("resync n1");
+    let locked: Vec<bool> = n1
+        .machines()
+        .await
+        .expect("machines")
+        .iter()
+        .map(|m| m.locked)
+        .collect();
+    assert_eq!(locked, [false, true]);
+    n1.sync_machines(&[]).await.expect("empty n1");
+    assert_eq!(names(n2.machines().await.expect("machines")), ["n2-vm"]);
+    for id in [t1, t2] {
+        assert!(n1.delete_task(id).await.expect("delete"));
+    }
+    n2.sync_machines(&[]).await.expect("empty n2");
+    assert!(n1.machines().await.expect("machines").is_empty());
+}
+
+/// Runs every [`AlRepo`](nestbox_core::assemblyline::AlRepo) check against `al`, which
+/// must start empty; `tasks` is the same store's task side.
+pub async fn run_al(al: &dyn nestbox_core::assemblyline::AlRepo, tasks: &dyn TaskRepo) {
+    use nestbox_core::assemblyline::{AlIngest, AlSubmission};
+    use serde_json::json;
+    let sub_id = tasks
+        .add_submission(&NewSubmission {
+            submit_type: "assemblyline".into(),
+            data: json!({}),
+        })
+        .await
+        .expect("add_submission");
+    let s = AlSubmission {
+        sid: "abc".into(),
+        submission_id: sub_id,
+        task_id: TaskId(1),
+        user_id: 7,
+        name: "n".into(),
+        sha256: "00".into(),
+        size: 1,
+        metadata: json!({"k": "v"}),
+        params: json!({}),
+        scan_key: "sk".into(),
+        created_on: Timestamp::now(),
+    };
+    al.add_al_submission(&s).await.expect("add");
+    assert!(al.add_al_submission(&s).await.is_err(), "sids are unique");
+    assert_eq!(al.al_submission("abc").await.expect("get"), Some(s.clone()));
+    assert_eq!(
+        al.al_submission_by_scan_key("sk").await.expect("by key"),
+        Some(s.clone())
+    );
+    let mut s2 = s.clone();
+    s2.sid = "abd".into();
+    s2.created_on = Timestamp(s.created_on.0 + 1);
+    al.add_al_submission(&s2).await.expect("add");
+    let page = al.al_submissions(Some(7), 10, 0).await.expect("list");
+    assert_eq!(page, vec![s2.clone(), s.clone()], "newest first");
+    assert_eq!(
+        al.al_submissions(None, 1, 1).await.expect("list"),
+        vec![s.clone()]
+    );
+    assert!(
+        al.al_submissions(Some(8), 10, 0)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    let i = AlIngest {
+        ingest_id: "i1".into(),
+        user_id: 7,
+        sid: "abc".into(),
+        queue: "q".into(),
+        threshold: Some(500),
+        generate_alert: true,
+        created_on: Timestamp::now(),
+        notified_on: None,
+    };
+    al.add_al_ingest(&i).await.expect("ingest");
+    assert_eq!(al.pending_ingests(7, "q").await.expect("pending"), vec![i]);
+    assert!(
+        al.pending_ingests(8, "q")
+            .await
+            .expect("pending")
+            .is_empty()
+    );
+    assert!(al.mark_ingest_notified("i1").await.expect("mark"));
+    assert!(
+        !al.mark_ingest_notified("i1").await.expect("mark"),
+        "popped once"
+    );
+    assert!(
+        al.pending_ingests(7, "q")
+            .await
+            .expect("pending")
+            .is_empty()
+    );
+}
+
+/// The Assemblyline records with search (`search_al_submissions`, `count_al_submissions`)
+/// and ingest queues, against `al` (empty) and its store's task side `tasks`.
+pub async fn run_al_search(al: &dyn nestbox_core::assemblyline::AlRepo, tasks: &dyn TaskRepo) {
+    use nestbox_core::assemblyline::{AlColumn, AlCond, AlFilter, AlIngest, AlMatch, AlSubmission};
+    use serde_json::json;
+    let sub_id = tasks
+        .add_submission(&nestbox_types::NewSubmission {
+            submit_type: "assemblyline".into(),
+            data: json!({}),
+        })
+        .await
+        .unwrap();
+    let s = AlSubmission {
+        sid: "abc".into(),
+        submission_id: sub_id,
+        task_id: TaskId(1),
+        user_id: 7,
+        name: "n".into(),
+        sha256: "00".into(),
+        size: 1,
+        metadata: json!({"k": "v"}),
+        params: json!({}),
+        scan_key: "sk".into(),
+        created_on: Timestamp::now(),
+    };
+    al.add_al_submission(&s).await.unwrap();
+    assert!(al.add_al_submission(&s).await.is_err());
+    assert_eq!(al.al_submission("abc").await.unwrap().unwrap(), s);
+    assert_eq!(
+        al.al_submission_by_scan_key("sk").await.unwrap().unwrap(),
+        s
+    );
+    assert_eq!(al.al_submissions(Some(7), 10, 0).await.unwrap().len(), 1);
+    assert!(al.al_submissions(Some(8), 10, 0).await.unwrap().is_empty());
+    let i = AlIngest {
+        ingest_id: "i1".into(),
+        user_id: 7,
+        sid: "abc".into(),
+        queue: "q".into(),
+        threshold: None,
+        generate_alert: false,
+        created_on: Timestamp::now(),
+        notified_on: None,
+    };
+    al.add_al_ingest(&i).await.unwrap();
+    assert_eq!(al.pending_ingests(7, "q").await.unwrap(), vec![i]);
+    assert!(al.pending_ingests(8, "q").await.unwrap().is_empty());
+    assert!(al.mark_ingest_notified("i1").await.unwrap());
+    assert!(!al.mark_ingest_notified("i1").await.unwrap());
+    assert!(al.pending_ingests(7, "q").await.unwrap().is_empty());
+    // Search: columns, JSON keys (strings, numbers, booleans), LIKE escapes, NOT, OR.
+    let mut t = s.clone();
+    t.sid = "def".into();
+    t.name = "100%_evil.exe".into();
+    t.metadata = json!({"k": "V2", "n": 7, "b": true});
+    t.params = json!({"description": "Inspection of file: x", "submitter": "Admin"});
+    t.created_on = Timestamp(s.created_on.0 + 1);
+    al.add_al_submission(&t).await.unwrap();
+    let cond = |column: AlColumn, matcher: AlMatch| AlCond {
+        column,
+        matcher,
+        negate: false,
+    };
+    let find = |groups: Vec<Vec<AlCond>>| {
+        let f = AlFilter { groups };
+        let al = al;
+        async move {
+            let n = al.count_al_submissions(&f).await.unwrap();
+            let sids: Vec<String> = al
+                .search_al_submissions(&f, 10, 0)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|s| s.sid)
+                .collect();
+            assert_eq!(n as usize, sids.len());
+            sids
+        }
+    };
+    assert_eq!(find(vec![]).await, ["def", "abc"]);
+    let meta = |k: &str, m: AlMatch| cond(AlColumn::Metadata(k.into()), m);
+    assert_eq!(
+        find(vec![vec![meta("k", AlMatch::Exact("v2".into()))]]).await,
+        ["def"]
+    );
+    assert_eq!(
+        find(vec![vec![meta("n", AlMatch::Exact("7".into()))]]).await,
+        ["def"]
+    );
+    assert_eq!(
+        find(vec![vec![meta("b", AlMatch::Exact("true".into()))]]).await,
+        ["def"]
+    );
+    assert_eq!(
+        find(vec![vec![meta("k", AlMatch::Present)]]).await,
+        ["def", "abc"]
+    );
+    assert_eq!(
+        find(vec![vec![meta("zz", AlMatch::Present)]]).await,
+        Vec::<String>::new()
+    );
+    let mut not_v = meta("k", AlMatch::Exact("v2".into()));
+    not_v.negate = true;
+    assert_eq!(find(vec![vec![not_v]]).await, ["abc"]);
+    // `%` and `_` are literal in patterns.
+    assert_eq!(
+        find(vec![vec![cond(
+            AlColumn::Name,
+            AlMatch::Prefix("100%_".into())
+        )]])
+        .await,
+        ["def"]
+    );
+    assert_eq!(
+        find(vec![vec![cond(
+            AlColumn::Name,
+            AlMatch::Prefix("1%".into())
+        )]])
+        .await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        find(vec![
+            vec![cond(AlColumn::Sid, AlMatch::Exact("ABC".into()))],
+            vec![cond(
+                AlColumn::Param("submitter".into()),
+                AlMatch::Contains("dmi".into())
+            )],
+        ])
+        .await,
+        ["def", "abc"]
+    );
+    assert_eq!(
+        find(vec![vec![cond(
+            AlColumn::Param("x\"y".into()),
+            AlMatch::Present
+        )]])
+        .await,
+        Vec::<String>::new()
+    );
+    assert!(al.delete_al_submission("def").await.unwrap());
+    assert!(al.delete_al_submission("abc").await.unwrap());
+    assert!(al.al_submission("abc").await.unwrap().is_none());
+    assert!(!al.delete_al_submission("abc").await.unwrap());
+}
+
+/// Claims every one of `tasks` queued tasks with `claimers` concurrent claimers on each
+/// handle (handles = processes), each claim followed by the release of its machine, and
+/// checks that every task was claimed exactly once.
+pub async fn run_concurrent_claims(
+    handles: Vec<std::sync::Arc<dyn TaskRepo>>,
+    claimers: usize,
+    tasks: usize,
+) {
+    let first = handles[0].clone();
+    let specs: Vec<_> = (0..4)
+        .map(|n| machine_spec(&format!("cc{n}"), "linux", &[]))
+        .collect();
+    for h in &handles {
+        h.sync_machines(&specs).await.expect("sync");
+    }
+    let mut queued = Vec::new();
+    for n in 0..tasks {
+        queued.push(add(&*first, &url_task(&format!("http://cc-{n}.example"))).await);
+    }
+    let mut joins = Vec::new();
+    for (h, repo) in handles.into_iter().enumerate() {
+        for c in 0..claimers {
+            let repo = repo.clone();
+            joins.push(tokio::spawn(async move {
+                let worker = format!("cc{h}.{c}");
+                let mut mine = Vec::new();
+                let mut idle = 0;
+                while idle < 20 {
+                    match repo
+                        .claim(&worker, lease())
+                        .await
+                        .expect("claim must not fail")
+                    {
+                        Some((task, machine)) => {
+                            idle = 0;
+                            assert!(machine.locked);
+                            assert_eq!(task.processing.as_deref(), Some(worker.as_str()));
+                            mine.push(task.id);
+                            repo.transition(task.id, &[TaskStatus::Running], TaskStatus::Reported)
+                                .await
+                                .expect("transition");
+                            repo.unlock_machine(machine.id).await.expect("unlock");
+                        }
+                        None => {
+                            idle += 1;
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                    }
+                }
+                mine
+            }));
+        }
+    }
+    let mut claimed = Vec::new();
+    for j in joins {
+        claimed.extend(j.await.expect("claimer"));
+    }
+    claimed.sort_unstable();
+    assert_eq!(claimed, queued, "every task claimed exactly once");
+    reset(&*first).await;
 }
 
 // ---------------------------------------------------------------------------------------

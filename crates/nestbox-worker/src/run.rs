@@ -26,6 +26,14 @@ pub struct WorkerSettings {
     pub static_settings: StaticSettings,
     /// Whether to render `reports/report.html`.
     pub html_report: bool,
+    /// This worker node's name ('' on a single box); worker names are `<node>/worker<n>`,
+    /// unique across the nodes sharing a store.
+    pub node: String,
+    /// How long a claimed task's lease lasts; it is renewed every third of that while the
+    /// analysis runs. A task whose lease ran out is recovered by another worker.
+    pub lease: Duration,
+    /// Recovery reschedules (`true`) or fails interrupted tasks (`[analysis] reschedule`).
+    pub reschedule: bool,
 }
 
 /// The running pool. Wake it with [`WorkerPool::notify`] when a task is queued.
@@ -89,9 +97,15 @@ impl WorkerPool {
     /// before it stops.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
         let mut handles = Vec::new();
+        // Tasks queued by other processes (API nodes) wake this pool's idle workers.
+        let relay = tokio::spawn(relay_wakeups(self.core.clone(), self.wake.clone()));
         for n in 1..=self.settings.workers.max(1) {
+            let name = match self.settings.node.as_str() {
+                "" => format!("worker{n}"),
+                node => format!("{node}/worker{n}"),
+            };
             let w = Worker {
-                name: format!("worker{n}"),
+                name,
                 core: self.core.clone(),
                 settings: self.settings.clone(),
                 wake: self.wake.clone(),
@@ -102,6 +116,21 @@ impl WorkerPool {
         for h in handles {
             if let Err(e) = h.await {
                 tracing::error!(error = %e, "worker ended abnormally");
+            }
+        }
+        relay.abort();
+    }
+}
+
+/// Keeps relaying the store's "task queued" notifications to `wake`, reconnecting after
+/// errors; returns when the store has no notifications.
+async fn relay_wakeups(core: Core, wake: Arc<Notify>) {
+    loop {
+        match core.repo.relay_wakeups(wake.clone()).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "listening for queued tasks failed; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
             }
         }
     }
@@ -120,7 +149,7 @@ impl Worker {
         tracing::debug!(worker = %self.name, "worker started");
         let mut errors = 0u32;
         while !*shutdown.borrow() {
-            match self.core.repo.claim(&self.name).await {
+            match self.core.repo.claim(&self.name, self.lease_end()).await {
                 Ok(Some((task, machine))) => {
                     errors = 0;
                     self.analyse(task, machine).await;
@@ -133,6 +162,24 @@ impl Worker {
                         continue;
                     }
                     Ok(None) => {
+                        let recovered = self
+                            .core
+                            .recover_expired(
+                                &self.name,
+                                self.settings.lease,
+                                self.settings.reschedule,
+                            )
+                            .await;
+                        match recovered {
+                            Ok(ids) if !ids.is_empty() => {
+                                tracing::warn!(worker = %self.name, count = ids.len(), "recovered tasks whose worker stopped renewing its lease");
+                                continue;
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "recovering expired leases failed")
+                            }
+                        }
                         if let Err(e) = self.fail_unserviceable().await {
                             tracing::warn!(error = %e, "checking unserviceable tasks failed");
                         }
@@ -156,6 +203,15 @@ impl Worker {
             }
         }
         tracing::debug!(worker = %self.name, "worker stopped");
+    }
+
+    /// When the lease of a task claimed now ends.
+    fn lease_end(&self) -> Timestamp {
+        let now = Timestamp::now();
+        Timestamp(
+            now.0
+                .saturating_add(nestbox_core::micros(self.settings.lease)),
+        )
     }
 
     /// CAPE marks tasks that no machine can ever serve as `failed_analysis` instead of
@@ -183,7 +239,14 @@ impl Worker {
         let span = tracing::info_span!("analysis", task_id = id.0, machine = %machine.spec.name);
         let _enter = span.enter();
         tracing::info!(category = %task.spec.category, "analysis started");
+        let heartbeat = tokio::spawn(heartbeat(
+            self.core.clone(),
+            id,
+            self.name.clone(),
+            self.settings.lease,
+        ));
         let outcome = self.analyse_locked(&task, &machine).await;
+        heartbeat.abort();
         if let Err(e) = self.core.repo.unlock_machine(machine.id).await {
             tracing::error!(error = %e, "unlocking the machine failed");
         }
@@ -546,6 +609,26 @@ impl Worker {
 use crate::html;
 
 /// Categories that are run, not only read.
+/// Renews the lease of a running task every third of the lease until aborted. A renewal
+/// that finds the lease gone (another worker took the task over) is logged; the analysis
+/// then finds its task no longer `running` when it finishes.
+async fn heartbeat(core: Core, id: nestbox_types::TaskId, worker: String, lease: Duration) {
+    let every = (lease / 3).max(Duration::from_millis(100));
+    loop {
+        tokio::time::sleep(every).await;
+        let now = Timestamp::now();
+        let until = Timestamp(now.0.saturating_add(nestbox_core::micros(lease)));
+        match core.repo.renew_lease(id, &worker, until).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(task_id = id.0, "the task's lease was lost");
+                return;
+            }
+            Err(e) => tracing::warn!(task_id = id.0, error = %e, "renewing the lease failed"),
+        }
+    }
+}
+
 fn detonates(category: Category) -> bool {
     matches!(category, Category::File | Category::Url | Category::Archive)
 }

@@ -80,9 +80,10 @@ impl Server {
         std::fs::write(
             &cfg,
             format!(
-                "data_dir = {:?}\n{}\n",
+                "data_dir = {:?}\n{}\n{}",
                 data.to_string_lossy(),
-                extra_config
+                extra_config,
+                database_config(dir.path())
             ),
         )
         .unwrap();
@@ -357,6 +358,48 @@ pub fn tool(cmd: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// With `NESTBOX_IT_DATABASE=postgres` (make test-pg), every server of the suite runs on
+/// its own PostgreSQL database of the `tests/pg/with-pg.sh` server instead of SQLite: the
+/// same tests, the other engine. The database is remembered in the test directory, so a
+/// restarted server finds its data again.
+fn database_config(dir: &Path) -> String {
+    if std::env::var("NESTBOX_IT_DATABASE").as_deref() != Ok("postgres") {
+        return String::new();
+    }
+    let remembered = dir.join("pg-url");
+    let url = match std::fs::read_to_string(&remembered) {
+        Ok(url) => url,
+        Err(_) => {
+            let url = pg_database("it");
+            std::fs::write(&remembered, &url).unwrap();
+            url
+        }
+    };
+    format!("\n[database]\nurl = {url:?}\n")
+}
+
+/// A fresh database on the test PostgreSQL server (panics without one).
+pub fn pg_database(hint: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(nestbox_store::testsuite::pg_test_database(hint))
+        .expect("NESTBOX_TEST_PG_URL (run under tests/pg/with-pg.sh)")
+}
+
+/// The task store the server of `s` uses, opened from this process.
+pub async fn open_store(s: &Server) -> std::sync::Arc<dyn nestbox_core::ports::TaskRepo> {
+    match std::fs::read_to_string(s.dir.path().join("pg-url")) {
+        Ok(url) => std::sync::Arc::new(nestbox_store::postgres::PgRepo::open(&url).await.unwrap()),
+        Err(_) => std::sync::Arc::new(
+            nestbox_store::sqlite::SqliteRepo::open(&s.data().join("nestbox.db"))
+                .await
+                .unwrap(),
+        ),
+    }
+}
+
 #[allow(dead_code)]
 pub fn read_all(mut r: impl Read) -> Vec<u8> {
     let mut v = Vec::new();
@@ -365,17 +408,19 @@ pub fn read_all(mut r: impl Read) -> Vec<u8> {
 }
 
 /// Claims the next task from outside the server process, as a worker node would (the
-/// server and this test share the SQLite file). Returns the claimed task id.
+/// server and this test share the database). Returns the claimed task id.
 pub fn claim_externally(s: &Server, worker: &str) -> i64 {
-    let db = s.data().join("nestbox.db");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        use nestbox_core::ports::TaskRepo;
-        let repo = nestbox_store::sqlite::SqliteRepo::open(&db).await.unwrap();
-        let (task, _machine) = repo.claim(worker).await.unwrap().expect("a task to claim");
+        let repo = open_store(s).await;
+        let (task, _machine) = repo
+            .claim(worker, nestbox_store::testsuite::lease())
+            .await
+            .unwrap()
+            .expect("a task to claim");
         task.id.0
     })
 }

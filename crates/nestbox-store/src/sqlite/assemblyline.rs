@@ -6,49 +6,15 @@ use nestbox_core::assemblyline::{
     AlColumn, AlCond, AlFilter, AlIngest, AlMatch, AlRepo, AlSubmission,
 };
 use nestbox_core::{Error, Result};
-use nestbox_types::{TaskId, Timestamp};
-use sqlx::sqlite::SqliteRow;
+use nestbox_types::Timestamp;
 
-use super::{SqliteRepo, col, flag, opt_ts, ts};
+use super::SqliteRepo;
+use crate::rows::{ingest_from_row, sub_from_row};
 
 const SUB_COLUMNS: &str = "SELECT sid, submission_id, task_id, user_id, name, sha256, size, \
      metadata, params, scan_key, created_on FROM al_submissions";
 const INGEST_COLUMNS: &str = "SELECT ingest_id, user_id, sid, queue, threshold, \
      generate_alert, created_on, notified_on FROM al_ingests";
-
-fn json_obj(row: &SqliteRow, name: &str) -> Result<serde_json::Value> {
-    let text: String = col(row, name)?;
-    serde_json::from_str(&text).map_err(Error::store)
-}
-
-fn sub_from_row(row: &SqliteRow) -> Result<AlSubmission> {
-    Ok(AlSubmission {
-        sid: col(row, "sid")?,
-        submission_id: col(row, "submission_id")?,
-        task_id: TaskId(col(row, "task_id")?),
-        user_id: col(row, "user_id")?,
-        name: col(row, "name")?,
-        sha256: col(row, "sha256")?,
-        size: col(row, "size")?,
-        metadata: json_obj(row, "metadata")?,
-        params: json_obj(row, "params")?,
-        scan_key: col(row, "scan_key")?,
-        created_on: ts(row, "created_on")?,
-    })
-}
-
-fn ingest_from_row(row: &SqliteRow) -> Result<AlIngest> {
-    Ok(AlIngest {
-        ingest_id: col(row, "ingest_id")?,
-        user_id: col(row, "user_id")?,
-        sid: col(row, "sid")?,
-        queue: col(row, "queue")?,
-        threshold: col(row, "threshold")?,
-        generate_alert: flag(row, "generate_alert")?,
-        created_on: ts(row, "created_on")?,
-        notified_on: opt_ts(row, "notified_on")?,
-    })
-}
 
 /// `LIKE` with `\` as the escape character.
 fn like_escape(s: &str) -> String {
@@ -327,156 +293,9 @@ impl AlRepo for SqliteRepo {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use serde_json::json;
-
     #[tokio::test]
-    async fn submissions_and_ingest_queue() {
-        let repo = SqliteRepo::open_in_memory().await.unwrap();
-        use nestbox_core::ports::TaskRepo;
-        let sub_id = repo
-            .add_submission(&nestbox_types::NewSubmission {
-                submit_type: "assemblyline".into(),
-                data: json!({}),
-            })
-            .await
-            .unwrap();
-        let s = AlSubmission {
-            sid: "abc".into(),
-            submission_id: sub_id,
-            task_id: TaskId(1),
-            user_id: 7,
-            name: "n".into(),
-            sha256: "00".into(),
-            size: 1,
-            metadata: json!({"k": "v"}),
-            params: json!({}),
-            scan_key: "sk".into(),
-            created_on: Timestamp::now(),
-        };
-        repo.add_al_submission(&s).await.unwrap();
-        assert!(repo.add_al_submission(&s).await.is_err());
-        assert_eq!(repo.al_submission("abc").await.unwrap().unwrap(), s);
-        assert_eq!(
-            repo.al_submission_by_scan_key("sk").await.unwrap().unwrap(),
-            s
-        );
-        assert_eq!(repo.al_submissions(Some(7), 10, 0).await.unwrap().len(), 1);
-        assert!(
-            repo.al_submissions(Some(8), 10, 0)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        let i = AlIngest {
-            ingest_id: "i1".into(),
-            user_id: 7,
-            sid: "abc".into(),
-            queue: "q".into(),
-            threshold: None,
-            generate_alert: false,
-            created_on: Timestamp::now(),
-            notified_on: None,
-        };
-        repo.add_al_ingest(&i).await.unwrap();
-        assert_eq!(repo.pending_ingests(7, "q").await.unwrap(), vec![i]);
-        assert!(repo.pending_ingests(8, "q").await.unwrap().is_empty());
-        assert!(repo.mark_ingest_notified("i1").await.unwrap());
-        assert!(!repo.mark_ingest_notified("i1").await.unwrap());
-        assert!(repo.pending_ingests(7, "q").await.unwrap().is_empty());
-        // Search: columns, JSON keys (strings, numbers, booleans), LIKE escapes, NOT, OR.
-        let mut t = s.clone();
-        t.sid = "def".into();
-        t.name = "100%_evil.exe".into();
-        t.metadata = json!({"k": "V2", "n": 7, "b": true});
-        t.params = json!({"description": "Inspection of file: x", "submitter": "Admin"});
-        t.created_on = Timestamp(s.created_on.0 + 1);
-        repo.add_al_submission(&t).await.unwrap();
-        let cond = |column: AlColumn, matcher: AlMatch| AlCond {
-            column,
-            matcher,
-            negate: false,
-        };
-        let find = |groups: Vec<Vec<AlCond>>| {
-            let f = AlFilter { groups };
-            let repo = &repo;
-            async move {
-                let n = repo.count_al_submissions(&f).await.unwrap();
-                let sids: Vec<String> = repo
-                    .search_al_submissions(&f, 10, 0)
-                    .await
-                    .unwrap()
-                    .into_iter()
-                    .map(|s| s.sid)
-                    .collect();
-                assert_eq!(n as usize, sids.len());
-                sids
-            }
-        };
-        assert_eq!(find(vec![]).await, ["def", "abc"]);
-        let meta = |k: &str, m: AlMatch| cond(AlColumn::Metadata(k.into()), m);
-        assert_eq!(
-            find(vec![vec![meta("k", AlMatch::Exact("v2".into()))]]).await,
-            ["def"]
-        );
-        assert_eq!(
-            find(vec![vec![meta("n", AlMatch::Exact("7".into()))]]).await,
-            ["def"]
-        );
-        assert_eq!(
-            find(vec![vec![meta("b", AlMatch::Exact("true".into()))]]).await,
-            ["def"]
-        );
-        assert_eq!(
-            find(vec![vec![meta("k", AlMatch::Present)]]).await,
-            ["def", "abc"]
-        );
-        assert_eq!(
-            find(vec![vec![meta("zz", AlMatch::Present)]]).await,
-            Vec::<String>::new()
-        );
-        let mut not_v = meta("k", AlMatch::Exact("v2".into()));
-        not_v.negate = true;
-        assert_eq!(find(vec![vec![not_v]]).await, ["abc"]);
-        // `%` and `_` are literal in patterns.
-        assert_eq!(
-            find(vec![vec![cond(
-                AlColumn::Name,
-                AlMatch::Prefix("100%_".into())
-            )]])
-            .await,
-            ["def"]
-        );
-        assert_eq!(
-            find(vec![vec![cond(
-                AlColumn::Name,
-                AlMatch::Prefix("1%".into())
-            )]])
-            .await,
-            Vec::<String>::new()
-        );
-        assert_eq!(
-            find(vec![
-                vec![cond(AlColumn::Sid, AlMatch::Exact("ABC".into()))],
-                vec![cond(
-                    AlColumn::Param("submitter".into()),
-                    AlMatch::Contains("dmi".into())
-                )],
-            ])
-            .await,
-            ["def", "abc"]
-        );
-        assert_eq!(
-            find(vec![vec![cond(
-                AlColumn::Param("x\"y".into()),
-                AlMatch::Present
-            )]])
-            .await,
-            Vec::<String>::new()
-        );
-        assert!(repo.delete_al_submission("def").await.unwrap());
-        assert!(repo.delete_al_submission("abc").await.unwrap());
-        assert!(repo.al_submission("abc").await.unwrap().is_none());
-        assert!(!repo.delete_al_submission("abc").await.unwrap());
+    async fn submissions_search_and_ingest_queue() {
+        let repo = super::SqliteRepo::open_in_memory().await.unwrap();
+        crate::testsuite::run_al_search(&repo, &repo).await;
     }
 }

@@ -6,7 +6,8 @@ use nestbox_types::TaskId;
 use nestbox_types::browse::{ReportIndex, ReportSummary, TaskPageQuery, TaskSummary};
 use serde::Deserialize;
 
-use super::{SqliteRepo, TaskRow, col};
+use super::SqliteRepo;
+use crate::rows::{TaskRow, col};
 
 /// A page of the task list. The sub-select picks the page (filters, `id < before`,
 /// `ORDER BY id DESC LIMIT n`), and only the page's rows are joined and packed, as in
@@ -173,8 +174,8 @@ impl SqliteRepo {
             .fetch_one(&self.reader)
             .await
             .map_err(Error::store)?;
-        let rows: &str = col(&row, "tasks")?;
-        let rows: Vec<BrowseRow> = serde_json::from_str(rows).map_err(Error::store)?;
+        let rows: String = col(&row, "tasks")?;
+        let rows: Vec<BrowseRow> = serde_json::from_str(&rows).map_err(Error::store)?;
         Ok(rows
             .into_iter()
             .map(

@@ -43,7 +43,6 @@
 //! ordered, limited page is chosen in a sub-select first, so the joins and aggregates only
 //! run for the tasks returned.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -52,16 +51,20 @@ use async_trait::async_trait;
 use nestbox_core::ports::TaskRepo;
 use nestbox_core::{Error, Result};
 use nestbox_types::{
-    Category, Guest, Machine, MachineSpec, NewSample, NewSubmission, NewTask, Sample, StatusCounts,
-    Task, TaskId, TaskOptions, TaskQuery, TaskStatus, Timestamp,
+    Guest, Machine, MachineSpec, NewSample, NewSubmission, NewTask, Sample, StatusCounts, Task,
+    TaskId, TaskQuery, TaskStatus, Timestamp,
 };
-use serde::Deserialize;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
+    SqliteSynchronous,
 };
-use sqlx::{Row, SqlSafeStr, Sqlite, Transaction};
+use sqlx::{Sqlite, Transaction};
+
+use crate::rows::{
+    Invariant, col, guest_from_row, machine_from_row, sample_from_row, tags_json, task_from_json,
+    tasks_from_json,
+};
 
 mod assemblyline;
 #[cfg(test)]
@@ -71,16 +74,10 @@ mod users;
 /// How long a connection waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The embedded migrations, in order.
-///
-/// Listed by hand rather than with `sqlx::migrate!` because that macro needs sqlx's
-/// `macros` feature (a proc-macro crate and its dependency tree) for what is a list of
-/// files. Versions and descriptions follow the `<version>_<description>.sql` file names
-/// and checksums are computed by sqlx from the same text, so the `_sqlx_migrations` table
-/// is the one `migrate!` would write: switching to the macro later needs no data change.
-/// Adding a migration = adding the file *and* a line here.
+/// The embedded migrations, in order (see [`crate::embedded_migrator`]). Adding a
+/// migration = adding the file *and* a line here.
 fn migrator() -> Migrator {
-    let migrations = [
+    crate::embedded_migrator(&[
         (
             1,
             "init",
@@ -106,21 +103,12 @@ fn migrator() -> Migrator {
             "report_fields",
             include_str!("../../migrations/sqlite/0005_report_fields.sql"),
         ),
-    ];
-    Migrator::with_migrations(
-        migrations
-            .into_iter()
-            .map(|(version, description, sql)| {
-                Migration::new(
-                    version,
-                    description.into(),
-                    MigrationType::Simple,
-                    sql.into_sql_str(),
-                    false,
-                )
-            })
-            .collect(),
-    )
+        (
+            6,
+            "leases",
+            include_str!("../../migrations/sqlite/0006_leases.sql"),
+        ),
+    ])
 }
 
 /// The SQLite implementation of [`TaskRepo`].
@@ -136,6 +124,9 @@ pub struct SqliteRepo {
     watch: Option<SqlitePool>,
     /// The single connection every write goes through.
     writer: SqlitePool,
+    /// The worker node whose machines `claim` and `sync_machines` handle ('' = the one
+    /// node of a single-box install).
+    node: std::sync::Arc<str>,
 }
 
 impl SqliteRepo {
@@ -194,6 +185,7 @@ impl SqliteRepo {
             reader,
             writer,
             watch: Some(watch),
+            node: "".into(),
         })
     }
 
@@ -219,7 +211,15 @@ impl SqliteRepo {
             watch: None,
             reader: pool.clone(),
             writer: pool,
+            node: "".into(),
         })
+    }
+
+    /// The same store, claiming and syncing the machines of worker node `node` (several
+    /// worker processes on one database file each name their node).
+    pub fn with_node(mut self, node: &str) -> Self {
+        self.node = node.into();
+        self
     }
 
     /// Closes every connection (checkpointing the WAL on the last one).
@@ -391,12 +391,12 @@ const TASK_LIST_NEWEST: &str = task_list!("t.completed_on DESC NULLS FIRST, t.id
 // run, and the first such machine by name.
 const CLAIM_PICK: &str = concat!(
     "SELECT t.id AS task_id, \
-        (SELECT m.id FROM machines m WHERE m.locked = 0 AND ",
+        (SELECT m.id FROM machines m WHERE m.locked = 0 AND m.node = ?1 AND ",
     machine_matches!(),
     " ORDER BY m.name LIMIT 1) AS machine_id \
      FROM tasks t \
      WHERE t.status = 'pending' \
-       AND EXISTS (SELECT 1 FROM machines m WHERE m.locked = 0 AND ",
+       AND EXISTS (SELECT 1 FROM machines m WHERE m.locked = 0 AND m.node = ?1 AND ",
     machine_matches!(),
     ") ORDER BY t.priority DESC, t.added_on ASC, t.id ASC LIMIT 1"
 );
@@ -415,238 +415,6 @@ const MACHINE_BY_ID: &str = concat!(machine_select!(), " WHERE m.id = ?1");
 const GUEST_BY_TASK: &str = "SELECT id, status, name, label, manager, started_on, shutdown_on, \
      task_id FROM guests WHERE task_id = ?1";
 
-// ---------------------------------------------------------------------------------------
-// Row mapping.
-
-/// A store invariant that did not hold (a bug, or the file edited behind our back).
-#[derive(Debug)]
-struct Invariant(String);
-
-impl std::fmt::Display for Invariant {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Invariant {}
-
-fn col<'r, T>(row: &'r SqliteRow, name: &str) -> Result<T>
-where
-    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
-{
-    row.try_get(name).map_err(Error::store)
-}
-
-fn ts(row: &SqliteRow, name: &str) -> Result<Timestamp> {
-    Ok(Timestamp(col(row, name)?))
-}
-
-fn opt_ts(row: &SqliteRow, name: &str) -> Result<Option<Timestamp>> {
-    Ok(col::<Option<i64>>(row, name)?.map(Timestamp))
-}
-
-fn flag(row: &SqliteRow, name: &str) -> Result<bool> {
-    Ok(col::<i64>(row, name)? != 0)
-}
-
-fn json_strings(row: &SqliteRow, name: &str) -> Result<Vec<String>> {
-    let text: Option<String> = col(row, name)?;
-    match text {
-        Some(text) => serde_json::from_str(&text).map_err(Error::store),
-        None => Ok(Vec::new()),
-    }
-}
-
-fn sample_from_row(row: &SqliteRow) -> Result<Sample> {
-    Ok(Sample {
-        id: col(row, "id")?,
-        file_size: col(row, "file_size")?,
-        file_type: col(row, "file_type")?,
-        mime: col(row, "mime")?,
-        md5: col(row, "md5")?,
-        crc32: col(row, "crc32")?,
-        sha1: col(row, "sha1")?,
-        sha256: col(row, "sha256")?,
-        sha512: col(row, "sha512")?,
-        ssdeep: col(row, "ssdeep")?,
-        tlsh: col(row, "tlsh")?,
-        first_seen: ts(row, "first_seen")?,
-    })
-}
-
-fn guest_from_row(row: &SqliteRow) -> Result<Guest> {
-    Ok(Guest {
-        id: col(row, "id")?,
-        status: col(row, "status")?,
-        name: col(row, "name")?,
-        label: col(row, "label")?,
-        manager: col(row, "manager")?,
-        started_on: ts(row, "started_on")?,
-        shutdown_on: opt_ts(row, "shutdown_on")?,
-        task_id: TaskId(col(row, "task_id")?),
-    })
-}
-
-/// A task as packed by `task_json!`: fields in the SQL's element order (serde reads a
-/// JSON array into a struct positionally).
-#[derive(Deserialize)]
-struct TaskRow {
-    id: i64,
-    target: String,
-    category: Category,
-    timeout: i64,
-    priority: i64,
-    custom: String,
-    owner: String,
-    machine: String,
-    package: String,
-    options: String,
-    platform: String,
-    memory: i64,
-    enforce_timeout: i64,
-    clock: Timestamp,
-    added_on: Timestamp,
-    started_on: Option<Timestamp>,
-    completed_on: Option<Timestamp>,
-    status: TaskStatus,
-    sample_id: Option<i64>,
-    submit_id: Option<i64>,
-    processing: Option<String>,
-    route: Option<String>,
-    tags: Vec<String>,
-    errors: Vec<String>,
-    sample: Option<SampleRow>,
-    guest: Option<GuestRow>,
-}
-
-/// The sample part of a [`TaskRow`].
-#[derive(Deserialize)]
-struct SampleRow {
-    id: i64,
-    file_size: i64,
-    file_type: String,
-    mime: String,
-    md5: String,
-    crc32: String,
-    sha1: String,
-    sha256: String,
-    sha512: String,
-    ssdeep: Option<String>,
-    tlsh: Option<String>,
-    first_seen: Timestamp,
-}
-
-/// The guest part of a [`TaskRow`].
-#[derive(Deserialize)]
-struct GuestRow {
-    id: i64,
-    status: String,
-    name: String,
-    label: String,
-    manager: String,
-    started_on: Timestamp,
-    shutdown_on: Option<Timestamp>,
-    task_id: TaskId,
-}
-
-impl From<TaskRow> for Task {
-    fn from(r: TaskRow) -> Task {
-        let mut tags = r.tags;
-        tags.sort_unstable();
-        Task {
-            id: TaskId(r.id),
-            spec: NewTask {
-                target: r.target,
-                category: r.category,
-                timeout: r.timeout,
-                priority: r.priority,
-                custom: r.custom,
-                owner: r.owner,
-                machine: r.machine,
-                package: r.package,
-                options: TaskOptions::parse(&r.options),
-                platform: r.platform,
-                memory: r.memory != 0,
-                enforce_timeout: r.enforce_timeout != 0,
-                // The column always holds a clock (the insert time by default). Handing
-                // back `None` for the default keeps `spec` equal to what was submitted, so
-                // a task re-created from it (reschedule) gets a fresh default clock.
-                clock: (r.clock != r.added_on).then_some(r.clock),
-                tags,
-                sample_id: r.sample_id,
-                submit_id: r.submit_id,
-                route: r.route,
-            },
-            clock: r.clock,
-            added_on: r.added_on,
-            started_on: r.started_on,
-            completed_on: r.completed_on,
-            status: r.status,
-            processing: r.processing,
-            sample: r.sample.map(|s| Sample {
-                id: s.id,
-                file_size: s.file_size,
-                file_type: s.file_type,
-                mime: s.mime,
-                md5: s.md5,
-                crc32: s.crc32,
-                sha1: s.sha1,
-                sha256: s.sha256,
-                sha512: s.sha512,
-                ssdeep: s.ssdeep,
-                tlsh: s.tlsh,
-                first_seen: s.first_seen,
-            }),
-            guest: r.guest.map(|g| Guest {
-                id: g.id,
-                status: g.status,
-                name: g.name,
-                label: g.label,
-                manager: g.manager,
-                started_on: g.started_on,
-                shutdown_on: g.shutdown_on,
-                task_id: g.task_id,
-            }),
-            errors: r.errors,
-        }
-    }
-}
-
-fn machine_from_row(row: &SqliteRow) -> Result<Machine> {
-    let options: String = col(row, "options")?;
-    Ok(Machine {
-        id: col(row, "id")?,
-        spec: MachineSpec {
-            name: col(row, "name")?,
-            label: col(row, "label")?,
-            platform: col(row, "platform")?,
-            ip: col(row, "ip")?,
-            tags: json_strings(row, "tags_json")?,
-            options: serde_json::from_str(&options).map_err(Error::store)?,
-            snapshot: col(row, "snapshot")?,
-            interface: col(row, "interface")?,
-            resultserver_ip: col(row, "resultserver_ip")?,
-            resultserver_port: col(row, "resultserver_port")?,
-            arch: col(row, "arch")?,
-        },
-        locked: flag(row, "locked")?,
-        locked_changed_on: opt_ts(row, "locked_changed_on")?,
-        status: col(row, "status")?,
-        status_changed_on: opt_ts(row, "status_changed_on")?,
-    })
-}
-
-/// Tags as stored: trimmed, blank ones dropped, deduplicated, sorted; as a JSON array for
-/// `json_each` (one INSERT for all tags instead of one per tag).
-fn tags_json(tags: &[String]) -> String {
-    let set: BTreeSet<&str> = tags
-        .iter()
-        .map(|t| t.trim())
-        .filter(|t| !t.is_empty())
-        .collect();
-    serde_json::Value::from(set.into_iter().collect::<Vec<_>>()).to_string()
-}
-
 async fn load_task(conn: &mut SqliteConnection, id: TaskId) -> Result<Option<Task>> {
     let row = sqlx::query(TASK_BY_ID)
         .bind(id.0)
@@ -655,9 +423,8 @@ async fn load_task(conn: &mut SqliteConnection, id: TaskId) -> Result<Option<Tas
         .map_err(Error::store)?;
     match row {
         Some(row) => {
-            let task: &str = col(&row, "task")?;
-            let task: TaskRow = serde_json::from_str(task).map_err(Error::store)?;
-            Ok(Some(task.into()))
+            let task: String = col(&row, "task")?;
+            Ok(Some(task_from_json(&task)?))
         }
         None => Ok(None),
     }
@@ -825,9 +592,8 @@ impl TaskRepo for SqliteRepo {
             .fetch_one(&self.reader)
             .await
             .map_err(Error::store)?;
-        let tasks: &str = col(&row, "tasks")?;
-        let tasks: Vec<TaskRow> = serde_json::from_str(tasks).map_err(Error::store)?;
-        Ok(tasks.into_iter().map(Task::from).collect())
+        let tasks: String = col(&row, "tasks")?;
+        tasks_from_json(&tasks)
     }
 
     async fn delete_task(&self, id: TaskId) -> Result<bool> {
@@ -908,9 +674,10 @@ impl TaskRepo for SqliteRepo {
         Ok(counts)
     }
 
-    async fn claim(&self, worker: &str) -> Result<Option<(Task, Machine)>> {
+    async fn claim(&self, worker: &str, lease_until: Timestamp) -> Result<Option<(Task, Machine)>> {
         let mut tx = self.begin_write().await?;
         let picked = sqlx::query(CLAIM_PICK)
+            .bind(&*self.node)
             .fetch_optional(&mut *tx)
             .await
             .map_err(Error::store)?;
@@ -936,12 +703,14 @@ impl TaskRepo for SqliteRepo {
         .await
         .map_err(Error::store)?;
         let started = sqlx::query(
-            "UPDATE tasks SET status = 'running', started_on = ?2, processing = ?3 \
+            "UPDATE tasks SET status = 'running', started_on = ?2, processing = ?3, \
+                lease_until = ?4 \
              WHERE id = ?1 AND status = 'pending'",
         )
         .bind(task_id)
         .bind(now)
         .bind(worker)
+        .bind(lease_until.0)
         .execute(&mut *tx)
         .await
         .map_err(Error::store)?;
@@ -961,6 +730,57 @@ impl TaskRepo for SqliteRepo {
                 "claimed task {task_id} or machine {machine_id} vanished"
             )))),
         }
+    }
+
+    async fn renew_lease(&self, id: TaskId, worker: &str, until: Timestamp) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE tasks SET lease_until = ?3 \
+             WHERE id = ?1 AND processing = ?2 AND status = 'running'",
+        )
+        .bind(id.0)
+        .bind(worker)
+        .bind(until.0)
+        .execute(&self.writer)
+        .await
+        .map_err(Error::store)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn take_expired(
+        &self,
+        worker: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<TaskId>> {
+        // One IMMEDIATE transaction: no other process can take the same leases between
+        // the UPDATE and the machine release.
+        let mut tx = self.begin_write().await?;
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "UPDATE tasks SET processing = ?1, lease_until = ?3 \
+             WHERE status = 'running' AND lease_until IS NOT NULL AND lease_until < ?2 \
+             RETURNING id",
+        )
+        .bind(worker)
+        .bind(now.0)
+        .bind(until.0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(Error::store)?;
+        if !ids.is_empty() {
+            sqlx::query(
+                "UPDATE machines SET locked = 0, locked_by_task = NULL, locked_changed_on = ?2 \
+                 WHERE locked = 1 AND locked_by_task IN (SELECT value FROM json_each(?1))",
+            )
+            .bind(serde_json::Value::from(ids.clone()).to_string())
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::store)?;
+        }
+        tx.commit().await.map_err(Error::store)?;
+        let mut ids: Vec<TaskId> = ids.into_iter().map(TaskId).collect();
+        ids.sort_unstable();
+        Ok(ids)
     }
 
     async fn unserviceable_tasks(&self) -> Result<Vec<TaskId>> {
@@ -1020,9 +840,9 @@ impl TaskRepo for SqliteRepo {
             let options = serde_json::Value::from(spec.options.clone()).to_string();
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO machines (name, label, platform, arch, ip, options, interface, \
-                 snapshot, resultserver_ip, resultserver_port) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-                 ON CONFLICT (name) DO UPDATE SET label = excluded.label, \
+                 snapshot, resultserver_ip, resultserver_port, node) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+                 ON CONFLICT (name) DO UPDATE SET label = excluded.label, node = excluded.node, \
                     platform = excluded.platform, arch = excluded.arch, ip = excluded.ip, \
                     options = excluded.options, interface = excluded.interface, \
                     snapshot = excluded.snapshot, resultserver_ip = excluded.resultserver_ip, \
@@ -1039,6 +859,7 @@ impl TaskRepo for SqliteRepo {
             .bind(&spec.snapshot)
             .bind(&spec.resultserver_ip)
             .bind(spec.resultserver_port)
+            .bind(&*self.node)
             .fetch_one(&mut *tx)
             .await
             .map_err(Error::store)?;
@@ -1059,17 +880,22 @@ impl TaskRepo for SqliteRepo {
         let names =
             serde_json::Value::from(machines.iter().map(|m| m.name.as_str()).collect::<Vec<_>>())
                 .to_string();
-        sqlx::query("DELETE FROM machines WHERE name NOT IN (SELECT value FROM json_each(?1))")
-            .bind(names)
-            .execute(&mut *tx)
-            .await
-            .map_err(Error::store)?;
-        // Start-up on a single node: no lock can belong to a live analysis.
+        sqlx::query(
+            "DELETE FROM machines WHERE node = ?2 \
+             AND name NOT IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(names)
+        .bind(&*self.node)
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::store)?;
+        // Start-up of this node: no lock of its machines can belong to a live analysis.
         sqlx::query(
             "UPDATE machines SET locked = 0, locked_by_task = NULL, locked_changed_on = ?1 \
-             WHERE locked = 1",
+             WHERE locked = 1 AND node = ?2",
         )
         .bind(now)
+        .bind(&*self.node)
         .execute(&mut *tx)
         .await
         .map_err(Error::store)?;

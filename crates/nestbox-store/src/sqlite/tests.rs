@@ -7,6 +7,7 @@ use nestbox_types::{Category, NewTask, TaskId, TaskQuery, TaskStatus};
 
 use super::*;
 use crate::testsuite;
+use sqlx::Row;
 
 async fn temp_repo() -> (tempfile::TempDir, SqliteRepo) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -132,7 +133,11 @@ async fn claim_all(repos: Vec<SqliteRepo>, claimers: usize, tasks: usize) -> Vec
                 let deadline = Instant::now() + Duration::from_secs(60);
                 loop {
                     assert!(Instant::now() < deadline, "claimers did not finish");
-                    match repo.claim(&worker).await.expect("claim must not fail") {
+                    match repo
+                        .claim(&worker, testsuite::lease())
+                        .await
+                        .expect("claim must not fail")
+                    {
                         Some((task, machine)) => {
                             assert_eq!(task.status, TaskStatus::Running);
                             assert_eq!(task.processing.as_deref(), Some(worker.as_str()));
@@ -324,4 +329,21 @@ async fn data_version_tracks_every_writer() {
         None,
         "in-memory: no caching"
     );
+}
+
+#[tokio::test]
+async fn sqlite_al_conformance() {
+    let repo = SqliteRepo::open_in_memory().await.expect("open");
+    testsuite::run_al(&repo, &repo).await;
+}
+
+#[tokio::test]
+async fn sqlite_nodes_conformance() {
+    let (dir, n1) = temp_repo().await;
+    let n1 = n1.with_node("n1");
+    let n2 = SqliteRepo::open(&dir.path().join("nestbox.db"))
+        .await
+        .expect("open")
+        .with_node("n2");
+    testsuite::run_nodes(&n1, &n2).await;
 }

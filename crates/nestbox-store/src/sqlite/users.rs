@@ -6,43 +6,14 @@ use nestbox_core::users::{NewToken, NewUser, Token, TokenKind, User, UserRepo};
 use nestbox_core::{Error, Result};
 use nestbox_types::{TaskId, Timestamp};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
-use super::{Invariant, SqliteRepo, col, flag, json_strings, opt_ts, ts};
+use super::SqliteRepo;
+use crate::rows::{token_from_row, user_from_row};
 
 const USER_COLUMNS: &str = "SELECT id, username, password_hash, is_staff, is_active, \
      subscription, roles, token_generation, created_on FROM users";
 const TOKEN_COLUMNS: &str = "SELECT id, user_id, kind, name, secret_hash, privileges, \
      created_on, revoked_on FROM tokens";
-
-fn user_from_row(row: &SqliteRow) -> Result<User> {
-    Ok(User {
-        id: col(row, "id")?,
-        username: col(row, "username")?,
-        password_hash: col(row, "password_hash")?,
-        is_staff: flag(row, "is_staff")?,
-        is_active: flag(row, "is_active")?,
-        subscription: col(row, "subscription")?,
-        roles: json_strings(row, "roles")?,
-        token_generation: col(row, "token_generation")?,
-        created_on: ts(row, "created_on")?,
-    })
-}
-
-fn token_from_row(row: &SqliteRow) -> Result<Token> {
-    let kind: String = col(row, "kind")?;
-    Ok(Token {
-        id: col(row, "id")?,
-        user_id: col(row, "user_id")?,
-        kind: TokenKind::parse(&kind)
-            .ok_or_else(|| Error::store(Invariant(format!("unknown token kind {kind:?}"))))?,
-        name: col(row, "name")?,
-        secret_hash: col(row, "secret_hash")?,
-        privileges: col(row, "privileges")?,
-        created_on: ts(row, "created_on")?,
-        revoked_on: opt_ts(row, "revoked_on")?,
-    })
-}
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error()

@@ -1,0 +1,285 @@
+//! [`AlRepo`] on PostgreSQL: the `al_submissions` and `al_ingests` tables of
+//! `migrations/postgres/0003_assemblyline.sql`.
+
+use async_trait::async_trait;
+use nestbox_core::assemblyline::{
+    AlColumn, AlCond, AlFilter, AlIngest, AlMatch, AlRepo, AlSubmission,
+};
+use nestbox_core::{Error, Result};
+use nestbox_types::Timestamp;
+
+use super::PgRepo;
+use crate::rows::{ingest_from_row, sub_from_row};
+
+const SUB_COLUMNS: &str = "SELECT sid, submission_id, task_id, user_id, name, sha256, size, \
+     metadata, params, scan_key, created_on FROM al_submissions";
+const INGEST_COLUMNS: &str = "SELECT ingest_id, user_id, sid, queue, threshold, \
+     generate_alert, created_on, notified_on FROM al_ingests";
+
+/// `LIKE` with `\` as the escape character.
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// The SQL text of a condition, its parameters appended to `binds` (the SQLite module's
+/// `cond_sql` in PostgreSQL's JSON operators, with the same semantics: strings as they
+/// are, `true`/`false`, numbers in decimal, all lower-cased; objects, arrays, null and
+/// keys with quotes or backslashes never match).
+fn cond_sql(c: &AlCond, binds: &mut Vec<String>) -> String {
+    let mut json = |col: &str, key: &str| -> String {
+        if key.contains(['"', '\\']) {
+            return "NULL".to_owned();
+        }
+        binds.push(key.to_owned());
+        let p = binds.len();
+        format!(
+            "(CASE json_typeof({col}::json -> ${p}) WHEN 'boolean' THEN {col}::json ->> ${p} \
+             WHEN 'string' THEN lower({col}::json ->> ${p}) \
+             WHEN 'number' THEN lower({col}::json ->> ${p}) ELSE NULL END)"
+        )
+    };
+    let expr = match &c.column {
+        AlColumn::Sid => "lower(sid)".to_owned(),
+        AlColumn::Name => "lower(name)".to_owned(),
+        AlColumn::Sha256 => "lower(sha256)".to_owned(),
+        AlColumn::Param(k) => json("params", k),
+        AlColumn::Metadata(k) => json("metadata", k),
+    };
+    let mut bind = |v: String| {
+        binds.push(v);
+        binds.len()
+    };
+    let test = match &c.matcher {
+        AlMatch::Present => format!("{expr} IS NOT NULL"),
+        AlMatch::Exact(v) => format!("{expr} = ${}", bind(v.to_lowercase())),
+        AlMatch::Prefix(v) => format!(
+            "{expr} LIKE ${} ESCAPE '\\'",
+            bind(format!("{}%", like_escape(&v.to_lowercase())))
+        ),
+        AlMatch::Suffix(v) => format!(
+            "{expr} LIKE ${} ESCAPE '\\'",
+            bind(format!("%{}", like_escape(&v.to_lowercase())))
+        ),
+        AlMatch::Contains(v) => format!(
+            "{expr} LIKE ${} ESCAPE '\\'",
+            bind(format!("%{}%", like_escape(&v.to_lowercase())))
+        ),
+    };
+    // A missing field does not match, so NOT of it does.
+    if c.negate {
+        format!("NOT COALESCE({test}, FALSE)")
+    } else {
+        format!("COALESCE({test}, FALSE)")
+    }
+}
+
+/// The WHERE clause of a filter.
+fn filter_sql(f: &AlFilter, binds: &mut Vec<String>) -> String {
+    if f.groups.is_empty() {
+        return "TRUE".to_owned();
+    }
+    let groups: Vec<String> = f
+        .groups
+        .iter()
+        .map(|g| {
+            if g.is_empty() {
+                return "TRUE".to_owned();
+            }
+            let conds: Vec<String> = g.iter().map(|c| cond_sql(c, binds)).collect();
+            format!("({})", conds.join(" AND "))
+        })
+        .collect();
+    format!("({})", groups.join(" OR "))
+}
+
+#[async_trait]
+impl AlRepo for PgRepo {
+    async fn search_al_submissions(
+        &self,
+        filter: &AlFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<AlSubmission>> {
+        let mut binds = Vec::new();
+        let clause = filter_sql(filter, &mut binds);
+        let n = binds.len();
+        let sql = format!(
+            "{SUB_COLUMNS} WHERE {clause} ORDER BY created_on DESC, sid COLLATE \"C\" \
+             LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for b in binds {
+            q = q.bind(b);
+        }
+        let rows = q
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(Error::store)?;
+        rows.iter().map(sub_from_row).collect()
+    }
+
+    async fn count_al_submissions(&self, filter: &AlFilter) -> Result<i64> {
+        let mut binds = Vec::new();
+        let clause = filter_sql(filter, &mut binds);
+        let sql = format!("SELECT COUNT(*) FROM al_submissions WHERE {clause}");
+        let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
+        for b in binds {
+            q = q.bind(b);
+        }
+        q.fetch_one(&self.pool).await.map_err(Error::store)
+    }
+
+    async fn add_al_submission(&self, s: &AlSubmission) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO al_submissions (sid, submission_id, task_id, user_id, name, sha256, \
+             size, metadata, params, scan_key, created_on) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&s.sid)
+        .bind(s.submission_id)
+        .bind(s.task_id.0)
+        .bind(s.user_id)
+        .bind(&s.name)
+        .bind(&s.sha256)
+        .bind(s.size)
+        .bind(s.metadata.to_string())
+        .bind(s.params.to_string())
+        .bind(&s.scan_key)
+        .bind(s.created_on.0)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if e.as_database_error()
+                .is_some_and(|d| d.kind() == sqlx::error::ErrorKind::UniqueViolation)
+            {
+                Error::Invalid(format!("sid {} exists", s.sid))
+            } else {
+                Error::store(e)
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn al_submission(&self, sid: &str) -> Result<Option<AlSubmission>> {
+        sqlx::query(sqlx::AssertSqlSafe(format!("{SUB_COLUMNS} WHERE sid = $1")))
+            .bind(sid)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(Error::store)?
+            .as_ref()
+            .map(sub_from_row)
+            .transpose()
+    }
+
+    async fn al_submission_by_scan_key(&self, scan_key: &str) -> Result<Option<AlSubmission>> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{SUB_COLUMNS} WHERE scan_key = $1 ORDER BY created_on DESC LIMIT 1"
+        )))
+        .bind(scan_key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(Error::store)?
+        .as_ref()
+        .map(sub_from_row)
+        .transpose()
+    }
+
+    async fn al_submissions(
+        &self,
+        user_id: Option<i64>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<AlSubmission>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{SUB_COLUMNS} WHERE ($1::bigint IS NULL OR user_id = $1) \
+             ORDER BY created_on DESC, sid COLLATE \"C\" LIMIT $2 OFFSET $3"
+        )))
+        .bind(user_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::store)?;
+        rows.iter().map(sub_from_row).collect()
+    }
+
+    async fn add_al_ingest(&self, i: &AlIngest) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO al_ingests (ingest_id, user_id, sid, queue, threshold, generate_alert, \
+             created_on, notified_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&i.ingest_id)
+        .bind(i.user_id)
+        .bind(&i.sid)
+        .bind(&i.queue)
+        .bind(i.threshold)
+        .bind(i64::from(i.generate_alert))
+        .bind(i.created_on.0)
+        .bind(i.notified_on.map(|t| t.0))
+        .execute(&self.pool)
+        .await
+        .map_err(Error::store)?;
+        Ok(())
+    }
+
+    async fn pending_ingests(&self, user_id: i64, queue: &str) -> Result<Vec<AlIngest>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{INGEST_COLUMNS} WHERE user_id = $1 AND queue = $2 AND notified_on IS NULL \
+             ORDER BY created_on, ingest_id COLLATE \"C\" LIMIT 10000"
+        )))
+        .bind(user_id)
+        .bind(queue)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::store)?;
+        rows.iter().map(ingest_from_row).collect()
+    }
+
+    async fn mark_ingest_notified(&self, ingest_id: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE al_ingests SET notified_on = $2 WHERE ingest_id = $1 AND notified_on IS NULL",
+        )
+        .bind(ingest_id)
+        .bind(Timestamp::now().0)
+        .execute(&self.pool)
+        .await
+        .map_err(Error::store)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn revoke_apikey(&self, user_id: i64, name: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE tokens SET revoked_on = $3 \
+             WHERE user_id = $1 AND kind = 'apikey' AND name = $2 AND revoked_on IS NULL",
+        )
+        .bind(user_id)
+        .bind(name)
+        .bind(Timestamp::now().0)
+        .execute(&self.pool)
+        .await
+        .map_err(Error::store)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_al_submission(&self, sid: &str) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM al_ingests WHERE sid = $1")
+            .bind(sid)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::store)?;
+        let done = sqlx::query("DELETE FROM al_submissions WHERE sid = $1")
+            .bind(sid)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::store)?;
+        tx.commit().await.map_err(Error::store)?;
+        Ok(done.rows_affected() > 0)
+    }
+}
