@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: docs-ref web-test bench-web fuzz-smoke serve test bootstrap build release check unit clients bench fuzz clean emulator-venv bench-machinery
+.PHONY: pg docs-ref web-test bench-web fuzz-smoke serve test bootstrap build release check unit clients bench fuzz clean emulator-venv bench-machinery
 
 ## Bootstrap system packages if missing, build, serve on 127.0.0.1:8090 (SQLite, local store).
 serve: bootstrap release
@@ -12,7 +12,7 @@ serve: bootstrap release
 ## Everything CI checks: formatting, lints, unit + integration tests, real-client tests,
 ## the web UI in a headless browser,
 ## and a replay of every fuzz target over its seeds and regression inputs.
-test: bootstrap check unit clients docs-ref web-test fuzz-smoke
+test: bootstrap check unit clients docs-ref web-test fuzz-smoke pg
 
 bootstrap:
 	@./scripts/bootstrap.sh
@@ -57,6 +57,12 @@ bench-web:
 ## Document analyzers against olevba (oletools) and pdfid from PyPI, in .venv-docs.
 docs-ref:
 	./tests/docs/run.sh
+
+## PostgreSQL: the store conformance suite, then the whole integration suite (with the
+## multi-node test) on a throw-away server started by tests/pg/with-pg.sh.
+pg: build
+	./tests/pg/with-pg.sh cargo test -p nestbox-store postgres
+	NESTBOX_IT_DATABASE=postgres ./tests/pg/with-pg.sh cargo test -p nestbox-server --test it
 
 ## Replays the fuzz seeds and regressions (no fuzzing; ~2 min cold). No sanitizer here:
 ## it needs RUSTC_BOOTSTRAP on stable and doubles the build; `make fuzz` uses ASan.
