@@ -104,6 +104,16 @@ enum Command {
         #[arg(long, global = true)]
         config: Option<PathBuf>,
     },
+    /// Copy a single-box SQLite database into PostgreSQL (resumable: run it again after
+    /// an interruption; rows already copied are skipped).
+    Migrate {
+        /// The SQLite database: `sqlite://<path>` or a path.
+        #[arg(long)]
+        from: String,
+        /// The PostgreSQL database: `postgres://…`.
+        #[arg(long)]
+        to: String,
+    },
     /// Print the JSON report of the static pipeline for a file, without a server.
     Analyze {
         /// The file to analyse.
@@ -138,6 +148,7 @@ fn main() -> ExitCode {
             token,
         } => submit::run(&target, &server, token.as_deref()),
         Command::Analyze { file } => analyze(&file),
+        Command::Migrate { from, to } => migrate(&from, &to),
         Command::User { cmd, config } => users_cli::user(cmd, config.as_deref()),
         Command::Token { cmd, config } => users_cli::token(cmd, config.as_deref()),
         Command::Apikey { cmd, config } => apikey_cli::apikey(cmd, config.as_deref()),
@@ -411,6 +422,31 @@ fn clean_tmp(dir: &Path) {
             }
         }
     }
+}
+
+fn migrate(from: &str, to: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        cluster_config::is_postgres(to),
+        "--to must be a postgres:// URL"
+    );
+    let path = PathBuf::from(from.strip_prefix("sqlite://").unwrap_or(from));
+    anyhow::ensure!(path.is_file(), "no SQLite database at {}", path.display());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        // Opening migrates both schemas to the current version first.
+        let source = nestbox_store::sqlite::SqliteRepo::open(&path).await?;
+        let target = nestbox_store::postgres::PgRepo::open(to).await?;
+        let copied = nestbox_store::migrate::sqlite_to_postgres(&source, &target, |table, rows| {
+            eprintln!("migrate: {table}: {rows} rows");
+        })
+        .await?;
+        for (table, rows) in copied {
+            println!("{table}\t{rows}");
+        }
+        anyhow::Ok(())
+    })
 }
 
 fn analyze(file: &Path) -> anyhow::Result<()> {

@@ -38,6 +38,7 @@
 #![deny(missing_docs)]
 
 pub mod blob;
+pub mod migrate;
 pub mod postgres;
 mod rows;
 pub mod sqlite;

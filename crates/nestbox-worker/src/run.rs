@@ -235,9 +235,16 @@ impl Worker {
     }
 
     async fn analyse(&self, task: Task, machine: Machine) {
+        // `instrument`, not `span.enter()`: a guard held across an await leaks the span
+        // into whatever else runs on the thread meanwhile (other workers' analyses).
+        use tracing::Instrument;
+        let span =
+            tracing::info_span!("analysis", task_id = task.id.0, machine = %machine.spec.name);
+        self.analyse_in_span(task, machine).instrument(span).await;
+    }
+
+    async fn analyse_in_span(&self, task: Task, machine: Machine) {
         let id = task.id;
-        let span = tracing::info_span!("analysis", task_id = id.0, machine = %machine.spec.name);
-        let _enter = span.enter();
         tracing::info!(category = %task.spec.category, "analysis started");
         let heartbeat = tokio::spawn(heartbeat(
             self.core.clone(),

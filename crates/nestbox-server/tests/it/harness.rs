@@ -75,6 +75,11 @@ impl Server {
 
     /// Starts a server on an existing data directory (restart tests).
     pub fn start_in(dir: tempfile::TempDir, extra_config: &str) -> Server {
+        Server::start_args(dir, extra_config, &[])
+    }
+
+    /// Starts a server on an existing data directory with extra `serve` arguments.
+    pub fn start_args(dir: tempfile::TempDir, extra_config: &str, args: &[&str]) -> Server {
         let cfg = dir.path().join("nestbox.toml");
         let data = dir.path().join("data");
         std::fs::write(
@@ -91,6 +96,7 @@ impl Server {
             .arg("serve")
             .arg("--config")
             .arg(&cfg)
+            .args(args)
             .env("NESTBOX_LOG", "info")
             // Port 0: the kernel picks a free port; the server logs the real address.
             .env("NESTBOX_SERVER__PORT", "0")
@@ -360,22 +366,21 @@ pub fn tool(cmd: &str, args: &[&str]) -> String {
 
 /// With `NESTBOX_IT_DATABASE=postgres` (make test-pg), every server of the suite runs on
 /// its own PostgreSQL database of the `tests/pg/with-pg.sh` server instead of SQLite: the
-/// same tests, the other engine. The database is remembered in the test directory, so a
-/// restarted server finds its data again.
+/// same tests, the other engine. A restarted server keeps the database of the
+/// configuration it had (so it finds its data again).
 fn database_config(dir: &Path) -> String {
     if std::env::var("NESTBOX_IT_DATABASE").as_deref() != Ok("postgres") {
         return String::new();
     }
-    let remembered = dir.join("pg-url");
-    let url = match std::fs::read_to_string(&remembered) {
-        Ok(url) => url,
-        Err(_) => {
-            let url = pg_database("it");
-            std::fs::write(&remembered, &url).unwrap();
-            url
-        }
-    };
+    let url = pg_url_of(dir).unwrap_or_else(|| pg_database("it"));
     format!("\n[database]\nurl = {url:?}\n")
+}
+
+/// The PostgreSQL URL in the test directory's nestbox.toml, if any.
+fn pg_url_of(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("nestbox.toml")).ok()?;
+    let line = text.lines().find(|l| l.starts_with("url = \"postgres"))?;
+    Some(line["url = ".len()..].trim_matches('"').to_owned())
 }
 
 /// A fresh database on the test PostgreSQL server (panics without one).
@@ -390,9 +395,11 @@ pub fn pg_database(hint: &str) -> String {
 
 /// The task store the server of `s` uses, opened from this process.
 pub async fn open_store(s: &Server) -> std::sync::Arc<dyn nestbox_core::ports::TaskRepo> {
-    match std::fs::read_to_string(s.dir.path().join("pg-url")) {
-        Ok(url) => std::sync::Arc::new(nestbox_store::postgres::PgRepo::open(&url).await.unwrap()),
-        Err(_) => std::sync::Arc::new(
+    match pg_url_of(s.dir.path()) {
+        Some(url) => {
+            std::sync::Arc::new(nestbox_store::postgres::PgRepo::open(&url).await.unwrap())
+        }
+        None => std::sync::Arc::new(
             nestbox_store::sqlite::SqliteRepo::open(&s.data().join("nestbox.db"))
                 .await
                 .unwrap(),

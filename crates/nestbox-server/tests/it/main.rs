@@ -10,12 +10,14 @@
 //! - `lifecycle`: kill -9 while tasks run, recovery on restart
 //! - `cli`: `nestbox analyze` and `nestbox submit`
 //! - `documents`: Office/PDF analysis and indicators in the report and CAPE's iocs view
+//! - `cluster`: one API and several worker processes on PostgreSQL (kill -9, restarts)
 //! - `deps`: the crate dependency rules (house style §7.3)
 //! - `sandbox`: the `ns` machinery: real detonations, containment, behaviour, dropped files
 
 mod assemblyline;
 mod cape;
 mod cli;
+mod cluster;
 mod cuckoo;
 mod deps;
 mod documents;

@@ -143,3 +143,95 @@ async fn pg_data_version_moves_with_commits() {
     let v2 = repo.data_version().await.expect("version").expect("some");
     assert_ne!(v1, v2, "a commit by another pool changes the version");
 }
+
+#[tokio::test]
+async fn pg_migrate_from_sqlite_is_complete_and_resumable() {
+    let Some(target) = repo("migrate").await else {
+        return;
+    };
+    use nestbox_core::users::UserRepo;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = crate::sqlite::SqliteRepo::open(&dir.path().join("nestbox.db"))
+        .await
+        .expect("open");
+    source
+        .sync_machines(&[testsuite::machine_spec("m1", "linux", &["x64"])])
+        .await
+        .expect("sync");
+    let sample = source
+        .add_sample(&testsuite::new_sample(7))
+        .await
+        .expect("sample");
+    let mut ids = Vec::new();
+    for n in 0..2500 {
+        let mut t =
+            nestbox_types::NewTask::new(nestbox_types::Category::File, format!("/tmp/s{n}"));
+        t.sample_id = Some(sample.id);
+        t.tags = vec!["x64".into()];
+        ids.push(source.add_task(&t).await.expect("add"));
+    }
+    source.add_error(ids[3], "boom").await.expect("error");
+    let (claimed, _) = source
+        .claim("w", testsuite::lease())
+        .await
+        .expect("claim")
+        .expect("claimed");
+    source
+        .add_user(&nestbox_core::users::NewUser {
+            username: "alice".into(),
+            password_hash: None,
+            is_staff: true,
+            subscription: String::new(),
+            roles: vec!["admin".into()],
+        })
+        .await
+        .expect("user");
+    let copied = crate::migrate::sqlite_to_postgres(&source, &target, |_, _| {})
+        .await
+        .expect("migrate");
+    assert!(copied.contains(&("tasks".to_owned(), 2500)), "{copied:?}");
+    // An interrupted copy holds part of the rows: running it again completes it.
+    sqlx::query("DELETE FROM tasks WHERE id > 1200")
+        .execute(&target.pool)
+        .await
+        .expect("cut");
+    crate::migrate::sqlite_to_postgres(&source, &target, |_, _| {})
+        .await
+        .expect("resume");
+    let all = nestbox_types::TaskQuery::default();
+    let (a, b) = (
+        source.list_tasks(&all).await.expect("list"),
+        target.list_tasks(&all).await.expect("list"),
+    );
+    assert_eq!(a.len(), 2500);
+    assert_eq!(
+        a, b,
+        "every task, with tags, errors and sample, arrives unchanged"
+    );
+    assert_eq!(
+        target
+            .task(claimed.id)
+            .await
+            .expect("task")
+            .expect("there")
+            .status,
+        nestbox_types::TaskStatus::Running
+    );
+    assert_eq!(
+        source.machines().await.expect("m"),
+        target.machines().await.expect("m")
+    );
+    assert_eq!(
+        source.users().await.expect("u"),
+        target.users().await.expect("u")
+    );
+    // New ids continue after the copied ones.
+    let next = target
+        .add_task(&nestbox_types::NewTask::new(
+            nestbox_types::Category::Url,
+            "http://n",
+        ))
+        .await
+        .expect("add");
+    assert_eq!(next.0, 2501);
+}

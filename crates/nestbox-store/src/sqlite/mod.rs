@@ -215,6 +215,11 @@ impl SqliteRepo {
         })
     }
 
+    /// The read-only pool (for `nestbox migrate`).
+    pub(crate) fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+
     /// The same store, claiming and syncing the machines of worker node `node` (several
     /// worker processes on one database file each name their node).
     pub fn with_node(mut self, node: &str) -> Self {
