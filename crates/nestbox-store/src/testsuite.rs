@@ -836,7 +836,11 @@ async fn claim_target_platform(repo: &dyn TaskRepo) {
         t
     };
     async fn claim_one(repo: &dyn TaskRepo, expect: TaskId) -> String {
-        let (t, m) = repo.claim("w").await.expect("claim").expect("a claim");
+        let (t, m) = repo
+            .claim("w", lease())
+            .await
+            .expect("claim")
+            .expect("a claim");
         assert_eq!(t.id, expect);
         repo.unlock_machine(m.id).await.expect("unlock");
         assert!(
@@ -880,17 +884,25 @@ async fn claim_target_platform(repo: &dyn TaskRepo) {
         .expect("m")
         .expect("emulator1");
     let held = add(repo, &file_task(pe.id, |_| {})).await;
-    let (h, _) = repo.claim("w").await.expect("claim").expect("claim");
+    let (h, _) = repo
+        .claim("w", lease())
+        .await
+        .expect("claim")
+        .expect("claim");
     assert_eq!(h.id, t, "queue order: the first PE task takes the emulator");
     assert!(
-        repo.claim("w").await.expect("claim").is_none(),
+        repo.claim("w", lease()).await.expect("claim").is_none(),
         "the second PE task waits for the emulator instead of taking ns1"
     );
     repo.transition(h.id, &[TaskStatus::Running], TaskStatus::Completed)
         .await
         .expect("cas");
     repo.unlock_machine(em.id).await.expect("unlock");
-    let (h2, m2) = repo.claim("w").await.expect("claim").expect("claim");
+    let (h2, m2) = repo
+        .claim("w", lease())
+        .await
+        .expect("claim")
+        .expect("claim");
     assert_eq!((h2.id, m2.spec.name.as_str()), (held, "emulator1"));
     repo.unlock_machine(m2.id).await.expect("unlock");
     // Without a windows machine a PE runs on what there is.

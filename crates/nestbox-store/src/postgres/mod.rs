@@ -173,17 +173,6 @@ macro_rules! task_joins {
     };
 }
 
-/// Whether machine `m` can run task `t` (see SQLite's `machine_matches!`).
-macro_rules! machine_matches {
-    () => {
-        "(t.machine = '' OR t.machine = m.name OR t.machine = m.label) \
-         AND (t.platform = '' OR t.platform = m.platform) \
-         AND NOT EXISTS (SELECT 1 FROM tasks_tags tt WHERE tt.task_id = t.id \
-            AND NOT EXISTS (SELECT 1 FROM machines_tags mt \
-                WHERE mt.machine_id = m.id AND mt.tag = tt.tag))"
-    };
-}
-
 macro_rules! machine_select {
     () => {
         "SELECT m.id, m.name, m.label, m.platform, m.arch, m.ip, m.options, m.interface, \

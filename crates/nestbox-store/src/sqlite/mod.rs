@@ -291,42 +291,6 @@ macro_rules! task_joins {
 // After the macros it uses (macro_rules! scope is textual).
 mod browse;
 
-/// The platform a task's target needs when the submission named none: `windows` for PE
-/// files and the shellcode/DLL packages (CAPE's `get_platform` from the file type),
-/// `linux` for everything else (ELF, scripts, URLs).
-macro_rules! target_platform {
-    () => {
-        "(CASE WHEN lower(t.package) IN ('exe', 'dll', 'shellcode', 'shellcode_x64', \
-            'regsvr', 'rundll32') \
-            OR EXISTS (SELECT 1 FROM samples ts WHERE ts.id = t.sample_id \
-               AND (ts.file_type LIKE 'PE32%' OR ts.file_type LIKE 'MS-DOS executable%')) \
-         THEN 'windows' ELSE 'linux' END)"
-    };
-}
-
-/// Whether machine `m` can run task `t`: the task's machine (name or label) and platform
-/// match when set, and every task tag is a machine tag. A task that names no machine,
-/// platform or tag goes to a machine of its target's platform (PE → the emulator,
-/// Linux/URL → ns) when one is configured, else to any. Lock state is not part of it.
-macro_rules! machine_matches {
-    () => {
-        concat!(
-            "(t.machine = '' OR t.machine = m.name OR t.machine = m.label) \
-         AND (t.platform = '' OR t.platform = m.platform) \
-         AND NOT EXISTS (SELECT 1 FROM tasks_tags tt WHERE tt.task_id = t.id \
-            AND NOT EXISTS (SELECT 1 FROM machines_tags mt \
-                WHERE mt.machine_id = m.id AND mt.tag = tt.tag)) \
-         AND (t.machine <> '' OR t.platform <> '' \
-            OR EXISTS (SELECT 1 FROM tasks_tags tp WHERE tp.task_id = t.id) \
-            OR m.platform = ",
-            target_platform!(),
-            " OR NOT EXISTS (SELECT 1 FROM machines mp WHERE mp.platform = ",
-            target_platform!(),
-            "))"
-        )
-    };
-}
-
 /// The columns of a machine with its tags, over `machines m`.
 macro_rules! machine_select {
     () => {
