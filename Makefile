@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: pg docs-ref web-test bench-web fuzz-smoke serve test bootstrap build release check unit clients bench fuzz clean emulator-venv bench-machinery
+.PHONY: pg bench-scale docs-ref web-test bench-web fuzz-smoke serve test bootstrap build release check unit clients bench fuzz clean emulator-venv bench-machinery
 
 ## Bootstrap system packages if missing, build, serve on 127.0.0.1:8090 (SQLite, local store).
 serve: bootstrap release
@@ -58,11 +58,18 @@ bench-web:
 docs-ref:
 	./tests/docs/run.sh
 
-## PostgreSQL: the store conformance suite, then the whole integration suite (with the
-## multi-node test) on a throw-away server started by tests/pg/with-pg.sh.
+## PostgreSQL: the store conformance suite, then the integration suite (the Cuckoo, CAPE,
+## Assemblyline, web, lifecycle and multi-node tests; not the machinery and triage tests,
+## which do not touch the database differently) on a throw-away server (tests/pg/with-pg.sh).
 pg: build
 	./tests/pg/with-pg.sh cargo test -p nestbox-store postgres
-	NESTBOX_IT_DATABASE=postgres ./tests/pg/with-pg.sh cargo test -p nestbox-server --test it
+	NESTBOX_IT_DATABASE=postgres ./tests/pg/with-pg.sh cargo test -p nestbox-server --test it -- \
+		--skip sandbox:: --skip emulator:: --skip triage:: --skip deps::
+
+## Queue benchmark: claim latency with 1M pending tasks, claims/s with 1/2/4 claimers,
+## PostgreSQL vs SQLite (BENCHMARKS.md); not part of `make test`.
+bench-scale:
+	./tests/pg/with-pg.sh cargo test --release -p nestbox-store bench_queue -- --ignored --nocapture
 
 ## Replays the fuzz seeds and regressions (no fuzzing; ~2 min cold). No sanitizer here:
 ## it needs RUSTC_BOOTSTRAP on stable and doubles the build; `make fuzz` uses ASan.

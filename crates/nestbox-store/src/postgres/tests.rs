@@ -235,3 +235,117 @@ async fn pg_migrate_from_sqlite_is_complete_and_resumable() {
         .expect("add");
     assert_eq!(next.0, 2501);
 }
+
+/// Queue benchmark for BENCHMARKS.md (`make bench-scale`): claim latency with `N` pending
+/// tasks and claim+finish throughput with 1/2/4 concurrent claimers, PostgreSQL vs SQLite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "benchmark"]
+async fn bench_queue() {
+    let Some(pg) = repo("bench").await else {
+        return;
+    };
+    let pending: i64 = std::env::var("NESTBOX_BENCH_PENDING")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sq = crate::sqlite::SqliteRepo::open(&dir.path().join("bench.db"))
+        .await
+        .expect("open");
+    let now = nestbox_types::Timestamp::now().0;
+    sqlx::query(
+        "INSERT INTO tasks (target, category, clock, added_on, priority) \
+         SELECT 'http://' || n || '.example', 'url', $2, $2 + n, 1 + n % 3 \
+         FROM generate_series(1, $1) AS n",
+    )
+    .bind(pending)
+    .bind(now)
+    .execute(&pg.pool)
+    .await
+    .expect("fill pg");
+    sqlx::query("ANALYZE tasks")
+        .execute(&pg.pool)
+        .await
+        .expect("analyze");
+    sqlx::query(
+        "WITH RECURSIVE n(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM n WHERE n < ?1) \
+         INSERT INTO tasks (target, category, clock, added_on, priority) \
+         SELECT 'http://' || n || '.example', 'url', ?2, ?2 + n, 1 + n % 3 FROM n",
+    )
+    .bind(pending)
+    .bind(now)
+    .execute(&sq.writer)
+    .await
+    .expect("fill sqlite");
+    let specs: Vec<_> = (0..8)
+        .map(|n| testsuite::machine_spec(&format!("b{n}"), "linux", &[]))
+        .collect();
+    let engines: Vec<(&str, Arc<dyn TaskRepo>)> =
+        vec![("postgres", Arc::new(pg)), ("sqlite", Arc::new(sq))];
+    for (name, repo) in engines {
+        repo.sync_machines(&specs).await.expect("sync");
+        // Latency of one claim (and release) with `pending` tasks waiting.
+        let mut times = Vec::new();
+        for _ in 0..200 {
+            let t = std::time::Instant::now();
+            let (task, m) = repo
+                .claim("bench", testsuite::lease())
+                .await
+                .expect("claim")
+                .expect("a task");
+            times.push(t.elapsed());
+            repo.transition(
+                task.id,
+                &[nestbox_types::TaskStatus::Running],
+                nestbox_types::TaskStatus::Reported,
+            )
+            .await
+            .expect("finish");
+            repo.unlock_machine(m.id).await.expect("unlock");
+        }
+        times.sort_unstable();
+        println!(
+            "{name}: claim with {pending} pending: p50 {:?} p99 {:?}",
+            times[times.len() / 2],
+            times[times.len() * 99 / 100]
+        );
+        // Claim + finish cycles per second with 1, 2, 4 concurrent claimers.
+        for claimers in [1usize, 2, 4] {
+            let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let until = std::time::Instant::now() + Duration::from_secs(5);
+            let mut joins = Vec::new();
+            for c in 0..claimers {
+                let (repo, done) = (repo.clone(), done.clone());
+                joins.push(tokio::spawn(async move {
+                    let worker = format!("bench{c}");
+                    while std::time::Instant::now() < until {
+                        if let Some((task, m)) = repo
+                            .claim(&worker, testsuite::lease())
+                            .await
+                            .expect("claim")
+                        {
+                            repo.transition(
+                                task.id,
+                                &[nestbox_types::TaskStatus::Running],
+                                nestbox_types::TaskStatus::Reported,
+                            )
+                            .await
+                            .expect("finish");
+                            repo.unlock_machine(m.id).await.expect("unlock");
+                            done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                }));
+            }
+            for j in joins {
+                j.await.expect("claimer");
+            }
+            let n = done.load(std::sync::atomic::Ordering::Relaxed);
+            println!(
+                "{name}: {claimers} claimer(s): {:.0} claims/s ({:.0} tasks/hour)",
+                n as f64 / 5.0,
+                n as f64 / 5.0 * 3600.0
+            );
+        }
+    }
+}

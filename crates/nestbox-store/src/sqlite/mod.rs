@@ -123,7 +123,7 @@ pub struct SqliteRepo {
     /// in-memory database, where reader and writer are one connection.
     watch: Option<SqlitePool>,
     /// The single connection every write goes through.
-    writer: SqlitePool,
+    pub(crate) writer: SqlitePool,
     /// The worker node whose machines `claim` and `sync_machines` handle ('' = the one
     /// node of a single-box install).
     node: std::sync::Arc<str>,
