@@ -1600,7 +1600,6 @@ pub async fn run_al_search(al: &dyn nestbox_core::assemblyline::AlRepo, tasks: &
     };
     let find = |groups: Vec<Vec<AlCond>>| {
         let f = AlFilter { groups };
-        let al = al;
         async move {
             let n = al.count_al_submissions(&f).await.unwrap();
             let sids: Vec<String> = al

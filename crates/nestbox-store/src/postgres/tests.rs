@@ -128,11 +128,8 @@ async fn pg_data_version_moves_with_commits() {
         .await
         .expect("open");
     let v1 = repo.data_version().await.expect("version").expect("some");
-    assert_eq!(
-        repo.data_version().await.expect("v").expect("some"),
-        v1,
-        "stable when idle"
-    );
+    // (Not "stable when idle": the other tests commit on the same server meanwhile, and
+    // the snapshot is server-wide, which only costs cache hits.)
     other
         .add_task(&nestbox_types::NewTask::new(
             nestbox_types::Category::Url,
