@@ -18,7 +18,7 @@ macro_rules! browse {
             ", ri.score, ri.malstatus, ri.signatures, ri.family) ORDER BY t.id DESC), \
                 '[]'::json)::text AS tasks \
              FROM (SELECT t.* FROM tasks AS t \
-                WHERE ($1::bigint IS NULL OR t.id < $1) \
+                WHERE t.id < $1 \
                   AND ($2::text IS NULL OR t.status = $2) \
                   AND ($3::text IS NULL OR t.category = $3) \
                   AND ($4::float8 IS NULL OR (SELECT r.score FROM reports_index r \
@@ -150,7 +150,8 @@ impl PgRepo {
             BROWSE
         };
         let row = sqlx::query(sql)
-            .bind(q.before.map(|t| t.0))
+            // Always bound (`i64::MAX` for the first page), so the keyset is a range.
+            .bind(q.before.map_or(i64::MAX, |t| t.0))
             .bind(q.status.map(|s| s.as_str()))
             .bind(q.category.map(|c| c.as_str()))
             .bind(q.min_score)
