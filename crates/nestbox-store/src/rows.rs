@@ -120,6 +120,37 @@ pub(crate) fn task_from_json(json: &str) -> Result<Task> {
     Ok(row.into())
 }
 
+/// A [`TaskRow`] followed by the report figures (all null before indexing), as the
+/// engines' `browse!` packs it.
+#[derive(Deserialize)]
+struct BrowseRow(
+    TaskRow,
+    Option<f64>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+);
+
+/// A page of the web UI's task list packed as one JSON array of [`BrowseRow`]s.
+pub(crate) fn summaries_from_json(json: &str) -> Result<Vec<nestbox_types::browse::TaskSummary>> {
+    use nestbox_types::browse::{ReportSummary, TaskSummary};
+    let rows: Vec<BrowseRow> = serde_json::from_str(json).map_err(Error::store)?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |BrowseRow(task, score, malstatus, signatures, family)| TaskSummary {
+                task: task.into(),
+                report: score.map(|score| ReportSummary {
+                    score,
+                    malstatus: malstatus.unwrap_or_default(),
+                    signatures: signatures.unwrap_or(0),
+                    family,
+                }),
+            },
+        )
+        .collect())
+}
+
 /// A page of tasks packed as one JSON array of `task_json!` arrays.
 pub(crate) fn tasks_from_json(json: &str) -> Result<Vec<Task>> {
     let rows: Vec<TaskRow> = serde_json::from_str(json).map_err(Error::store)?;

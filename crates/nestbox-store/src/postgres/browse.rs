@@ -3,11 +3,10 @@
 
 use nestbox_core::{Error, Result};
 use nestbox_types::TaskId;
-use nestbox_types::browse::{ReportIndex, ReportSummary, TaskPageQuery, TaskSummary};
-use serde::Deserialize;
+use nestbox_types::browse::{ReportIndex, TaskPageQuery, TaskSummary};
 
 use super::PgRepo;
-use crate::rows::{TaskRow, col};
+use crate::rows::{col, summaries_from_json};
 
 /// A page of the task list, newest first, keyset on id; `$search` narrows to a term.
 macro_rules! browse {
@@ -38,16 +37,6 @@ const BROWSE_SEARCH: &str = browse!(
     "AND t.id IN (SELECT rt.task_id FROM report_terms rt WHERE rt.term = $8 \
        UNION SELECT tt.id FROM tasks tt WHERE tt.sample_id IN \
          (SELECT ss.id FROM samples ss WHERE ss.sha256 = $8 OR ss.md5 = $8 OR ss.sha1 = $8))"
-);
-
-/// A [`TaskRow`] followed by the report figures (all null before indexing).
-#[derive(Deserialize)]
-struct BrowseRow(
-    TaskRow,
-    Option<f64>,
-    Option<String>,
-    Option<i64>,
-    Option<String>,
 );
 
 impl PgRepo {
@@ -162,21 +151,6 @@ impl PgRepo {
             .fetch_one(&self.pool)
             .await
             .map_err(Error::store)?;
-        let rows: String = col(&row, "tasks")?;
-        let rows: Vec<BrowseRow> = serde_json::from_str(&rows).map_err(Error::store)?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |BrowseRow(task, score, malstatus, signatures, family)| TaskSummary {
-                    task: task.into(),
-                    report: score.map(|score| ReportSummary {
-                        score,
-                        malstatus: malstatus.unwrap_or_default(),
-                        signatures: signatures.unwrap_or(0),
-                        family,
-                    }),
-                },
-            )
-            .collect())
+        summaries_from_json(&col::<String>(&row, "tasks")?)
     }
 }

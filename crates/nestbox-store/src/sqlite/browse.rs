@@ -3,11 +3,10 @@
 
 use nestbox_core::{Error, Result};
 use nestbox_types::TaskId;
-use nestbox_types::browse::{ReportIndex, ReportSummary, TaskPageQuery, TaskSummary};
-use serde::Deserialize;
+use nestbox_types::browse::{ReportIndex, TaskPageQuery, TaskSummary};
 
 use super::SqliteRepo;
-use crate::rows::{TaskRow, col};
+use crate::rows::{col, summaries_from_json};
 
 /// A page of the task list. The sub-select picks the page (filters, `id < before`,
 /// `ORDER BY id DESC LIMIT n`), and only the page's rows are joined and packed, as in
@@ -52,16 +51,6 @@ const BROWSE: [&str; 4] = [
     browse!("", search!()),
     browse!("AND t.status = ?2", search!()),
 ];
-
-/// A [`TaskRow`] followed by the report figures (all null before indexing).
-#[derive(Deserialize)]
-struct BrowseRow(
-    TaskRow,
-    Option<f64>,
-    Option<String>,
-    Option<i64>,
-    Option<String>,
-);
 
 impl SqliteRepo {
     pub(super) async fn index_report_impl(&self, id: TaskId, index: &ReportIndex) -> Result<()> {
@@ -174,21 +163,6 @@ impl SqliteRepo {
             .fetch_one(&self.reader)
             .await
             .map_err(Error::store)?;
-        let rows: String = col(&row, "tasks")?;
-        let rows: Vec<BrowseRow> = serde_json::from_str(&rows).map_err(Error::store)?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |BrowseRow(task, score, malstatus, signatures, family)| TaskSummary {
-                    task: task.into(),
-                    report: score.map(|score| ReportSummary {
-                        score,
-                        malstatus: malstatus.unwrap_or_default(),
-                        signatures: signatures.unwrap_or(0),
-                        family,
-                    }),
-                },
-            )
-            .collect())
+        summaries_from_json(&col::<String>(&row, "tasks")?)
     }
 }
