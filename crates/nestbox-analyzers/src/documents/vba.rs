@@ -690,16 +690,13 @@ fn find_word(lower: &[u8], kw: &str) -> Option<usize> {
     })
 }
 
-/// `(keyword, description)` pairs for the auto-executable entry points in `code`, as
-/// olevba's `detect_autoexec` reports them.
-pub fn detect_autoexec(code: &str) -> Vec<(String, String)> {
-    let lower = code.to_ascii_lowercase();
-    let b = lower.as_bytes();
+/// The table's keywords found in `code` (`lower` is it lower-cased), each as written in
+/// the code (as olevba reports them) with its description.
+fn keywords_in(code: &str, lower: &[u8], table: &[(&str, &[&str])]) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for (desc, kws) in AUTOEXEC {
+    for (desc, kws) in table {
         for kw in *kws {
-            // Reported as written in the code, as olevba does.
-            if let Some(p) = find_word(b, kw) {
+            if let Some(p) = find_word(lower, kw) {
                 let found = &code.as_bytes()[p..p + kw.len()];
                 out.push((
                     String::from_utf8_lossy(found).into_owned(),
@@ -708,6 +705,15 @@ pub fn detect_autoexec(code: &str) -> Vec<(String, String)> {
             }
         }
     }
+    out
+}
+
+/// `(keyword, description)` pairs for the auto-executable entry points in `code`, as
+/// olevba's `detect_autoexec` reports them.
+pub fn detect_autoexec(code: &str) -> Vec<(String, String)> {
+    let lower = code.to_ascii_lowercase();
+    let b = lower.as_bytes();
+    let mut out = keywords_in(code, b, AUTOEXEC);
     for (desc, suffixes) in AUTOEXEC_SUFFIXES {
         for suffix in *suffixes {
             if let Some(m) = find_suffixed_word(code.as_bytes(), b, suffix) {
@@ -736,20 +742,7 @@ fn find_suffixed_word(code: &[u8], lower: &[u8], suffix: &str) -> Option<String>
 /// `(keyword, description)` pairs for olevba's suspicious keywords found in `code`.
 pub fn detect_suspicious(code: &str) -> Vec<(String, String)> {
     let lower = code.to_ascii_lowercase();
-    let b = lower.as_bytes();
-    let mut out = Vec::new();
-    for (desc, kws) in SUSPICIOUS {
-        for kw in *kws {
-            // Reported as written in the code, as olevba does.
-            if let Some(p) = find_word(b, kw) {
-                let found = &code.as_bytes()[p..p + kw.len()];
-                out.push((
-                    String::from_utf8_lossy(found).into_owned(),
-                    (*desc).to_owned(),
-                ));
-            }
-        }
-    }
+    let mut out = keywords_in(code, lower.as_bytes(), SUSPICIOUS);
     if code.contains('\u{8}') {
         out.push((
             "\u{8}".to_owned(),
