@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: pg bench-scale docs-ref web-test bench-web fuzz-smoke serve test bootstrap build release check unit clients bench fuzz clean emulator-venv bench-machinery
+.PHONY: pg bench-scale docs-ref web-test bench-web bench-sandbox fuzz-smoke serve test bootstrap build release check unit clients bench fuzz clean emulator-venv bench-machinery
 
 ## Bootstrap system packages if missing, build, serve on 127.0.0.1:8090 (SQLite, local store).
 serve: bootstrap release
@@ -53,6 +53,12 @@ bench-machinery: bootstrap emulator-venv
 bench-web:
 	cargo build --release -p nestbox-bench-web
 	$(TARGET_DIR)/release/nestbox-bench-web
+
+## Cost of one ns detonation and of the strace tracer vs the same programs bare, and
+## analyses/hour with 4 slots (BENCHMARKS.md); needs root. Not part of `make test`.
+bench-sandbox:
+	cargo build --release -p nestbox-bench-sandbox
+	$(TARGET_DIR)/release/nestbox-bench-sandbox
 
 ## Document analyzers against olevba (oletools) and pdfid from PyPI, in .venv-docs.
 docs-ref:
