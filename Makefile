@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: pg bench-scale docs-ref web-test bench-web bench-sandbox fuzz-smoke serve test bootstrap build release check unit clients bench fuzz clean emulator-venv bench-machinery
+.PHONY: pg s3-test bench-scale docs-ref web-test bench-web bench-sandbox fuzz-smoke serve test bootstrap build release check unit clients bench fuzz clean emulator-venv bench-machinery
 
 ## Bootstrap system packages if missing, build, serve on 127.0.0.1:8090 (SQLite, local store).
 serve: bootstrap release
@@ -12,7 +12,7 @@ serve: bootstrap release
 ## Everything CI checks: formatting, lints, unit + integration tests, real-client tests,
 ## the web UI in a headless browser,
 ## and a replay of every fuzz target over its seeds and regression inputs.
-test: bootstrap check unit clients docs-ref web-test fuzz-smoke pg
+test: bootstrap check unit clients docs-ref web-test s3-test fuzz-smoke pg
 
 bootstrap:
 	@./scripts/bootstrap.sh
@@ -60,6 +60,11 @@ bench-sandbox:
 	cargo build --release -p nestbox-bench-sandbox
 	$(TARGET_DIR)/release/nestbox-bench-sandbox
 
+## The blob store suite and the server's end-to-end tests on a real S3 server
+## (SeaweedFS from PyPI, on loopback, in a temp dir; about a minute warm).
+s3-test:
+	./tests/s3/run.sh
+
 ## Document analyzers against olevba (oletools) and pdfid from PyPI, in .venv-docs.
 docs-ref:
 	./tests/docs/run.sh
@@ -88,7 +93,7 @@ bench: bootstrap
 
 clean:
 	cargo clean
-	rm -rf .venv-clients .venv-docs tests/web/node_modules tests/web/out
+	rm -rf .venv-clients .venv-docs .venv-s3 tests/web/node_modules tests/web/out
 
 ## Coverage-guided fuzzing of every parser, FUZZ_SECONDS (default 60) per target, one at a
 ## time (see fuzz/README.md); not part of `make test`. `fuzz/smoke.sh` is the quick replay.

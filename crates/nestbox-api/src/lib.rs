@@ -14,6 +14,7 @@ pub mod assemblyline;
 pub mod cape;
 pub mod common;
 pub mod cuckoo;
+pub mod ops;
 
 use std::sync::Arc;
 
@@ -61,10 +62,15 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
     // `/apiv2/…` is CAPE's; everything else (including Cuckoo's 404 fallback) is Cuckoo's.
     // `/api/…` is Assemblyline's. A client given a base URL with a trailing slash asks
     // for `//api/…`; that is collapsed before routing (spec assemblyline.md §1).
+    // `/metrics`, `/health` and `/ready` are in no dialect (see [`ops`]). The timing
+    // layer goes on the inner router, where the matched route pattern is known.
+    let metrics = ctx.core.metrics.clone();
     let inner = Router::new()
         .nest("/apiv2", cape::router(ctx.clone()))
         .nest("/api", assemblyline::router(ctx.clone()))
-        .merge(cuckoo::router(ctx));
+        .merge(ops::router(ctx.clone()))
+        .merge(cuckoo::router(ctx))
+        .layer(axum::middleware::from_fn_with_state(metrics, ops::track));
     Router::new().fallback_service(tower::ServiceExt::map_request(inner, collapse_api_slashes))
 }
 

@@ -18,6 +18,7 @@ pub mod assemblyline;
 mod error;
 pub mod keys;
 pub mod machinery;
+pub mod metrics;
 pub mod pipeline;
 pub mod ports;
 pub mod report_fields;

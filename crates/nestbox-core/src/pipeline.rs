@@ -75,7 +75,33 @@ pub fn skeleton(task: &Task, version: &str) -> Report {
     report
 }
 
-/// Static triage of a file: identity, type, strings and URLs, written into `report`.
+/// How long each analyzer of [`triage_file`] took, in the order they ran (for metrics).
+pub type Timings = Vec<(&'static str, std::time::Duration)>;
+
+/// Lap times of the analyzers of one triage: [`Laps::lap`] after each analyzer records
+/// the time since the previous lap under that analyzer's name.
+struct Laps {
+    last: std::time::Instant,
+    timings: Timings,
+}
+
+impl Laps {
+    fn start() -> Self {
+        Laps {
+            last: std::time::Instant::now(),
+            timings: Timings::new(),
+        }
+    }
+
+    fn lap(&mut self, analyzer: &'static str) {
+        let now = std::time::Instant::now();
+        self.timings.push((analyzer, now - self.last));
+        self.last = now;
+    }
+}
+
+/// Static triage of a file: identity, type, strings and URLs, written into `report`;
+/// returns the analyzers' timings.
 ///
 /// `expected_sha256` is the sample's recorded identity: a mismatch means the stored content
 /// changed under us, which Cuckoo treats as fatal for the analysis; here it is recorded as
@@ -86,7 +112,8 @@ pub fn triage_file(
     name: &str,
     expected_sha256: Option<&str>,
     settings: &StaticSettings,
-) {
+) -> Timings {
+    let mut laps = Laps::start();
     let digest = match nestbox_analyzers::digest_file(path) {
         Ok(d) => d,
         Err(e) => {
@@ -94,9 +121,10 @@ pub fn triage_file(
                 .debug
                 .errors
                 .push(format!("cannot read the sample: {e}"));
-            return;
+            return laps.timings;
         }
     };
+    laps.lap("hashes");
     if let Some(want) = expected_sha256.filter(|w| *w != digest.sha256) {
         report.debug.errors.push(format!(
             "sample content changed: expected sha256 {want}, found {}",
@@ -104,6 +132,7 @@ pub fn triage_file(
         ));
     }
     let ft = nestbox_analyzers::file_type_path(path);
+    laps.lap("filetype");
     let head = match read_head(path, settings.strings.max_scan.max(settings.max_document)) {
         Ok(h) => h,
         Err(e) => {
@@ -116,8 +145,11 @@ pub fn triage_file(
     };
     let scan = &head[..head.len().min(settings.strings.max_scan)];
     let urls = nestbox_analyzers::extract_urls(scan);
+    laps.lap("urls");
     report.strings = nestbox_analyzers::extract_strings(scan, &settings.strings);
+    laps.lap("strings");
     static_documents(report, &head, digest.size, name, settings);
+    laps.lap("documents");
     report.target.file = Some(FileInfo {
         name: name.to_owned(),
         path: path.to_string_lossy().into_owned(),
@@ -134,6 +166,7 @@ pub fn triage_file(
         urls,
         ..FileInfo::default()
     });
+    laps.timings
 }
 
 /// Documents, scripts and indicators: `static.{office,pdf,rtf,lnk,script}` and `iocs`.

@@ -182,6 +182,9 @@ pub trait BlobStore: Send + Sync {
     async fn delete_prefix(&self, prefix: &str) -> Result<()>;
     /// Makes a blob readable as a local file.
     async fn local(&self, key: &str) -> Result<Option<LocalBlob>>;
+    /// Checks that the store can be used now (readiness probes): the data dir is writable,
+    /// the bucket answers.
+    async fn probe(&self) -> Result<()>;
     /// Bytes free/total on the volume that holds `prefix`, where that means something.
     fn disk_usage(&self, prefix: &str) -> Option<DiskUsage>;
 }

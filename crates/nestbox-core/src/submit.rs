@@ -34,6 +34,8 @@ pub struct Core {
     /// Where per-task target files are materialised (Cuckoo's `target` is a host path
     /// ending in the client's file name); `None` keeps only the name.
     pub targets_dir: Option<PathBuf>,
+    /// Operational metrics (rendered by `GET /metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// An upload in progress: bytes go to a temp file and through every hash in one pass,

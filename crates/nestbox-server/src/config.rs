@@ -44,6 +44,10 @@ pub struct Config {
     pub emulator: crate::emulator_config::EmulatorConfig,
     /// The `qemu` machinery (QEMU guests with the Cuckoo/CAPE agent).
     pub qemu: crate::qemu_config::QemuConfig,
+    /// Where samples and artifacts live (local directory or S3 bucket).
+    pub storage: crate::storage_config::StorageConfig,
+    /// Log format and filter.
+    pub logging: crate::logging_config::LoggingConfig,
 }
 
 /// `[server]`
@@ -184,6 +188,8 @@ impl Default for Config {
             web: crate::web_config::WebConfig::default(),
             emulator: crate::emulator_config::EmulatorConfig::default(),
             qemu: crate::qemu_config::QemuConfig::default(),
+            storage: crate::storage_config::StorageConfig::default(),
+            logging: crate::logging_config::LoggingConfig::default(),
         }
     }
 }
@@ -255,6 +261,7 @@ impl Config {
 
     fn resolve_secrets(&mut self) -> anyhow::Result<()> {
         self.cape.resolve_secrets()?;
+        self.storage.resolve_secrets()?;
         if let Some(file) = &self.cuckoo.api_token_file {
             if !self.cuckoo.api_token.is_empty() {
                 bail!("cuckoo.api_token and cuckoo.api_token_file are both set; use one");
@@ -306,6 +313,8 @@ impl Config {
         self.web.validate(&mut problems);
         self.emulator.validate(&mut problems);
         self.qemu.validate(&mut problems);
+        self.storage.validate(&mut problems);
+        self.logging.validate(&mut problems);
         let mut names = std::collections::BTreeSet::new();
         for m in &self.machines {
             if m.name.trim().is_empty() {

@@ -9,8 +9,10 @@ mod cape_config;
 mod cluster_config;
 mod config;
 mod emulator_config;
+mod logging_config;
 mod qemu_config;
 mod sandbox_config;
+mod storage_config;
 mod submit;
 mod users_cli;
 mod web_config;
@@ -28,7 +30,6 @@ use nestbox_analyzers::unpack::UnpackLimits;
 use nestbox_api::{ApiContext, CuckooSettings};
 use nestbox_core::pipeline::{self, StaticSettings};
 use nestbox_core::{Core, Limits};
-use nestbox_store::blob::LocalBlobStore;
 use nestbox_worker::{WorkerPool, WorkerSettings};
 use tokio::sync::watch;
 
@@ -162,17 +163,6 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("NESTBOX_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 fn serve(
     role: Role,
     node: Option<String>,
@@ -191,7 +181,7 @@ fn serve(
         cfg.server.port = p;
     }
     cfg.validate()?;
-    init_tracing();
+    cfg.logging.init();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -222,15 +212,23 @@ async fn run_server(cfg: Config, role: Role) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
     let stores = cluster_config::open_stores(&cfg).await?;
-    let blobs = Arc::new(LocalBlobStore::new(&data_dir));
+    let tmp_dir = data_dir.join("tmp");
+    let blobs = cfg.storage.blob_store(&data_dir, &tmp_dir)?;
     let core = Core {
         repo: stores.tasks.clone(),
         blobs,
         limits: Limits {
             max_upload: cfg.server.max_upload,
         },
-        tmp_dir: data_dir.join("tmp"),
-        targets_dir: Some(std::path::absolute(data_dir.join("targets"))?),
+        tmp_dir,
+        // A task's `target` is a host path only where the blobs are local files; on a
+        // shared bucket the API node has no copy to point at (workers fetch the sample
+        // from the bucket), and `target` is the file name.
+        targets_dir: match cfg.storage.is_local() {
+            true => Some(std::path::absolute(data_dir.join("targets"))?),
+            false => None,
+        },
+        metrics: Default::default(),
     };
     let secret = users_cli::server_secret(&data_dir)?;
     let auth = nestbox_core::Auth::new(stores.users.clone(), secret.clone());
@@ -365,7 +363,12 @@ async fn run_server(cfg: Config, role: Role) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {addr}"))?;
     // Tests bind port 0 and read the real address from this line.
-    tracing::info!(addr = %listener.local_addr()?, data_dir = %data_dir.display(), "nestbox listening");
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        data_dir = %data_dir.display(),
+        blobs = %cfg.storage.describe(&data_dir),
+        "nestbox listening"
+    );
     let web = nestbox_web::WebSettings {
         auth: cfg.web.auth,
         secure_cookies: cfg.web.secure_cookies,

@@ -2,7 +2,8 @@
 //!
 //! * [`sqlite::SqliteRepo`]: the task store ([`TaskRepo`]) on SQLite, the default engine
 //!   and the only one a single-node install needs;
-//! * [`blob::LocalBlobStore`]: the blob store ([`BlobStore`]) on a local directory;
+//! * [`blob::LocalBlobStore`]: the blob store ([`BlobStore`]) on a local directory, and
+//!   [`blob::S3BlobStore`] on an S3-compatible bucket;
 //! * [`testsuite`]: the conformance suite every [`TaskRepo`] engine must pass.
 //!
 //! This crate is *not* where behaviour is decided: the contracts are the port traits in
@@ -83,7 +84,7 @@ mod rows;
 pub mod sqlite;
 pub mod testsuite;
 
-pub use blob::LocalBlobStore;
+pub use blob::{LocalBlobStore, S3BlobStore};
 pub use sqlite::SqliteRepo;
 
 /// A migrator over migrations embedded in the binary.

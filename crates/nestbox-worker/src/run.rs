@@ -8,6 +8,7 @@ use nestbox_types::report::Report;
 use nestbox_types::{Category, Machine, Task, TaskStatus, Timestamp};
 use serde::Serialize;
 use tokio::sync::{Notify, watch};
+use tracing::Instrument;
 
 /// Settings of the worker pool.
 #[derive(Debug, Clone)]
@@ -149,6 +150,7 @@ impl Worker {
         tracing::debug!(worker = %self.name, "worker started");
         let mut errors = 0u32;
         while !*shutdown.borrow() {
+            self.core.metrics.heartbeat(&self.name);
             match self.core.repo.claim(&self.name, self.lease_end()).await {
                 Ok(Some((task, machine))) => {
                     errors = 0;
@@ -235,16 +237,23 @@ impl Worker {
     }
 
     async fn analyse(&self, task: Task, machine: Machine) {
-        // `instrument`, not `span.enter()`: a guard held across an await leaks the span
-        // into whatever else runs on the thread meanwhile (other workers' analyses).
-        use tracing::Instrument;
-        let span =
-            tracing::info_span!("analysis", task_id = task.id.0, machine = %machine.spec.name);
+        // Every event of the analysis, in this task and the ones it awaits, carries the
+        // task id (`instrument`, not `enter`: an entered guard held across an await
+        // leaks the span into whatever else runs on the thread).
+        let span = tracing::info_span!(
+            "analysis",
+            task_id = task.id.0,
+            worker = %self.name,
+            machine = %machine.spec.name
+        );
         self.analyse_in_span(task, machine).instrument(span).await;
     }
 
     async fn analyse_in_span(&self, task: Task, machine: Machine) {
         let id = task.id;
+        let metrics = &self.core.metrics;
+        metrics.worker_busy.set([&self.name], 1.0);
+        let started = std::time::Instant::now();
         tracing::info!(category = %task.spec.category, "analysis started");
         let heartbeat = tokio::spawn(heartbeat(
             self.core.clone(),
@@ -257,8 +266,11 @@ impl Worker {
         if let Err(e) = self.core.repo.unlock_machine(machine.id).await {
             tracing::error!(error = %e, "unlocking the machine failed");
         }
-        match outcome {
-            Ok(status) => tracing::info!(%status, "analysis finished"),
+        let status = match outcome {
+            Ok(status) => {
+                tracing::info!(%status, "analysis finished");
+                status
+            }
             Err(e) => {
                 tracing::error!(error = %e, "analysis failed");
                 let repo = &self.core.repo;
@@ -266,16 +278,25 @@ impl Worker {
                 let _ = repo
                     .transition(id, &[TaskStatus::Running], TaskStatus::FailedAnalysis)
                     .await;
+                TaskStatus::FailedAnalysis
             }
-        }
+        };
+        metrics.task.observe([status.as_str()], started.elapsed());
+        metrics.worker_busy.set([&self.name], 0.0);
+        metrics.heartbeat(&self.name);
     }
 
     /// Processing and reporting again for a task put back to `completed` (Cuckoo's
     /// rereport). The static stage is the processing of the sample, so it runs again;
     /// the timings of the original run are kept from the task row.
     async fn reprocess(&self, task: Task) {
+        let span = tracing::info_span!("reprocessing", task_id = task.id.0, worker = %self.name);
+        self.reprocess_in_span(task).instrument(span).await;
+    }
+
+    async fn reprocess_in_span(&self, task: Task) {
         let id = task.id;
-        tracing::info!(task_id = id.0, "reprocessing");
+        tracing::info!("reprocessing");
         let mut report = pipeline::skeleton(&task, &self.settings.static_settings.version);
         match self.static_stage(&task, report.clone()).await {
             Ok(r) => report = r,
@@ -296,7 +317,7 @@ impl Worker {
             }
         }
         if let Err(e) = self.finish(&task, report, TaskStatus::Completed).await {
-            tracing::error!(task_id = id.0, error = %e, "reprocessing failed");
+            tracing::error!(error = %e, "reprocessing failed");
             let repo = &self.core.repo;
             let _ = repo.add_error(id, &e.to_string()).await;
             let _ = repo
@@ -333,7 +354,14 @@ impl Worker {
         report.info.timeout = i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX);
         let started = Timestamp::now();
 
-        match tokio::time::timeout(deadline, self.static_stage(task, report.clone())).await {
+        let stage_started = std::time::Instant::now();
+        let static_outcome =
+            tokio::time::timeout(deadline, self.static_stage(task, report.clone())).await;
+        self.core
+            .metrics
+            .stage
+            .observe(["static"], stage_started.elapsed());
+        match static_outcome {
             Ok(Ok(r)) => report = r,
             Ok(Err(msg)) => record(&mut report, repo.as_ref(), id, &msg).await,
             Err(_) => {
@@ -348,6 +376,7 @@ impl Worker {
         if let Some(machinery) = &machinery
             && detonates(task.spec.category)
         {
+            let stage_started = std::time::Instant::now();
             self.detonation_stage(
                 machinery.as_ref(),
                 task,
@@ -357,6 +386,10 @@ impl Worker {
                 &mut report,
             )
             .await;
+            self.core
+                .metrics
+                .stage
+                .observe(["detonation"], stage_started.elapsed());
         }
 
         let ended = Timestamp::now();
@@ -383,7 +416,12 @@ impl Worker {
         let repo = &self.core.repo;
         let id = task.id;
         pipeline::score(&mut report);
+        let stage_started = std::time::Instant::now();
         let written = self.write_reports(task, &report).await;
+        self.core
+            .metrics
+            .stage
+            .observe(["reporting"], stage_started.elapsed());
         if from != TaskStatus::Completed {
             repo.transition(id, &[from], TaskStatus::Completed).await?;
         }
@@ -557,18 +595,21 @@ impl Worker {
         let category = task.spec.category;
         let member = task.spec.options.get("filename").map(str::to_owned);
         let handle = tokio::task::spawn_blocking(move || {
-            match member.filter(|_| category == Category::Archive) {
+            let timings = match member.filter(|_| category == Category::Archive) {
                 // One member of an archive (tasks/create/submit): the member is the target.
-                Some(member) => nestbox_core::archive_member::triage_member(
-                    &mut report,
-                    &local.path,
-                    &name,
-                    &member,
-                    Some(&sample.sha256),
-                    &settings,
-                ),
+                Some(member) => {
+                    nestbox_core::archive_member::triage_member(
+                        &mut report,
+                        &local.path,
+                        &name,
+                        &member,
+                        Some(&sample.sha256),
+                        &settings,
+                    );
+                    pipeline::Timings::new()
+                }
                 None => {
-                    pipeline::triage_file(
+                    let timings = pipeline::triage_file(
                         &mut report,
                         &local.path,
                         &name,
@@ -578,14 +619,19 @@ impl Worker {
                     if category == Category::Archive {
                         report.target.category = "archive".to_owned();
                     }
+                    timings
                 }
-            }
+            };
             drop(local);
-            report
+            (report, timings)
         });
-        handle
+        let (report, timings) = handle
             .await
-            .map_err(|e| format!("Static analysis crashed: {e}"))
+            .map_err(|e| format!("Static analysis crashed: {e}"))?;
+        for (analyzer, took) in timings {
+            self.core.metrics.analyzer.observe([analyzer], took);
+        }
+        Ok(report)
     }
 
     async fn write_reports(&self, task: &Task, report: &Report) -> nestbox_core::Result<()> {

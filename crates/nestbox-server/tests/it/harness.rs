@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -15,6 +15,8 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     child: Option<Child>,
     agent: ureq::Agent,
+    /// Every line the server wrote to stderr so far.
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 /// An HTTP answer.
@@ -113,6 +115,8 @@ impl Server {
             .expect("spawning nestbox");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let log_writer = log.clone();
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines() {
@@ -120,14 +124,18 @@ impl Server {
                 if std::env::var_os("NESTBOX_TEST_LOG").is_some() {
                     eprintln!("[server] {line}");
                 }
-                if let Some(i) = line.find("addr=") {
+                log_writer.lock().unwrap().push(line.clone());
+                // `addr=…` in text logs, `"addr":"…"` in JSON logs.
+                let addr = if let Some(i) = line.find("\"addr\":\"") {
+                    line[i + 8..].split('"').next()
+                } else if let Some(i) = line.find("addr=") {
+                    line[i + 5..].split_whitespace().next()
+                } else {
+                    None
+                };
+                if let Some(addr) = addr {
                     if let Some(t) = tx.take() {
-                        let addr = line[i + 5..]
-                            .split_whitespace()
-                            .next()
-                            .unwrap_or("")
-                            .to_owned();
-                        let _ = t.send(Ok(addr));
+                        let _ = t.send(Ok(addr.to_owned()));
                     }
                 } else if line.starts_with("nestbox: ") && tx.is_some() {
                     let _ = tx.take().unwrap().send(Err(line));
@@ -156,7 +164,13 @@ impl Server {
             dir,
             child: Some(child),
             agent,
+            log,
         }
+    }
+
+    /// The server's stderr lines so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
     }
 
     pub fn data(&self) -> PathBuf {

@@ -13,6 +13,8 @@
 //! - `cluster`: one API and several worker processes on PostgreSQL (kill -9, restarts)
 //! - `deps`: the crate dependency rules (house style §7.3)
 //! - `sandbox`: the `ns` machinery: real detonations, containment, behaviour, dropped files
+//! - `ops`: `/metrics`, `/health`, `/ready`, JSON logs with task ids
+//! - `s3`: the server on a real S3 bucket (ignored here; `make s3-test` runs them)
 
 mod assemblyline;
 mod cape;
@@ -25,6 +27,8 @@ mod emulator;
 mod harness;
 mod hostile;
 mod lifecycle;
+mod ops;
+mod s3;
 mod sandbox;
 mod triage;
 mod web;

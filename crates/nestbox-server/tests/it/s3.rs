@@ -1,0 +1,214 @@
+//! The server on an S3 bucket: a real S3 server (SeaweedFS) started by `tests/s3/run.sh`
+//! (`make s3-test`), which passes its address in `NESTBOX_TEST_S3_*` and the credentials
+//! in `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` and runs these ignored tests.
+//!
+//! A sample goes in through the Cuckoo API, is detonated in the ns sandbox (so there is a
+//! pcap and a dropped file), and every download is served from the bucket; the bucket is
+//! read back with the store's own client to prove the bytes live there and not in
+//! `data_dir`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use nestbox_core::ports::BlobStore;
+use nestbox_store::blob::{S3BlobStore, S3Settings};
+use sha2::{Digest, Sha256};
+
+use crate::harness::{Part, Server, files_under};
+
+fn var(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: the S3 tests run through `make s3-test`"))
+}
+
+/// A fresh prefix in the test bucket, so runs and tests never see each other's objects.
+fn fresh_prefix(test: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("it-{test}-{}-{nanos}", std::process::id())
+}
+
+fn storage_toml(bucket: &str, prefix: &str) -> String {
+    format!(
+        "[storage]\nbackend = \"s3\"\n[storage.s3]\nendpoint = {:?}\nbucket = {bucket:?}\n\
+         prefix = {prefix:?}\npart_size_mb = 5\n",
+        var("NESTBOX_TEST_S3_ENDPOINT")
+    )
+}
+
+/// The same bucket and prefix through the store's client, as a second node would see it.
+fn reader(prefix: &str, scratch: &std::path::Path) -> S3BlobStore {
+    S3BlobStore::new(&S3Settings {
+        endpoint: Some(var("NESTBOX_TEST_S3_ENDPOINT")),
+        region: Some("us-east-1".into()),
+        bucket: var("NESTBOX_TEST_S3_BUCKET"),
+        path_style: true,
+        prefix: prefix.to_owned(),
+        part_size: 5 << 20,
+        scratch_dir: scratch.to_owned(),
+        ..S3Settings::default()
+    })
+    .unwrap()
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+#[test]
+#[ignore = "needs a real S3 server: make s3-test"]
+fn cuckoo_submit_detonate_and_download_from_s3() {
+    let bucket = var("NESTBOX_TEST_S3_BUCKET");
+    let prefix = fresh_prefix("cuckoo");
+    let s = Server::start(&format!(
+        "{}[analysis]\nworkers = 1\n[sandbox]\nslots = 1\nuid_base = 250000\n",
+        storage_toml(&bucket, &prefix)
+    ));
+    let ready = s.get("/ready");
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    assert_eq!(ready.json()["checks"]["blob_store"], "ok");
+
+    // A script that drops a file and talks to the network sink (for a pcap), padded past
+    // one multipart part so the sample itself goes up in parts.
+    let mut script = b"#!/bin/bash\n\
+        echo 'dropped by the sample' > /tmp/dropped.txt\n\
+        getent hosts s3.example.test > /tmp/resolved.txt\n\
+        exit 0\n"
+        .to_vec();
+    script.extend(std::iter::repeat_n(b'#', 6 << 20));
+    script.push(b'\n');
+    let sha256 = hex(&Sha256::digest(&script));
+    let r = s.post_multipart(
+        "/tasks/create/file",
+        &[
+            Part::File("file", "dropper.sh", &script),
+            Part::Field("timeout", "20"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let id = r.json()["task_id"].as_i64().unwrap();
+    s.wait_status(id, "reported");
+
+    let report = s.get(&format!("/tasks/report/{id}"));
+    assert_eq!(report.status, 200);
+    let report = report.json();
+    assert_eq!(report["target"]["file"]["sha256"], sha256.as_str());
+    assert_eq!(
+        report["info"]["machine"]["manager"], "ns",
+        "{}",
+        report["debug"]
+    );
+    let dropped = report["dropped"].as_array().unwrap();
+    let ours = dropped
+        .iter()
+        .find(|d| d["filepath"] == "/tmp/dropped.txt")
+        .unwrap_or_else(|| panic!("no dropped file: {dropped:?}"));
+
+    // Downloads, each streamed from the bucket.
+    let sample = s.get(&format!("/files/get/{sha256}"));
+    assert_eq!(sample.status, 200);
+    assert_eq!(sample.body, script, "the sample comes back byte for byte");
+    let pcap = s.get(&format!("/pcap/get/{id}"));
+    assert_eq!(pcap.status, 200);
+    assert_eq!(&pcap.body[..4], &0xa1b2_c3d4u32.to_le_bytes());
+    assert!(String::from_utf8_lossy(&pcap.body).contains("s3"));
+    let tar = s.get(&format!("/tasks/report/{id}/dropped?tar=tar"));
+    assert_eq!(tar.status, 200);
+    assert!(String::from_utf8_lossy(&tar.body).contains("dropped by the sample"));
+    let all = s.get(&format!("/tasks/report/{id}/all?tar=tar"));
+    assert_eq!(all.status, 200);
+    let mut names = Vec::new();
+    let mut archive = tar::Archive::new(&all.body[..]);
+    for entry in archive.entries().unwrap() {
+        names.push(
+            entry
+                .unwrap()
+                .path()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned(),
+        );
+    }
+    for want in ["reports/report.json", "dump.pcap", "task.json", "binary"] {
+        assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
+    }
+    let cape_pcap = s.get(&format!("/apiv2/tasks/get/pcap/{id}/"));
+    assert_eq!(cape_pcap.status, 200);
+    assert_eq!(cape_pcap.body, pcap.body);
+
+    // The bytes live in the bucket, not in data_dir.
+    let scratch = tempfile::tempdir().unwrap();
+    let bucket_view = reader(&prefix, scratch.path());
+    let keys = block_on(bucket_view.list("")).unwrap();
+    let sample_key = nestbox_core::keys::sample(&sha256);
+    let dropped_key = format!("analyses/{id}/{}", ours["path"].as_str().unwrap());
+    for want in [
+        sample_key.clone(),
+        format!("analyses/{id}/reports/report.json"),
+        format!("analyses/{id}/reports/report.html"),
+        format!("analyses/{id}/dump.pcap"),
+        dropped_key.clone(),
+    ] {
+        assert!(keys.contains(&want), "{want} not in the bucket: {keys:?}");
+    }
+    let stored = block_on(bucket_view.get(&dropped_key)).unwrap().unwrap();
+    assert_eq!(stored, b"dropped by the sample\n");
+    let leftovers: Vec<_> = files_under(&s.data())
+        .into_iter()
+        .filter(|p| {
+            let p = p.to_string_lossy();
+            p.contains("/store/") || p.contains("/analyses/")
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "blobs written locally: {leftovers:?}");
+
+    // Deleting the task deletes its folder in the bucket; the sample stays.
+    assert_eq!(s.get(&format!("/tasks/delete/{id}")).status, 200);
+    let keys = block_on(bucket_view.list("")).unwrap();
+    assert!(
+        !keys
+            .iter()
+            .any(|k| k.starts_with(&format!("analyses/{id}/"))),
+        "{keys:?}"
+    );
+    assert!(keys.contains(&sample_key));
+
+    // The metrics saw the analysis.
+    let metrics = s.get("/metrics").text();
+    assert!(
+        metrics.contains("nestbox_task_duration_seconds_count{status=\"reported\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+#[ignore = "needs a real S3 server: make s3-test"]
+fn a_missing_bucket_is_not_ready() {
+    let s = Server::start(&format!(
+        "{}[analysis]\nworkers = 0\n",
+        storage_toml("nestbox-no-such-bucket", &fresh_prefix("missing"))
+    ));
+    assert_eq!(s.get("/health").status, 200);
+    let r = s.get("/ready");
+    assert_eq!(r.status, 503, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["status"], "unavailable");
+    assert_eq!(v["checks"]["database"], "ok");
+    assert_ne!(v["checks"]["blob_store"], "ok");
+    // Uploads fail cleanly (an error answer, no task) rather than hang or crash.
+    let r = s.post_multipart(
+        "/tasks/create/file",
+        &[Part::File("file", "x.bin", b"nothing to see")],
+    );
+    assert!(r.status >= 500, "{} {}", r.status, r.text());
+    assert_eq!(s.get("/health").status, 200, "still up");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The S3 tests against a real S3 server (SeaweedFS, see weed.sh): the blob store
+# conformance suite on S3 and the server's end-to-end S3 tests, both `#[ignore]`d in a
+# plain `cargo test`.
+#
+# Usage: tests/s3/run.sh            (from `make s3-test`)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+source "$root/tests/s3/weed.sh"
+cargo test -p nestbox-store s3_backend -- --ignored
+cargo test -p nestbox-server --test it s3:: -- --ignored --test-threads=2
