@@ -7,5 +7,5 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 source "$root/tests/s3/weed.sh"
-cargo test -p nestbox-store s3_backend -- --ignored
+cargo test -p nestbox-store blob::tests::s3 -- --ignored
 cargo test -p nestbox-server --test it s3:: -- --ignored --test-threads=2

@@ -18,9 +18,10 @@ work="$(mktemp -d -t nestbox-s3.XXXXXX)"
 weed_pid=""
 cleanup() {
   if [ -n "$weed_pid" ] && kill -0 "$weed_pid" 2>/dev/null; then
-    kill "$weed_pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$weed_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -INT "$weed_pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$weed_pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$weed_pid" 2>/dev/null || true
+    wait "$weed_pid" 2>/dev/null || true
   fi
   rm -rf "$work"
 }
@@ -59,7 +60,7 @@ mkdir -p "$work/data"
   -admin.port="${ports[8]}" -admin.port.grpc="${ports[9]}" -admin.ui=false \
   -s3.port.iceberg=0 -s3.port.lance=0 -webdav=false -master.telemetry=false \
   -master.volumeSizeLimitMB=64 \
-  -s3.config="$work/s3.json" -bucket="$bucket" \
+  -s3.autoCreateBucket=false -s3.config="$work/s3.json" -bucket="$bucket" \
   >"$work/weed.log" 2>&1 &
 weed_pid=$!
 

@@ -66,7 +66,7 @@ fn cuckoo_submit_detonate_and_download_from_s3() {
     let bucket = var("NESTBOX_TEST_S3_BUCKET");
     let prefix = fresh_prefix("cuckoo");
     let s = Server::start(&format!(
-        "{}[analysis]\nworkers = 1\n[sandbox]\nslots = 1\nuid_base = 250000\n",
+        "{}[analysis]\nworkers = 1\n[sandbox]\nslots = 1\nuid_base = 290000\n[emulator]\nenabled = false\n",
         storage_toml(&bucket, &prefix)
     ));
     let ready = s.get("/ready");

@@ -198,17 +198,16 @@ impl S3BlobStore {
         let mut input = BufReader::with_capacity(READ_BUFFER, input);
         let mut writer = BufWriter::with_capacity(self.store.clone(), path, self.part_size)
             .with_max_concurrency(UPLOAD_CONCURRENCY);
-        let copied = async {
-            tokio::io::copy_buf(&mut input, &mut writer).await?;
-            writer.shutdown().await
-        }
-        .await;
-        if let Err(e) = copied {
+        if let Err(e) = tokio::io::copy_buf(&mut input, &mut writer).await {
+            // Parts already sent would otherwise stay (and be billed) in the bucket.
             if let Err(abort) = writer.abort().await {
                 tracing::warn!(store = %self.name, error = %abort, "aborting a failed upload failed");
             }
             return Err(Error::Blob(e));
         }
+        // The final PUT, or completing the multipart upload; a failed completion aborts
+        // the upload itself (and the writer must not be aborted after its shutdown).
+        writer.shutdown().await.map_err(Error::Blob)?;
         Ok(())
     }
 }

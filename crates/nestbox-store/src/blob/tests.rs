@@ -431,6 +431,28 @@ mod s3_backend {
     );
 }
 
+/// Uploads into a bucket that does not exist fail with an error (no panic, no hang) and
+/// leave their source file, for a one-PUT file and a multipart one alike.
+#[tokio::test]
+#[ignore = "needs a real S3 server: make s3-test"]
+async fn s3_uploads_to_a_missing_bucket_fail_cleanly() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let store = S3BlobStore::new(&S3Settings {
+        bucket: "nestbox-no-such-bucket".into(),
+        ..s3_settings(scratch.path(), "missing")
+    })
+    .expect("client");
+    assert!(store.probe().await.is_err());
+    for (name, len) in [("small", 10), ("multipart", 11 << 20)] {
+        let src = scratch.path().join(name);
+        std::fs::write(&src, pattern(len)).expect("write");
+        let r = store.put_file(&format!("blobs/{name}"), &src).await;
+        assert!(matches!(r, Err(Error::Blob(_))), "{name}: {r:?}");
+        assert!(src.exists(), "{name}: the source is kept for a retry");
+    }
+    assert!(store.put("blobs/x", b"x".to_vec()).await.is_err());
+}
+
 // Local-store specifics: where files live, temp files, disk figures.
 
 #[tokio::test]
