@@ -172,6 +172,7 @@ async fn main() -> anyhow::Result<()> {
         },
         tmp_dir: dir.path().join("tmp"),
         targets_dir: None,
+        metrics: Default::default(),
     };
     // The big report's task.
     let id = core

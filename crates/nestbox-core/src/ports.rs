@@ -183,8 +183,10 @@ pub trait BlobStore: Send + Sync {
     /// Makes a blob readable as a local file.
     async fn local(&self, key: &str) -> Result<Option<LocalBlob>>;
     /// Checks that the store can be used now (readiness probes): the data dir is writable,
-    /// the bucket answers.
-    async fn probe(&self) -> Result<()>;
+    /// the bucket answers. By default, one lookup that must not fail.
+    async fn probe(&self) -> Result<()> {
+        self.exists("nestbox-probe").await.map(drop)
+    }
     /// Bytes free/total on the volume that holds `prefix`, where that means something.
     fn disk_usage(&self, prefix: &str) -> Option<DiskUsage>;
 }

@@ -114,9 +114,10 @@ impl StorageConfig {
                 if s3.bucket.trim().is_empty() {
                     problems.push("storage.s3.bucket is required with backend = \"s3\"".into());
                 }
-                if !s3.endpoint.is_empty()
-                    && !(s3.endpoint.starts_with("http://") || s3.endpoint.starts_with("https://"))
-                {
+                let scheme_ok = ["http://", "https://"]
+                    .iter()
+                    .any(|p| s3.endpoint.starts_with(p));
+                if !s3.endpoint.is_empty() && !scheme_ok {
                     problems.push(format!(
                         "storage.s3.endpoint {:?} must start with http:// or https://",
                         s3.endpoint
