@@ -99,12 +99,25 @@ impl Drop for Scratch {
     }
 }
 
+/// The slot number behind a machine name (`ns3` → 3), which picks the slot's uid and
+/// cgroup. Several nodes may share one box, so a node prefix (`w1/ns3`) moves the number
+/// into a band of its own instead of being read as part of it (`w1/ns12` is not slot 112).
 fn slot_of(name: &str) -> u32 {
-    let digits: String = name.chars().filter(char::is_ascii_digit).collect();
-    digits
+    let (node, local) = name.rsplit_once('/').unwrap_or(("", name));
+    let digits = local.len() - local.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    let n = local[local.len() - digits..]
         .parse::<u32>()
-        .unwrap_or_else(|_| name.bytes().map(u32::from).sum::<u32>() % 1000)
-        % 10_000
+        .unwrap_or_else(|_| local.bytes().map(u32::from).sum::<u32>() % 100);
+    let band = if node.is_empty() {
+        0
+    } else {
+        // FNV-1a: stable across runs and builds, unlike std's hasher.
+        let h = node.bytes().fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        1 + h % 99
+    };
+    (band * 100 + n % 100) % 10_000
 }
 
 fn fake_etc(s: &SandboxSettings) -> Vec<(&'static str, String)> {
@@ -1107,4 +1120,19 @@ fn read_head(p: &Path) -> Vec<u8> {
         let _ = f.take(4096).read_to_end(&mut buf);
     }
     buf
+}
+
+#[cfg(test)]
+mod slot_tests {
+    use super::slot_of;
+
+    #[test]
+    fn slot_numbers_come_from_the_local_name_only() {
+        assert_eq!(slot_of("ns1"), 1);
+        assert_eq!(slot_of("ns12"), 12);
+        assert_ne!(slot_of("w1/ns12"), slot_of("w11/ns2"));
+        assert_eq!(slot_of("w1/ns12") % 100, 12);
+        assert_eq!(slot_of("w1/ns12"), slot_of("w1/ns12"));
+        assert!(slot_of("w1/ns3") >= 100);
+    }
 }
