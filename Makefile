@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: pg s3-test bench-scale docs-ref web-test bench-web bench-sandbox fuzz-smoke serve test bootstrap build release check unit clients bench fuzz clean emulator-venv bench-machinery
+.PHONY: pg s3-test bench-scale docs-ref web-test bench-web bench-sandbox fuzz-smoke serve test bootstrap build release check unit clients bench fuzz clean emulator-venv bench-machinery static-check bench-static
 
 ## Bootstrap system packages if missing, build, serve on 127.0.0.1:8090 (SQLite, local store).
 serve: bootstrap release
@@ -82,6 +82,11 @@ pg: build
 bench-scale:
 	./tests/pg/with-pg.sh cargo test --release -p nestbox-store bench_queue -- --ignored --nocapture
 
+## Static analysis against the reference tools: pefile (PyPI, venv) and the yara CLI on
+## benign PEs/ELFs built here with mingw-w64/gcc plus script, webshell and EICAR samples.
+static-check: build
+	./tests/static/run.sh $(TARGET_DIR)/debug/nestbox
+
 ## Replays the fuzz seeds and regressions (no fuzzing; ~2 min cold). No sanitizer here:
 ## it needs RUSTC_BOOTSTRAP on stable and doubles the build; `make fuzz` uses ASan.
 fuzz-smoke:
@@ -91,9 +96,14 @@ fuzz-smoke:
 bench: bootstrap
 	./bench/api/run.sh
 
+## Static-pass benchmark (1 MB PE, 20 MB PE, mixed corpus; yara/ssdeep baselines); see
+## BENCHMARKS.md. Not part of `make test`.
+bench-static: bootstrap
+	./bench/static/run.sh
+
 clean:
 	cargo clean
-	rm -rf .venv-clients .venv-docs .venv-s3 tests/web/node_modules tests/web/out
+	rm -rf .venv-clients .venv-docs .venv-s3 tests/web/node_modules tests/web/out .venv-static
 
 ## Coverage-guided fuzzing of every parser, FUZZ_SECONDS (default 60) per target, one at a
 ## time (see fuzz/README.md); not part of `make test`. `fuzz/smoke.sh` is the quick replay.

@@ -12,14 +12,21 @@ sanitizer=${FUZZ_SANITIZER:-address}
 export RUSTC_BOOTSTRAP=1
 
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked || exit 1
-cargo fuzz build --sanitizer "$sanitizer" || exit 1
+# yara_scan needs the `yara` feature (a long yara-x build): replayed only with FUZZ_YARA=1.
+features=()
+[ "${FUZZ_YARA:-0}" = 1 ] && features=(--features yara)
+cargo fuzz build --sanitizer "$sanitizer" "${features[@]}" || exit 1
 
 failed=()
 targets=$(cargo fuzz list)
 for t in $targets; do
+  if [ "$t" = yara_scan ] && [ "${FUZZ_YARA:-0}" != 1 ]; then
+    targets=${targets//yara_scan/}
+    continue
+  fi
   dirs=("corpus/$t")
   [ -d "regressions/$t" ] && dirs+=("regressions/$t")
-  if ! out=$(RUST_BACKTRACE=1 cargo fuzz run --sanitizer "$sanitizer" "$t" "${dirs[@]}" -- -runs=0 2>&1); then
+  if ! out=$(RUST_BACKTRACE=1 cargo fuzz run --sanitizer "$sanitizer" "${features[@]}" "$t" "${dirs[@]}" -- -runs=0 2>&1); then
     # The panic or sanitizer message and the input that caused it (a copy is saved in
     # artifacts/<target>/), without the stack frames.
     echo "$out" | grep -vE '^ +[0-9]+: |^ +at |^ +#[0-9]+ ' |

@@ -10,7 +10,9 @@
 //! * [`strings`]: Cuckoo's printable-strings list and embedded URLs ([`extract_strings`],
 //!   [`extract_urls`]);
 //! * [`cart`]: Assemblyline's CaRT neutering format, packing and (total, bounded) unpacking;
-//! * [`archive`]: archive member listing and the package guess that selects members to run.
+//! * [`archive`]: archive member listing and the package guess that selects members to run;
+//! * [`pe`], [`elf`], [`macho`]: executable structure (goblin) in Cuckoo/CAPE's shapes, with
+//!   a pefile-identical imphash.
 //!
 //! What this crate is not: it does no I/O beyond reading the file it is given, no
 //! networking, no database access and no async; it knows nothing about tasks, reports or
@@ -24,9 +26,13 @@
 pub mod archive;
 pub mod cart;
 pub mod documents;
+pub mod elf;
+pub mod executable;
 pub mod filetype;
 pub mod hashing;
 pub mod iocs;
+pub mod macho;
+pub mod pe;
 pub mod strings;
 pub mod unpack;
 

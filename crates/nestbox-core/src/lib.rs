@@ -23,6 +23,7 @@ pub mod pipeline;
 pub mod ports;
 pub mod report_fields;
 pub mod report_index;
+pub mod rule_scan;
 mod submit;
 pub mod users;
 

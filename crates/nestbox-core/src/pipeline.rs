@@ -6,12 +6,19 @@
 
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
 
 use nestbox_analyzers::StringsOptions;
 use nestbox_analyzers::iocs::IocOptions;
 use nestbox_analyzers::unpack::UnpackLimits;
-use nestbox_types::report::{FileInfo, Report, Target};
+use nestbox_types::report::{FileInfo, Report, Target, YaraMatch};
 use nestbox_types::{Category, Task};
+
+use crate::rule_scan::RuleScanner;
+
+/// The static stage reads at most this much of a file (YARA, executable parsers); a larger
+/// file is analysed on its head and the report says so. Uploads are far smaller by default.
+pub const MAX_STATIC_BYTES: u64 = 512 * 1024 * 1024;
 
 /// Settings of the static stage.
 #[derive(Debug, Clone)]
@@ -27,6 +34,8 @@ pub struct StaticSettings {
     pub archive_passwords: Vec<String>,
     /// Bomb limits of the archive unpacker.
     pub unpack: UnpackLimits,
+    /// YARA scanning of the sample and of dropped files; `None` = no rule scan.
+    pub rules: Option<Arc<dyn RuleScanner>>,
 }
 
 impl Default for StaticSettings {
@@ -37,6 +46,7 @@ impl Default for StaticSettings {
             max_document: 64 * 1024 * 1024,
             archive_passwords: vec!["infected".to_owned()],
             unpack: UnpackLimits::default(),
+            rules: None,
         }
     }
 }
@@ -133,7 +143,7 @@ pub fn triage_file(
     }
     let ft = nestbox_analyzers::file_type_path(path);
     laps.lap("filetype");
-    let head = match read_head(path, settings.strings.max_scan.max(settings.max_document)) {
+    let data = match read_head(path, MAX_STATIC_BYTES) {
         Ok(h) => h,
         Err(e) => {
             report
@@ -143,13 +153,21 @@ pub fn triage_file(
             Vec::new()
         }
     };
-    let scan = &head[..head.len().min(settings.strings.max_scan)];
-    let urls = nestbox_analyzers::extract_urls(scan);
+    if digest.size > MAX_STATIC_BYTES {
+        report.debug.errors.push(format!(
+            "the sample is larger than {MAX_STATIC_BYTES} bytes: only its head was analysed"
+        ));
+    }
+    let head = &data[..data.len().min(settings.strings.max_scan)];
+    let urls = nestbox_analyzers::extract_urls(head);
     laps.lap("urls");
-    report.strings = nestbox_analyzers::extract_strings(scan, &settings.strings);
+    report.strings = nestbox_analyzers::extract_strings(head, &settings.strings);
     laps.lap("strings");
-    static_documents(report, &head, digest.size, name, settings);
+    static_documents(report, &data, digest.size, name, settings);
     laps.lap("documents");
+    let yara = scan_rules(&data, settings, &mut report.debug.errors);
+    let exe = nestbox_analyzers::executable::analyze(&data);
+    report.static_analysis.extend(exe.static_section);
     report.target.file = Some(FileInfo {
         name: name.to_owned(),
         path: path.to_string_lossy().into_owned(),
@@ -164,6 +182,8 @@ pub fn triage_file(
         file_type: ft.description,
         mime: ft.mime,
         urls,
+        yara,
+        pe: exe.pe,
         ..FileInfo::default()
     });
     laps.timings
@@ -224,11 +244,47 @@ pub fn archive_passwords(options: &str, settings: &StaticSettings) -> Vec<String
     out
 }
 
-/// The first `max` bytes of a file: string extraction looks at no more (Cuckoo: 16 MiB).
-fn read_head(path: &Path, max: usize) -> std::io::Result<Vec<u8>> {
+/// YARA matches for `data` with the configured rules (none without rules). A scan that
+/// fails (timeout) is an entry in `errors`, and the file simply has no matches.
+pub fn scan_rules(
+    data: &[u8],
+    settings: &StaticSettings,
+    errors: &mut Vec<String>,
+) -> Vec<YaraMatch> {
+    let Some(rules) = &settings.rules else {
+        return Vec::new();
+    };
+    match rules.scan(data) {
+        Ok(m) => m,
+        Err(e) => {
+            errors.push(e);
+            Vec::new()
+        }
+    }
+}
+
+/// The static pass over a file dropped during detonation: YARA matches into its
+/// `dropped[]` entry (Cuckoo/CAPE scan dropped files with the same rules).
+pub fn scan_dropped(
+    info: &mut FileInfo,
+    path: &Path,
+    settings: &StaticSettings,
+    errors: &mut Vec<String>,
+) {
+    if settings.rules.is_none() {
+        return;
+    }
+    match read_head(path, MAX_STATIC_BYTES) {
+        Ok(data) => info.yara = scan_rules(&data, settings, errors),
+        Err(e) => errors.push(format!("cannot read the dropped file {}: {e}", info.name)),
+    }
+}
+
+/// The first `max` bytes of a file.
+fn read_head(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     let f = std::fs::File::open(path)?;
     let mut buf = Vec::new();
-    f.take(max as u64).read_to_end(&mut buf)?;
+    f.take(max).read_to_end(&mut buf)?;
     Ok(buf)
 }
 

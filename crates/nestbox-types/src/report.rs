@@ -160,6 +160,9 @@ pub struct FileInfo {
     pub cape_yara: Vec<YaraMatch>,
     /// URLs found in the content.
     pub urls: Vec<String>,
+    /// CAPE's PE structure (`parse_pe.py`), for PE files only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pe: Option<Value>,
     /// Process ids that wrote the file (dropped files).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pids: Vec<i64>,

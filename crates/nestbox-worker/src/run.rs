@@ -541,7 +541,8 @@ impl Worker {
                 }
             }
         }
-        for dropped in det.dropped {
+        let dropped = self.scan_dropped(det.dropped, report).await;
+        for dropped in dropped {
             let mut info = dropped.info;
             let rel = format!(
                 "files/{}_{}",
@@ -568,6 +569,40 @@ impl Worker {
             }
         }
         drop(local);
+    }
+
+    /// YARA over the dropped files (on a blocking thread), as Cuckoo/CAPE do with the
+    /// same rules as the sample; matches go to each `dropped[].yara`.
+    async fn scan_dropped(
+        &self,
+        mut dropped: Vec<nestbox_core::machinery::DroppedFile>,
+        report: &mut Report,
+    ) -> Vec<nestbox_core::machinery::DroppedFile> {
+        if dropped.is_empty() || self.settings.static_settings.rules.is_none() {
+            return dropped;
+        }
+        let settings = self.settings.static_settings.clone();
+        let scanned = tokio::task::spawn_blocking(move || {
+            let mut errors = Vec::new();
+            for d in &mut dropped {
+                pipeline::scan_dropped(&mut d.info, &d.local, &settings, &mut errors);
+            }
+            (dropped, errors)
+        })
+        .await;
+        match scanned {
+            Ok((dropped, errors)) => {
+                report.debug.errors.extend(errors);
+                dropped
+            }
+            Err(e) => {
+                report
+                    .debug
+                    .errors
+                    .push(format!("Scanning the dropped files crashed: {e}"));
+                Vec::new()
+            }
+        }
     }
 
     /// Runs static triage on a blocking thread. A panic in an analyzer is caught here and
