@@ -178,6 +178,12 @@ fn api_and_worker_nodes_share_the_queue() {
         assert!(Instant::now() < deadline, "wa never claimed the task");
         std::thread::sleep(Duration::from_millis(5));
     }
+    // The claim commits before the worker logs the start of its analysis: wait for that
+    // line, so the kill lands mid-analysis and the log says which task was cut short.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while analyses_started(&doomed.log).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     doomed.kill();
     assert_eq!(analyses_started(&doomed.log), vec![victim]);
 
