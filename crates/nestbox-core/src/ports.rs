@@ -176,6 +176,12 @@ pub trait BlobStore: Send + Sync {
     async fn open(&self, key: &str) -> Result<Option<BlobReader>>;
     /// Whether a blob exists.
     async fn exists(&self, key: &str) -> Result<bool>;
+    /// A blob's size in bytes, `None` when it does not exist. By default from
+    /// [`BlobStore::open`] (the stream is dropped unread); stores override it with a
+    /// metadata lookup.
+    async fn size(&self, key: &str) -> Result<Option<u64>> {
+        Ok(self.open(key).await?.map(|r| r.size))
+    }
     /// Keys under a prefix (recursive), sorted.
     async fn list(&self, prefix: &str) -> Result<Vec<String>>;
     /// Deletes every blob under a prefix.

@@ -10,6 +10,7 @@ mod cluster_config;
 mod config;
 mod emulator_config;
 mod logging_config;
+mod migrate_cli;
 mod qemu_config;
 mod sandbox_config;
 mod storage_config;
@@ -105,8 +106,9 @@ enum Command {
         #[arg(long, global = true)]
         config: Option<PathBuf>,
     },
-    /// Copy a single-box SQLite database into PostgreSQL (resumable: run it again after
-    /// an interruption; rows already copied are skipped).
+    /// Move a single box onto PostgreSQL: its SQLite rows and, with `--config`, its
+    /// samples and artifacts into the store that configuration names (resumable: run it
+    /// again after an interruption; what was copied already is skipped).
     Migrate {
         /// The SQLite database: `sqlite://<path>` or a path.
         #[arg(long)]
@@ -114,6 +116,14 @@ enum Command {
         /// The PostgreSQL database: `postgres://…`.
         #[arg(long)]
         to: String,
+        /// The new nodes' configuration file: its `[storage]` (and `data_dir`) receive
+        /// the blobs. Without it the blobs stay where they are.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The old data directory holding `store/` and `analyses/` (default: the
+        /// directory of the SQLite file).
+        #[arg(long)]
+        blobs_from: Option<PathBuf>,
     },
     /// Print the JSON report of the static pipeline for a file, without a server.
     Analyze {
@@ -149,7 +159,12 @@ fn main() -> ExitCode {
             token,
         } => submit::run(&target, &server, token.as_deref()),
         Command::Analyze { file } => analyze(&file),
-        Command::Migrate { from, to } => migrate(&from, &to),
+        Command::Migrate {
+            from,
+            to,
+            config,
+            blobs_from,
+        } => migrate_cli::migrate(&from, &to, config.as_deref(), blobs_from.as_deref()),
         Command::User { cmd, config } => users_cli::user(cmd, config.as_deref()),
         Command::Token { cmd, config } => users_cli::token(cmd, config.as_deref()),
         Command::Apikey { cmd, config } => apikey_cli::apikey(cmd, config.as_deref()),
@@ -425,31 +440,6 @@ fn clean_tmp(dir: &Path) {
             }
         }
     }
-}
-
-fn migrate(from: &str, to: &str) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        cluster_config::is_postgres(to),
-        "--to must be a postgres:// URL"
-    );
-    let path = PathBuf::from(from.strip_prefix("sqlite://").unwrap_or(from));
-    anyhow::ensure!(path.is_file(), "no SQLite database at {}", path.display());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        // Opening migrates both schemas to the current version first.
-        let source = nestbox_store::sqlite::SqliteRepo::open(&path).await?;
-        let target = nestbox_store::postgres::PgRepo::open(to).await?;
-        let copied = nestbox_store::migrate::sqlite_to_postgres(&source, &target, |table, rows| {
-            eprintln!("migrate: {table}: {rows} rows");
-        })
-        .await?;
-        for (table, rows) in copied {
-            println!("{table}\t{rows}");
-        }
-        anyhow::Ok(())
-    })
 }
 
 fn analyze(file: &Path) -> anyhow::Result<()> {

@@ -11,6 +11,7 @@
 //! - `cli`: `nestbox analyze` and `nestbox submit`
 //! - `documents`: Office/PDF analysis and indicators in the report and CAPE's iocs view
 //! - `cluster`: one API and several worker processes on PostgreSQL (kill -9, restarts)
+//! - `migrate`: `nestbox migrate` of rows and blobs, checked through the API
 //! - `deps`: the crate dependency rules (house style §7.3)
 //! - `sandbox`: the `ns` machinery: real detonations, containment, behaviour, dropped files
 //! - `ops`: `/metrics`, `/health`, `/ready`, JSON logs with task ids
@@ -27,6 +28,7 @@ mod emulator;
 mod harness;
 mod hostile;
 mod lifecycle;
+mod migrate;
 mod ops;
 mod s3;
 mod sandbox;

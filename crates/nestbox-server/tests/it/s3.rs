@@ -212,3 +212,20 @@ fn a_missing_bucket_is_not_ready() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// `nestbox migrate` of a single box into a bucket (rows into PostgreSQL): every sample
+/// and analysis file is served from the bucket afterwards; a second run after a lost
+/// object copies only that one. Needs tests/pg/with-pg.sh too (tests/s3/run.sh).
+#[test]
+#[ignore = "needs a real S3 server and PostgreSQL: make s3-test"]
+fn migrate_a_single_box_into_a_bucket() {
+    let bucket = var("NESTBOX_TEST_S3_BUCKET");
+    let prefix = fresh_prefix("migrate");
+    let scratch = tempfile::tempdir().unwrap();
+    let bucket_view = reader(&prefix, scratch.path());
+    crate::migrate::migrate_and_compare(&storage_toml(&bucket, &prefix), |data, key| {
+        block_on(bucket_view.delete_prefix(key)).unwrap();
+        // Nothing was written to the new data dir but the scratch space and the secret.
+        assert!(crate::migrate::local_blobs(data).is_empty());
+    });
+}

@@ -215,6 +215,17 @@ impl BlobStore for LocalBlobStore {
         blocking(move || is_file(&path)).await
     }
 
+    async fn size(&self, key: &str) -> Result<Option<u64>> {
+        let path = self.path(key)?;
+        blocking(move || match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_file() => Ok(Some(meta.len())),
+            Ok(_) => Ok(None),
+            Err(e) if is_missing(&e) => Ok(None),
+            Err(e) => Err(e),
+        })
+        .await
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         let path = self.prefix_path(prefix)?;
         let key = prefix.trim_end_matches('/').to_owned();

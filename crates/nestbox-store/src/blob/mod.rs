@@ -35,6 +35,7 @@ use std::io::{self, ErrorKind};
 
 use nestbox_core::{Error, Result};
 
+pub mod copy;
 pub mod local;
 pub mod s3;
 

@@ -262,6 +262,15 @@ impl BlobStore for S3BlobStore {
         }
     }
 
+    async fn size(&self, key: &str) -> Result<Option<u64>> {
+        let path = self.path(key)?;
+        match self.store.head(&path).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(blob_err(e)),
+        }
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         let trimmed = prefix_key(prefix)?;
         let mut keys = self.keys_under(trimmed).await?;

@@ -47,6 +47,7 @@ async fn put_get_round_trip(store: &dyn BlobStore) {
     let key = keys::report_json(TaskId(7));
     assert_eq!(store.get(&key).await.expect("get"), None);
     assert!(!store.exists(&key).await.expect("exists"));
+    assert_eq!(store.size(&key).await.expect("size"), None);
     assert!(store.open(&key).await.expect("open").is_none());
     assert!(store.local(&key).await.expect("local").is_none());
 
@@ -56,6 +57,9 @@ async fn put_get_round_trip(store: &dyn BlobStore) {
         Some(&b"{\"a\":1}"[..])
     );
     assert!(store.exists(&key).await.expect("exists"));
+    assert_eq!(store.size(&key).await.expect("size"), Some(7));
+    // A folder is not a blob.
+    assert_eq!(store.size("analyses/7").await.expect("size"), None);
 
     // put overwrites.
     store.put(&key, b"v2".to_vec()).await.expect("put");
