@@ -61,7 +61,9 @@ bench-sandbox:
 	$(TARGET_DIR)/release/nestbox-bench-sandbox
 
 ## The blob store suite and the server's end-to-end tests on a real S3 server
-## (SeaweedFS from PyPI, on loopback, in a temp dir; about a minute warm).
+## (SeaweedFS from PyPI, on loopback, in a temp dir; about a minute warm), with a
+## throw-away PostgreSQL for `migrate` into a bucket and an API node + 3 worker nodes
+## sharing only PostgreSQL and the bucket.
 s3-test:
 	./tests/s3/run.sh
 

@@ -26,13 +26,14 @@ const CONFIG: &str = "[analysis]\nworkers = 2\npoll_interval_ms = 200\n\
 const TASKS: usize = 500;
 
 /// A worker process; killed when dropped.
-struct Worker {
+pub struct Worker {
     child: Child,
-    log: std::path::PathBuf,
+    pub log: std::path::PathBuf,
 }
 
 impl Worker {
-    fn start(dir: &std::path::Path, node: &str) -> Worker {
+    /// `serve --role worker --node <node>` with `dir/nestbox.toml`, logging to `dir`.
+    pub fn start(dir: &std::path::Path, node: &str) -> Worker {
         let log = dir.join(format!("worker-{node}.log"));
         let child = Command::new(nestbox_bin())
             .args(["serve", "--role", "worker", "--node", node, "--config"])
@@ -58,7 +59,7 @@ impl Drop for Worker {
 }
 
 /// Task ids of the "analysis started" lines of a worker log, in order.
-fn analyses_started(log: &std::path::Path) -> Vec<i64> {
+pub fn analyses_started(log: &std::path::Path) -> Vec<i64> {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     text.lines()
         .filter(|l| l.contains("analysis started"))

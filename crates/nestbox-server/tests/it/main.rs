@@ -15,7 +15,8 @@
 //! - `deps`: the crate dependency rules (house style §7.3)
 //! - `sandbox`: the `ns` machinery: real detonations, containment, behaviour, dropped files
 //! - `ops`: `/metrics`, `/health`, `/ready`, JSON logs with task ids
-//! - `s3`: the server on a real S3 bucket (ignored here; `make s3-test` runs them)
+//! - `s3`: the server on a real S3 bucket, migration into one, API + worker nodes on
+//!   PostgreSQL + S3 (ignored here; `make s3-test` runs them)
 
 mod assemblyline;
 mod cape;

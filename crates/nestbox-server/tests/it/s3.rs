@@ -5,7 +5,9 @@
 //! A sample goes in through the Cuckoo API, is detonated in the ns sandbox (so there is a
 //! pcap and a dropped file), and every download is served from the bucket; the bucket is
 //! read back with the store's own client to prove the bytes live there and not in
-//! `data_dir`.
+//! `data_dir`. The tests that also need PostgreSQL (`migrate` into a bucket, API and
+//! worker nodes sharing only PostgreSQL and the bucket) get it from tests/pg/with-pg.sh,
+//! which tests/s3/run.sh wraps around them.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -228,4 +230,126 @@ fn migrate_a_single_box_into_a_bucket() {
         // Nothing was written to the new data dir but the scratch space and the secret.
         assert!(crate::migrate::local_blobs(data).is_empty());
     });
+}
+
+/// One API node and three worker nodes as separate processes that share nothing but
+/// PostgreSQL and the bucket (each has its own data dir): tasks submitted concurrently
+/// to the API node are each analysed exactly once, by more than one node, and every
+/// report, analysis file and sample is downloadable through the API node. No node
+/// keeps a blob in its data dir.
+#[test]
+#[ignore = "needs a real S3 server and PostgreSQL: make s3-test"]
+fn api_and_worker_nodes_share_only_postgres_and_s3() {
+    use crate::cluster::{Worker, analyses_started};
+    use std::collections::BTreeMap;
+
+    const TASKS: usize = 60;
+    let bucket = var("NESTBOX_TEST_S3_BUCKET");
+    let prefix = fresh_prefix("nodes");
+    let url = crate::harness::pg_database("nodes");
+    let shared = format!(
+        "[analysis]\nworkers = 2\npoll_interval_ms = 200\n[sandbox]\nmachinery = \"none\"\n\
+         [database]\nurl = {url:?}\n{}",
+        storage_toml(&bucket, &prefix)
+    );
+    let api = Server::start_args(tempfile::tempdir().unwrap(), &shared, &["--role", "api"]);
+    let nodes: Vec<(tempfile::TempDir, Worker)> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|node| {
+            let dir = tempfile::tempdir().unwrap();
+            let data = dir.path().join("data");
+            std::fs::write(
+                dir.path().join("nestbox.toml"),
+                format!("data_dir = {:?}\n{shared}", data.to_string_lossy()),
+            )
+            .unwrap();
+            let worker = Worker::start(dir.path(), node);
+            (dir, worker)
+        })
+        .collect();
+
+    // Submitted concurrently, each sample distinct.
+    let submitted: Vec<(i64, Vec<u8>)> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let api = &api;
+                scope.spawn(move || {
+                    (t..TASKS)
+                        .step_by(4)
+                        .map(|n| {
+                            let body = crate::migrate::noise(2000 + n * 37, n as u64 + 7);
+                            (api.submit_file(&format!("n{n}.bin"), &body), body)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect()
+    });
+    assert_eq!(submitted.len(), TASKS);
+    for (id, _) in &submitted {
+        api.wait_status(*id, "reported");
+    }
+
+    // Exactly once, by the worker logs; shared between the nodes.
+    let mut started: BTreeMap<i64, usize> = BTreeMap::new();
+    let mut busy = 0;
+    for (_, w) in &nodes {
+        let ids = analyses_started(&w.log);
+        busy += usize::from(!ids.is_empty());
+        for id in ids {
+            *started.entry(id).or_default() += 1;
+        }
+    }
+    for (id, _) in &submitted {
+        assert_eq!(started.get(id), Some(&1), "task {id}: {started:?}");
+    }
+    assert_eq!(started.len(), TASKS, "{started:?}");
+    assert!(busy >= 2, "only {busy} worker node(s) analysed anything");
+
+    // Everything a worker wrote is served by the API node, from the bucket.
+    for (id, body) in &submitted {
+        let sha256 = hex(&Sha256::digest(body));
+        let report = api.get(&format!("/tasks/report/{id}"));
+        assert_eq!(report.status, 200, "{}", report.text());
+        assert_eq!(report.json()["target"]["file"]["sha256"], sha256.as_str());
+        let sample = api.get(&format!("/files/get/{sha256}"));
+        assert_eq!(sample.status, 200);
+        assert_eq!(&sample.body, body);
+        let html = api.get(&format!("/tasks/report/{id}/html"));
+        assert_eq!(html.status, 200, "{}", html.text());
+        let all = api.get(&format!("/tasks/report/{id}/all?tar=tar"));
+        assert_eq!(all.status, 200);
+        let mut names = Vec::new();
+        for entry in tar::Archive::new(&all.body[..]).entries().unwrap() {
+            names.push(
+                entry
+                    .unwrap()
+                    .path()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+        }
+        for want in ["reports/report.json", "reports/report.html", "task.json"] {
+            assert!(
+                names.iter().any(|n| n == want),
+                "{id}: {want} not in {names:?}"
+            );
+        }
+    }
+    // No node kept a blob of its own.
+    let mut dirs: Vec<std::path::PathBuf> =
+        nodes.iter().map(|(d, _)| d.path().join("data")).collect();
+    dirs.push(api.data());
+    for d in dirs {
+        assert!(
+            crate::migrate::local_blobs(&d).is_empty(),
+            "blobs in {}",
+            d.display()
+        );
+    }
 }
