@@ -12,6 +12,8 @@
 //! `pefile.get_imphash()` (with pefile's ordinal-name tables for ws2_32/wsock32/oleaut32).
 //! Malformed input never panics: what cannot be parsed becomes `error`.
 
+mod authenticode;
+mod der;
 mod resources;
 pub mod tables;
 
@@ -119,9 +121,11 @@ pub struct Span {
 /// header, Authenticode span, .NET) under extra keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct PeInfo {
-    /// Certificates of the Authenticode signature. Not decoded here: always empty; see
-    /// `authenticode` for whether a signature is present.
+    /// Certificates of the Authenticode signature (CAPE's keys; not verified).
     pub digital_signers: Vec<Value>,
+    /// Why the signature's certificates could not (all) be read; absent when they could.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digital_signers_error: Option<String>,
     /// Guest-side signature checks (none here).
     pub guest_signers: Map<String, Value>,
     /// `ImageBase`, `0x%08x`.
@@ -350,7 +354,9 @@ fn fill(info: &mut PeInfo, pe: &PE<'_>, data: &[u8]) {
                     info.authenticode = Some(Span {
                         offset: hex8(u64::from(va)),
                         size: hex8(u64::from(size)),
-                    })
+                    });
+                    (info.digital_signers, info.digital_signers_error) =
+                        authenticode::digital_signers(data, va, size);
                 }
                 14 if va != 0 && size != 0 => info.dotnet = true,
                 _ => {}
@@ -795,7 +801,8 @@ impl PeInfo {
         m.insert("pe_imphash".into(), json!(self.imphash));
         m.insert("pe_timestamp".into(), json!(self.timestamp));
         m.insert("pdb_path".into(), json!(self.pdbpath));
-        m.insert("signature".into(), json!([]));
+        // Cuckoo's `_get_signature` lists the same certificates.
+        m.insert("signature".into(), json!(self.digital_signers));
         m.insert(
             "imported_dll_count".into(),
             json!(

@@ -162,6 +162,61 @@ fn tag(ty: &str, value: &str) -> Value {
     json!({"type": ty, "value": value, "short_type": short, "safelisted": false, "classification": C12N})
 }
 
+/// AL's `cert.*` tags (as its PE service sets them) for the Authenticode certificates
+/// of CAPE's `digital_signers`.
+fn cert_tags(signers: &Value) -> Vec<Value> {
+    // Distinguished names in RFC 4514 order of the usual attributes.
+    const DN: &[(&str, &str)] = &[
+        ("commonName", "CN"),
+        ("organizationalUnitName", "OU"),
+        ("organizationName", "O"),
+        ("localityName", "L"),
+        ("stateOrProvinceName", "ST"),
+        ("countryName", "C"),
+    ];
+    let dn = |c: &Value, prefix: &str| -> String {
+        DN.iter()
+            .filter_map(|(long, short)| {
+                c[format!("{prefix}_{long}")]
+                    .as_str()
+                    .map(|v| format!("{short}={v}"))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = Vec::new();
+    for c in signers.as_array().into_iter().flatten() {
+        for (ty, v) in [
+            (
+                "cert.thumbprint",
+                c["sha1_fingerprint"].as_str().map(str::to_owned),
+            ),
+            (
+                "cert.serial_no",
+                c["serial_number"].as_str().map(str::to_owned),
+            ),
+            (
+                "cert.subject",
+                Some(dn(c, "subject")).filter(|s| !s.is_empty()),
+            ),
+            (
+                "cert.issuer",
+                Some(dn(c, "issuer")).filter(|s| !s.is_empty()),
+            ),
+            (
+                "cert.valid.start",
+                c["not_before"].as_str().map(str::to_owned),
+            ),
+            ("cert.valid.end", c["not_after"].as_str().map(str::to_owned)),
+        ] {
+            if let Some(v) = v {
+                out.push(tag(ty, &v));
+            }
+        }
+    }
+    out
+}
+
 fn section(
     title: &str,
     body: Value,
@@ -347,12 +402,15 @@ pub fn derive(sha256: &str, task: Option<&Task>, report: Option<&Value>) -> Resu
         }
     }
     let mut tags = Vec::new();
-    if let Some(imp) = r["static"]["pe"]["imphash"]
+    if let Some(imp) = file["pe"]["imphash"]
         .as_str()
+        .filter(|s| !s.is_empty())
+        .or(r["static"]["pe"]["imphash"].as_str())
         .or(r["static"]["imphash"].as_str())
     {
         tags.push(tag("file.pe.imports.imphash", imp));
     }
+    tags.extend(cert_tags(&file["pe"]["digital_signers"]));
     push(
         "Characterize",
         vec![section(
@@ -2140,6 +2198,38 @@ mod tests {
                 .iter()
                 .any(|(_, v)| v.to_string().contains("Static indicators"))
         );
+    }
+
+    #[test]
+    fn authenticode_signers_become_cert_tags() {
+        let report = json!({"target": {"file": {"type": "PE32 executable", "pe": {
+            "imphash": "0123456789abcdef0123456789abcdef",
+            "digital_signers": [{
+                "sha1_fingerprint": "aa", "serial_number": "42",
+                "not_before": "2026-01-01T00:00:00", "not_after": "2027-01-01T00:00:00",
+                "subject_commonName": "Signer", "subject_organizationName": "ACME",
+                "subject_countryName": "DE", "issuer_commonName": "Root CA",
+            }],
+        }}}});
+        let r = derive("ab", None, Some(&report));
+        let body = r.results[0].1.to_string();
+        for (ty, v) in [
+            (
+                "file.pe.imports.imphash",
+                "0123456789abcdef0123456789abcdef",
+            ),
+            ("cert.thumbprint", "aa"),
+            ("cert.serial_no", "42"),
+            ("cert.subject", "CN=Signer, O=ACME, C=DE"),
+            ("cert.issuer", "CN=Root CA"),
+            ("cert.valid.start", "2026-01-01T00:00:00"),
+            ("cert.valid.end", "2027-01-01T00:00:00"),
+        ] {
+            assert!(
+                body.contains(&format!(r#""type":"{ty}","value":"{v}""#)),
+                "{ty}={v} in {body}"
+            );
+        }
     }
 
     #[test]
