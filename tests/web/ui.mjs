@@ -237,6 +237,27 @@ async function main() {
     check((await page.textContent("h1")).includes(sha), "sample page is not the sample's");
     await shot(page, "06-sample");
 
+    step = "child task";
+    // A dropped file analysed on its own: the new task links to its parent, and the
+    // parent's Extracted tab lists it.
+    await page.goto(`${base}/analysis/${id}/`);
+    await page.click("#tab-dropped");
+    const analyse = page.locator("#dropped form button[type=submit]").first();
+    check(await analyse.count() === 1, "no Analyse button on the dropped files");
+    await Promise.all([page.waitForURL(/\/analysis\/\d+\/$/), analyse.click()]);
+    const childId = page.url().match(/analysis\/(\d+)/)[1];
+    check(childId !== id, "Analyse did not open a new task");
+    check(await page.locator(`a.parent-link[href='/analysis/${id}/']`).count() === 1, "the pending child does not link to its parent");
+    await page.waitForFunction(() => document.getElementById("task-status")?.textContent === "reported", null, { timeout: 90000 });
+    await Promise.all([page.waitForURL(`${base}/analysis/${childId}/`), page.click("#report-link a")]);
+    await page.click("#tab-children");
+    check(await page.isVisible("#parent-task a.parent-link"), "no parent link in the child's Extracted tab");
+    await shot(page, "06b-child-extracted");
+    await Promise.all([page.waitForURL(`${base}/analysis/${id}/`), page.click("#parent-task a.parent-link")]);
+    await page.click("#tab-children");
+    check(await page.locator(`#child-tasks a[href='/analysis/${childId}/']`).count() === 1, "the parent does not list its child");
+    await shot(page, "06c-parent-children");
+
     step = "queue live";
     await page.goto(`${base}/`);
     const form = new FormData();

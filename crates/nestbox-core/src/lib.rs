@@ -15,6 +15,7 @@
 
 pub mod archive_member;
 pub mod assemblyline;
+mod child;
 mod error;
 pub mod keys;
 pub mod machinery;

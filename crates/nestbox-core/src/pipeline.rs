@@ -63,6 +63,7 @@ pub fn skeleton(task: &Task, version: &str) -> Report {
     info.platform = Some(task.spec.platform.clone()).filter(|p| !p.is_empty());
     info.options = task.spec.options.emit();
     info.custom = task.spec.custom.clone();
+    info.parent_id = task.spec.parent_id.map(|p| p.0);
     info.owner = task.spec.owner.clone();
     info.route = task.spec.route.clone().unwrap_or_else(|| "none".to_owned());
     info.timeout = task.spec.timeout;

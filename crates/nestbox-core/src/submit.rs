@@ -292,12 +292,14 @@ impl Core {
         Ok(new_id)
     }
 
-    /// Cuckoo's reboot: a new file task on the same target with package `reboot`.
+    /// Cuckoo's reboot: a new file task on the same target with package `reboot`, the
+    /// child of the rebooted task (Cuckoo keeps the id in `custom`; `parent_id` too).
     pub async fn reboot(&self, id: TaskId) -> Result<TaskId> {
         let task = self.task(id).await?;
         let mut t = NewTask::new(Category::File, task.spec.target.clone());
         t.package = "reboot".to_owned();
         t.custom = id.0.to_string();
+        t.parent_id = Some(id);
         t.sample_id = task.spec.sample_id;
         self.repo.add_task(&t).await
     }

@@ -38,6 +38,7 @@ pub async fn run(repo: &dyn TaskRepo) {
     status_counts(repo).await;
     submissions(repo).await;
     browse(repo).await;
+    parents(repo).await;
     leases(repo).await;
     reset(repo).await;
 }
@@ -296,6 +297,11 @@ async fn task_round_trip(repo: &dyn TaskRepo) {
             .await
             .expect("add_submission");
     }
+    // A parent task whose id differs from the sample and submission ids.
+    let mut parent = TaskId(sample.id);
+    while parent.0 == sample.id || parent.0 == submit_id {
+        parent = add(repo, &url_task("http://parent.example")).await;
+    }
     let clock = Timestamp::from_secs(1_500_000_000);
     let full = NewTask {
         target: "/tmp/upload/sample.exe".into(),
@@ -314,6 +320,7 @@ async fn task_round_trip(repo: &dyn TaskRepo) {
         tags: vec!["office".into(), "x64".into()],
         sample_id: Some(sample.id),
         submit_id: Some(submit_id),
+        parent_id: Some(parent),
         route: Some("tor".into()),
     };
     let id = add(repo, &full).await;
@@ -1915,6 +1922,61 @@ pub async fn run_users(users: &dyn nestbox_core::users::UserRepo, tasks: &dyn Ta
 /// The web UI's task list: newest first, keyset pages that neither skip nor repeat, each
 /// filter, report figures after indexing, search by term and by any sample hash, and the
 /// index going with its task.
+async fn parents(repo: &dyn TaskRepo) {
+    use nestbox_types::browse::TaskPageQuery;
+    let children = |parent: TaskId, status: Option<TaskStatus>, before: Option<TaskId>| async move {
+        repo.browse_tasks(&TaskPageQuery {
+            parent: Some(parent),
+            status,
+            before,
+            limit: 50,
+            ..Default::default()
+        })
+        .await
+        .expect("browse children")
+        .into_iter()
+        .map(|r| r.task.id)
+        .collect::<Vec<_>>()
+    };
+    let parent = add(repo, &url_task("http://parent.example")).await;
+    let other = add(repo, &url_task("http://other.example")).await;
+    let child = |p: TaskId| {
+        let mut t = url_task("http://child.example");
+        t.parent_id = Some(p);
+        t
+    };
+    let a = add(repo, &child(parent)).await;
+    let _unrelated = add(repo, &url_task("http://unrelated.example")).await;
+    let b = add(repo, &child(parent)).await;
+    let c = add(repo, &child(other)).await;
+    assert_eq!(get(repo, a).await.spec.parent_id, Some(parent));
+    assert_eq!(get(repo, parent).await.spec.parent_id, None);
+    assert_eq!(
+        children(parent, None, None).await,
+        vec![b, a],
+        "newest first"
+    );
+    assert_eq!(children(other, None, None).await, vec![c]);
+    assert_eq!(children(a, None, None).await, Vec::<TaskId>::new());
+    assert_eq!(children(parent, None, Some(b)).await, vec![a], "keyset");
+    repo.transition(a, &[TaskStatus::Pending], TaskStatus::Reported)
+        .await
+        .expect("t");
+    assert_eq!(
+        children(parent, Some(TaskStatus::Reported), None).await,
+        vec![a],
+        "filters combine"
+    );
+    // A parent that does not exist is refused.
+    assert!(repo.add_task(&child(TaskId(i64::MAX))).await.is_err());
+    // Deleting the parent keeps its children and forgets the link.
+    assert!(repo.delete_task(parent).await.expect("delete"));
+    assert_eq!(get(repo, a).await.spec.parent_id, None);
+    assert_eq!(get(repo, b).await.spec.parent_id, None);
+    assert_eq!(get(repo, c).await.spec.parent_id, Some(other));
+    reset(repo).await;
+}
+
 async fn browse(repo: &dyn TaskRepo) {
     use nestbox_types::browse::{ReportIndex, ReportSummary, TaskPageQuery};
     let page = |q: TaskPageQuery| async move { repo.browse_tasks(&q).await.expect("browse") };

@@ -66,6 +66,8 @@ pub struct TaskPageQuery {
     /// An exact search term (lower-cased): a sample hash (md5/sha1/sha256), or any term
     /// of a report index (file name, URL, domain, IP, signature name, dropped file hash).
     pub term: Option<String>,
+    /// Only the tasks spawned from this one (`parent_id`).
+    pub parent: Option<TaskId>,
 }
 
 /// One row of the task list: the task and, once it is reported, its verdict figures.

@@ -79,6 +79,9 @@ pub struct Info {
     pub options: String,
     /// Custom field.
     pub custom: String,
+    /// The task this one was spawned from (CAPE's `info.parent_id`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub parent_id: Option<i64>,
     /// Owner.
     pub owner: String,
     /// Route used.

@@ -305,6 +305,9 @@ pub struct NewTask {
     pub sample_id: Option<i64>,
     /// The submission row, if created through `tasks/create/submit` or a multi-target API.
     pub submit_id: Option<i64>,
+    /// The task this one was spawned from (CAPE's `tasks.parent_id`): a reboot of it, or
+    /// a file it dropped that was submitted on its own. `None` for client submissions.
+    pub parent_id: Option<TaskId>,
     /// Network route.
     pub route: Option<String>,
 }
@@ -329,6 +332,7 @@ impl NewTask {
             tags: Vec::new(),
             sample_id: None,
             submit_id: None,
+            parent_id: None,
             route: None,
         }
     }

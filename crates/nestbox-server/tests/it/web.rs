@@ -397,3 +397,97 @@ fn login_when_auth_is_on() {
     assert_eq!(out.status, 303);
     assert_eq!(jar.get(&s, "/").status, 303);
 }
+
+#[test]
+fn parent_and_child_tasks() {
+    let s = Server::start("[analysis]\nworkers = 0\n");
+    let mut jar = Jar::default();
+    let parent = s.submit_file("parent.bin", b"parent content");
+    // A report with one dropped file, as a detonation leaves them.
+    let dir = s.data().join(format!("analyses/{parent}"));
+    std::fs::create_dir_all(dir.join("reports")).unwrap();
+    std::fs::create_dir_all(dir.join("files")).unwrap();
+    let dropped = b"#!/bin/sh\necho dropped\n";
+    std::fs::write(dir.join("files/d1"), dropped).unwrap();
+    let report = serde_json::json!({
+        "info": {"id": parent, "category": "file", "package": "", "score": 0},
+        "target": {"category": "file", "file": {"name": "parent.bin"}},
+        "dropped": [{"name": "<drop>.sh", "path": "files/d1", "size": dropped.len(),
+                     "sha256": "00", "type": "text", "yara": []}],
+    });
+    std::fs::write(dir.join("reports/report.json"), report.to_string()).unwrap();
+
+    let page = jar.get(&s, &format!("/analysis/{parent}/")).text();
+    let form = format!("action=\"/analysis/{parent}/resubmit/dropped/0\"");
+    assert!(page.contains(&form), "no resubmit form on the dropped file");
+    assert!(page.contains("Nothing was extracted."));
+    let token = csrf_of(&page);
+    let path = format!("/analysis/{parent}/resubmit/dropped/0");
+    assert_eq!(jar.post_form(&s, &path, &[]).status, 422, "no token field");
+    assert_eq!(
+        jar.post_form(&s, &path, &[("csrf_token", "0".repeat(32).as_str())])
+            .status,
+        403
+    );
+    let missing = format!("/analysis/{parent}/resubmit/dropped/7");
+    assert_eq!(
+        jar.post_form(&s, &missing, &[("csrf_token", &token)])
+            .status,
+        404
+    );
+    let r = jar.post_form(&s, &path, &[("csrf_token", &token)]);
+    assert_eq!(r.status, 303, "{}", r.text());
+    let loc = r.header("location").unwrap().to_owned();
+    let child: i64 = loc
+        .trim_start_matches("/analysis/")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    // The child analyses the dropped bytes under the dropped name (made safe).
+    let view = s.get(&format!("/tasks/view/{child}")).json();
+    use sha2::Digest;
+    assert_eq!(
+        view["task"]["sample"]["sha256"],
+        hex(&sha2::Sha256::digest(dropped))
+    );
+    assert!(
+        view["task"]["target"]
+            .as_str()
+            .unwrap()
+            .ends_with("/_drop_.sh"),
+        "the dropped name, made safe"
+    );
+    // Reboot makes a child too (Cuckoo also keeps the parent id in `custom`).
+    let reboot = s.get(&format!("/tasks/reboot/{parent}")).json()["reboot_id"]
+        .as_i64()
+        .unwrap();
+
+    // The parent lists both children, newest first; each child links back.
+    let page = jar.get(&s, &format!("/analysis/{parent}/")).text();
+    assert_escaped(&page);
+    let a = page
+        .find(&format!("href=\"/analysis/{reboot}/\""))
+        .expect("reboot child listed");
+    let b = page
+        .find(&format!("href=\"/analysis/{child}/\""))
+        .expect("dropped child listed");
+    assert!(a < b, "newest child first");
+    assert!(!page.contains("Nothing was extracted."));
+    for c in [child, reboot] {
+        let p = jar.get(&s, &format!("/analysis/{c}/")).text();
+        assert!(
+            p.contains(&format!(
+                "<a href=\"/analysis/{parent}/\" class=\"parent-link\">"
+            )),
+            "task {c} does not link to its parent"
+        );
+    }
+    // Deleting the parent leaves the children, without the link.
+    assert_eq!(s.get(&format!("/tasks/delete/{parent}")).status, 200);
+    let p = jar.get(&s, &format!("/analysis/{child}/")).text();
+    assert!(!p.contains("parent-link"));
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -10,7 +10,7 @@ use crate::rows::{col, summaries_from_json};
 
 /// A page of the task list, newest first, keyset on id; `$search` narrows to a term.
 macro_rules! browse {
-    ($search:literal) => {
+    ($search:expr, $parent:literal) => {
         concat!(
             "SELECT COALESCE(json_agg(json_build_array(",
             task_json!(),
@@ -25,6 +25,7 @@ macro_rules! browse {
                   AND ($5::bigint IS NULL OR t.added_on >= $5) \
                   AND ($6::bigint IS NULL OR t.added_on < $6) ",
             $search,
+            $parent,
             " ORDER BY t.id DESC LIMIT $7) AS t",
             task_joins!(),
             " LEFT JOIN reports_index ri ON ri.task_id = t.id"
@@ -32,12 +33,22 @@ macro_rules! browse {
     };
 }
 
-const BROWSE: &str = browse!("AND $8::text IS NULL");
-const BROWSE_SEARCH: &str = browse!(
-    "AND t.id IN (SELECT rt.task_id FROM report_terms rt WHERE rt.term = $8 \
-       UNION SELECT tt.id FROM tasks tt WHERE tt.sample_id IN \
-         (SELECT ss.id FROM samples ss WHERE ss.sha256 = $8 OR ss.md5 = $8 OR ss.sha1 = $8))"
-);
+macro_rules! search {
+    () => {
+        "AND t.id IN (SELECT rt.task_id FROM report_terms rt WHERE rt.term = $8 \
+           UNION SELECT tt.id FROM tasks tt WHERE tt.sample_id IN \
+             (SELECT ss.id FROM samples ss WHERE ss.sha256 = $8 OR ss.md5 = $8 OR ss.sha1 = $8))"
+    };
+}
+// A task's children: a separate statement, so the plan uses `tasks_parent_id_idx` rather
+// than walking the id range.
+/// Indexed by term + 2 × parent.
+const BROWSE: [&str; 4] = [
+    browse!("AND $8::text IS NULL", " AND $9::bigint IS NULL"),
+    browse!(search!(), " AND $9::bigint IS NULL"),
+    browse!("AND $8::text IS NULL", " AND t.parent_id = $9"),
+    browse!(search!(), " AND t.parent_id = $9"),
+];
 
 impl PgRepo {
     pub(super) async fn index_report_impl(&self, id: TaskId, index: &ReportIndex) -> Result<()> {
@@ -133,11 +144,7 @@ impl PgRepo {
     }
 
     pub(super) async fn browse_tasks_impl(&self, q: &TaskPageQuery) -> Result<Vec<TaskSummary>> {
-        let sql = if q.term.is_some() {
-            BROWSE_SEARCH
-        } else {
-            BROWSE
-        };
+        let sql = BROWSE[usize::from(q.term.is_some()) + 2 * usize::from(q.parent.is_some())];
         let row = sqlx::query(sql)
             // Always bound (`i64::MAX` for the first page), so the keyset is a range.
             .bind(q.before.map_or(i64::MAX, |t| t.0))
@@ -148,6 +155,7 @@ impl PgRepo {
             .bind(q.added_until.map(|t| t.0))
             .bind(q.limit.max(0))
             .bind(q.term.as_deref())
+            .bind(q.parent.map(|p| p.0))
             .fetch_one(&self.pool)
             .await
             .map_err(Error::store)?;

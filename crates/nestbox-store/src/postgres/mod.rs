@@ -89,6 +89,11 @@ fn migrator() -> Migrator {
             "leases",
             include_str!("../../migrations/postgres/0006_leases.sql"),
         ),
+        (
+            7,
+            "parent_tasks",
+            include_str!("../../migrations/postgres/0007_parent_tasks.sql"),
+        ),
     ])
 }
 
@@ -154,7 +159,7 @@ macro_rules! task_json {
         "json_build_array(t.id, t.target, t.category, t.timeout, t.priority, t.custom, \
             t.owner, t.machine, t.package, t.options, t.platform, t.memory, \
             t.enforce_timeout, t.clock, t.added_on, t.started_on, t.completed_on, t.status, \
-            t.sample_id, t.submit_id, t.processing, t.route, \
+            t.sample_id, t.submit_id, t.parent_id, t.processing, t.route, \
             (SELECT COALESCE(json_agg(tt.tag), '[]'::json) FROM tasks_tags tt \
                 WHERE tt.task_id = t.id), \
             (SELECT COALESCE(json_agg(e.message ORDER BY e.id), '[]'::json) FROM errors e \
@@ -422,9 +427,9 @@ impl TaskRepo for PgRepo {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO tasks (target, category, timeout, priority, custom, owner, machine, \
              package, options, platform, memory, enforce_timeout, clock, added_on, status, \
-             sample_id, submit_id, route) \
+             sample_id, submit_id, route, parent_id) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'pending', \
-             $15, $16, $17) RETURNING id",
+             $15, $16, $17, $18) RETURNING id",
         )
         .bind(&task.target)
         .bind(task.category.as_str())
@@ -443,6 +448,7 @@ impl TaskRepo for PgRepo {
         .bind(task.sample_id)
         .bind(task.submit_id)
         .bind(&task.route)
+        .bind(task.parent_id.map(|p| p.0))
         .fetch_one(&mut *tx)
         .await
         .map_err(Error::store)?;

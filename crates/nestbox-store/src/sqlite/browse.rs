@@ -15,7 +15,7 @@ use crate::rows::{col, summaries_from_json};
 /// scan every newer row. For the same reason the status filter (`tasks_status_id_idx`)
 /// and the search (`report_terms` primary key) are separate statements.
 macro_rules! browse {
-    ($status:literal, $search:expr) => {
+    ($status:literal, $search:expr, $parent:expr) => {
         concat!(
             "SELECT json_group_array(json_array(",
             task_json!(),
@@ -29,6 +29,7 @@ macro_rules! browse {
                   AND (?5 IS NULL OR t.added_on >= ?5) \
                   AND (?6 IS NULL OR t.added_on < ?6) ",
             $search,
+            $parent,
             " ORDER BY t.id DESC LIMIT +?7) AS t",
             task_joins!(),
             " LEFT JOIN reports_index ri ON ri.task_id = t.id"
@@ -45,11 +46,23 @@ macro_rules! search {
              (SELECT ss.id FROM samples ss WHERE ss.sha256 = ?8 OR ss.md5 = ?8 OR ss.sha1 = ?8))"
     };
 }
-const BROWSE: [&str; 4] = [
-    browse!("", ""),
-    browse!("AND t.status = ?2", ""),
-    browse!("", search!()),
-    browse!("AND t.status = ?2", search!()),
+// A task's children come from `tasks_parent_id_idx` (again a separate statement, so the
+// plan can use it).
+macro_rules! child {
+    () => {
+        " AND t.parent_id = ?9"
+    };
+}
+/// Indexed by status + 2 × term + 4 × parent.
+const BROWSE: [&str; 8] = [
+    browse!("", "", ""),
+    browse!("AND t.status = ?2", "", ""),
+    browse!("", search!(), ""),
+    browse!("AND t.status = ?2", search!(), ""),
+    browse!("", "", child!()),
+    browse!("AND t.status = ?2", "", child!()),
+    browse!("", search!(), child!()),
+    browse!("AND t.status = ?2", search!(), child!()),
 ];
 
 impl SqliteRepo {
@@ -150,7 +163,9 @@ impl SqliteRepo {
     }
 
     pub(super) async fn browse_tasks_impl(&self, q: &TaskPageQuery) -> Result<Vec<TaskSummary>> {
-        let sql = BROWSE[usize::from(q.status.is_some()) + 2 * usize::from(q.term.is_some())];
+        let sql = BROWSE[usize::from(q.status.is_some())
+            + 2 * usize::from(q.term.is_some())
+            + 4 * usize::from(q.parent.is_some())];
         let row = sqlx::query(sql)
             .bind(q.before.map_or(i64::MAX, |t| t.0))
             .bind(q.status.map(|s| s.as_str()))
@@ -160,6 +175,7 @@ impl SqliteRepo {
             .bind(q.added_until.map(|t| t.0))
             .bind(q.limit.max(0))
             .bind(q.term.as_deref())
+            .bind(q.parent.map(|p| p.0))
             .fetch_one(&self.reader)
             .await
             .map_err(Error::store)?;

@@ -108,6 +108,11 @@ fn migrator() -> Migrator {
             "leases",
             include_str!("../../migrations/sqlite/0006_leases.sql"),
         ),
+        (
+            7,
+            "parent_tasks",
+            include_str!("../../migrations/sqlite/0007_parent_tasks.sql"),
+        ),
     ])
 }
 
@@ -269,7 +274,7 @@ macro_rules! task_json {
         "json_array(t.id, t.target, t.category, t.timeout, t.priority, t.custom, t.owner, \
             t.machine, t.package, t.options, t.platform, t.memory, t.enforce_timeout, \
             t.clock, t.added_on, t.started_on, t.completed_on, t.status, t.sample_id, \
-            t.submit_id, t.processing, t.route, \
+            t.submit_id, t.parent_id, t.processing, t.route, \
             (SELECT json_group_array(tt.tag) FROM tasks_tags tt WHERE tt.task_id = t.id), \
             (SELECT json_group_array(message) FROM \
                 (SELECT e.message FROM errors e WHERE e.task_id = t.id ORDER BY e.id)), \
@@ -484,9 +489,9 @@ impl TaskRepo for SqliteRepo {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO tasks (target, category, timeout, priority, custom, owner, machine, \
              package, options, platform, memory, enforce_timeout, clock, added_on, status, \
-             sample_id, submit_id, route) \
+             sample_id, submit_id, route, parent_id) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'pending', \
-             ?15, ?16, ?17) RETURNING id",
+             ?15, ?16, ?17, ?18) RETURNING id",
         )
         .bind(&task.target)
         .bind(task.category.as_str())
@@ -505,6 +510,7 @@ impl TaskRepo for SqliteRepo {
         .bind(task.sample_id)
         .bind(task.submit_id)
         .bind(&task.route)
+        .bind(task.parent_id.map(|p| p.0))
         .fetch_one(&mut *tx)
         .await
         .map_err(Error::store)?;

@@ -3,13 +3,15 @@
 
 use std::sync::Arc;
 
+use axum::Form;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use nestbox_api::common::zipout::{self, ZipSource};
 use nestbox_core::keys;
+use nestbox_types::browse::TaskPageQuery;
 use nestbox_types::{Task, TaskId};
 use serde::Deserialize;
 use serde_json::Value;
@@ -69,8 +71,40 @@ fn task_ctx(t: &Task) -> minijinja::Value {
         package => &t.spec.package,
         sha256 => t.sample.as_ref().map(|s| &s.sha256),
         added => fmt_time(t.added_on),
+        parent_id => t.spec.parent_id.map(|p| p.0),
         errors => ser(&t.errors),
     }
+}
+
+/// Child tasks listed on a report page (newest first); the queue pages through the rest.
+const CHILDREN_SHOWN: i64 = 200;
+
+/// The tasks spawned from `id`, as the Extracted tab lists them.
+async fn children(web: &Web, id: TaskId) -> PageResult<Vec<minijinja::Value>> {
+    let rows = web
+        .api
+        .core
+        .repo
+        .browse_tasks(&TaskPageQuery {
+            parent: Some(id),
+            limit: CHILDREN_SHOWN,
+            ..Default::default()
+        })
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let t = &row.task;
+            minijinja::context! {
+                id => t.id.0,
+                status => t.status.as_str(),
+                name => t.spec.target.rsplit(['/', '\\']).next().unwrap_or(""),
+                sha256 => t.sample.as_ref().map(|s| &s.sha256),
+                malstatus => row.report.as_ref().map(|r| &r.malstatus),
+                score => row.report.as_ref().map(|r| r.score),
+            }
+        })
+        .collect())
 }
 
 pub(crate) async fn analysis_page(
@@ -91,10 +125,50 @@ pub(crate) async fn analysis_page(
             task => task_ctx(&task),
             r => view.as_ref().map(ser),
             standalone => false,
-            children => Vec::<()>::new(),
+            children => children(web, task.id).await?,
+            parent_id => task.spec.parent_id.map(|p| p.0),
         },
     )?;
     Ok(Html(page).into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CsrfForm {
+    csrf_token: String,
+}
+
+/// `POST /analysis/<id>/resubmit/dropped/<n>`: analyses dropped file `n` as a task of its
+/// own, the child of this one (CAPE's resubmit), then opens it.
+pub(crate) async fn resubmit_dropped(
+    st: St,
+    Viewer(session): Viewer,
+    Path((id, n)): Path<(String, usize)>,
+    Form(form): Form<CsrfForm>,
+) -> PageResult<Response> {
+    let web = &st.0;
+    session.require_csrf(web, Some(&form.csrf_token))?;
+    let parent = load_task(web, &id).await?;
+    let view = report_view(web, parent.id).await?;
+    let d = view
+        .dropped
+        .get(n)
+        .ok_or_else(|| PageError::not_found("Dropped file"))?;
+    let key = keys::analysis_file(parent.id, &d.path);
+    if !web.api.core.blobs.exists(&key).await? {
+        return Err(PageError::not_found("Dropped file"));
+    }
+    let name = if d.name.is_empty() {
+        &d.sha256
+    } else {
+        &d.name
+    };
+    let child = web.api.core.submit_child_file(&parent, &key, name).await?;
+    if let Some(user) = &session.user {
+        web.api.auth.repo().set_task_user(child, user.id).await?;
+    }
+    web.api.wake.notify_waiters();
+    web.api.wake.notify_one();
+    Ok(Redirect::to(&format!("/analysis/{}/", child.0)).into_response())
 }
 
 pub(crate) async fn status_json(

@@ -106,6 +106,10 @@ pub fn router(api: Arc<ApiContext>, settings: WebSettings, server_secret: &[u8])
             get(analysis::download_dropped),
         )
         .route("/analysis/{id}/shot/{n}", get(analysis::screenshot))
+        .route(
+            "/analysis/{id}/resubmit/dropped/{n}",
+            post(analysis::resubmit_dropped),
+        )
         .route("/file/{sha256}/", get(pages::sample_page))
         .route("/file/{sha256}/download", get(pages::sample_download))
         .route("/status/", get(pages::status_page))
