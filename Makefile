@@ -39,8 +39,9 @@ clients: build
 	./tests/clients/run.sh $(TARGET_DIR)/debug/nestbox
 
 ## The web UI in headless Chromium (playwright-core from npm into tests/web/node_modules):
-## submit, follow, every tab, process tree, calls, downloads, search, login; no external
-## request, no script from sample strings. Screenshots in tests/web/out/.
+## submit, follow, every tab, process tree, calls, downloads, search, child tasks, login; no
+## external request, no script from sample strings; every page type through the Nu HTML
+## Checker (vnu-jar, system java). Screenshots and the checked HTML in tests/web/out/.
 web-test: build
 	./tests/web/run.sh $(TARGET_DIR)/debug/nestbox
 

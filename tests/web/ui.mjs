@@ -2,16 +2,23 @@
 // headless Chromium driven by playwright-core. Usage: node ui.mjs <nestbox binary> <out dir>
 //
 // Fails when: a step does not behave, any page asks for a non-loopback URL, a dialog opens
-// or a hostile sample string runs script (window.__xss), or a screenshot is empty.
-import { spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync, statSync, mkdirSync, rmSync } from "node:fs";
+// or a hostile sample string runs script (window.__xss), a screenshot is empty, or the Nu HTML
+// Checker finds an error or warning in any page type (queue, submit, pending task, report
+// with every tab, single-file report.html, sample, status, login, error page) or the CSS.
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync, statSync, mkdirSync, rmSync, copyFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 const [bin, outDir] = process.argv.slice(2);
 if (!bin || !outDir) throw new Error("usage: node ui.mjs <nestbox binary> <out dir>");
 mkdirSync(outDir, { recursive: true });
+// Every page type as the server sent it, for the Nu HTML Checker at the end.
+const htmlDir = join(outDir, "html");
+mkdirSync(htmlDir, { recursive: true });
+const VNU = join(dirname(fileURLToPath(import.meta.url)), "node_modules", "vnu-jar", "build", "dist", "vnu.jar");
 
 const HOSTILE = "<img src=x onerror=window.__xss=1>.sh";
 const SAMPLE = [
@@ -110,15 +117,51 @@ async function linksWork(page) {
   const hrefs = await page.$$eval("a[href]", (as) => as.filter((a) => !a.hasAttribute("download")).map((a) => a.href));
   for (const href of hrefs) {
     const u = new URL(href);
-    if (u.origin !== new URL(page.url()).origin || checkedLinks.has(u.pathname + u.search)) continue;
+    const here = new URL(page.url());
+    // In-page links (#content) are the page itself, which may be an error page on purpose.
+    if (u.origin !== here.origin || u.pathname + u.search === here.pathname + here.search) continue;
+    if (checkedLinks.has(u.pathname + u.search)) continue;
     checkedLinks.add(u.pathname + u.search);
     const r = await page.request.get(href, { maxRedirects: 0 });
     check(r.status() < 400, `broken link ${href} (${r.status()}) on ${page.url()}`);
   }
 }
 
+const savedHtml = new Set();
+
+/** Keeps the page's HTML for the validator: the server's bytes for a URL (the same request
+ *  again, with the page's cookies), the file itself for the single-file report. Each path
+ *  once. */
+async function saveHtml(page, name, { posted = false } = {}) {
+  const u = new URL(page.url());
+  if (u.protocol === "file:") {
+    copyFileSync(decodeURIComponent(u.pathname), join(htmlDir, `${name}.html`));
+    return;
+  }
+  const key = u.origin + u.pathname + u.search + (posted ? " POST" : "");
+  if (savedHtml.has(key)) return;
+  savedHtml.add(key);
+  const r = posted ? null : await page.request.get(page.url(), { maxRedirects: 0 });
+  // A page a POST answered (the login form with its error) or an error page: the DOM, which
+  // for these script-free pages is what the server sent.
+  const html = r && r.status() === 200 && (r.headers()["content-type"] || "").startsWith("text/html");
+  writeFileSync(join(htmlDir, `${name}.html`), html ? await r.body() : await page.content());
+}
+
+/** The Nu HTML Checker over every saved page and the stylesheet (inline in report.html too)
+ *  in one JVM run; any error or warning fails. */
+function validateHtml() {
+  const r = spawnSync("java", ["-jar", VNU, "--format", "json", "--stdout", "--exit-zero-always", "--also-check-css", htmlDir],
+    { encoding: "utf8", maxBuffer: 64 << 20 });
+  check(r.status === 0, `vnu did not run: ${r.error || r.stderr}`);
+  const messages = JSON.parse(r.stdout).messages.filter((m) => m.type !== "info" || m.subType === "warning");
+  const shown = messages.map((m) => `${m.url.split("/").pop()}:${m.lastLine ?? "?"}: ${m.type}${m.subType ? "/" + m.subType : ""}: ${m.message}`);
+  check(messages.length === 0, `the HTML checker reports:\n  ${shown.join("\n  ")}`);
+}
+
 async function shot(page, name) {
   await noXss(page);
+  await saveHtml(page, name);
   if (page.url().startsWith("http")) await linksWork(page);
   const file = join(outDir, `${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
@@ -322,17 +365,34 @@ async function main() {
     await ap.fill("#password", "wrong");
     await ap.click("form.narrow button[type=submit]");
     check((await ap.textContent(".error")).includes("Wrong"), "a wrong password was accepted");
+    await saveHtml(ap, "09b-login-wrong", { posted: true });
     await ap.fill("#username", "admin");
     await ap.fill("#password", "browser-pass-1");
     await Promise.all([ap.waitForURL(`${authBase}/status/`), ap.click("form.narrow button[type=submit]")]);
     check((await ap.textContent("header")).includes("admin"), "not logged in");
     await shot(ap, "10-logged-in");
+    step = "pending and missing";
+    // A task no worker takes (workers = 0) shows its pending page; a missing one the error page.
+    await ap.goto(`${authBase}/submit/`);
+    await ap.fill("#urls", "http://example.test/<b>x</b>");
+    await Promise.all([ap.waitForURL(/\/analysis\/\d+\/$/), ap.click("form#submit-form button[type=submit]")]);
+    check(await ap.textContent("#task-status") === "pending", "the new task is not pending");
+    await shot(ap, "10b-task-pending");
+    const missing = await ap.goto(`${authBase}/analysis/999999/`);
+    check(missing.status() === 404, `a missing task answers ${missing.status()}`);
+    await shot(ap, "10c-not-found");
     step = "logout";
+    await ap.goto(`${authBase}/status/`);
     await Promise.all([ap.waitForURL(/\/login\//), ap.click("form.user button")]);
     await ap.goto(`${authBase}/`);
     check(ap.url().includes("/login/"), "still logged in after logging out");
     await actx.close();
 
+    step = "html";
+    writeFileSync(join(htmlDir, "nestbox.css"), await (await fetch(`${authBase}/static/nestbox.css`)).text());
+    const v0 = Date.now();
+    validateHtml();
+    log(`the HTML checker passed ${savedHtml.size + 1} pages in ${((Date.now() - v0) / 1000).toFixed(1)} s`);
     check(violations.length === 0, `violations:\n  ${violations.join("\n  ")}`);
     log(`all steps passed in ${((Date.now() - t0) / 1000).toFixed(1)} s; screenshots in ${outDir}`);
   } finally {
