@@ -491,3 +491,43 @@ fn parent_and_child_tasks() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[test]
+fn methods_a_page_does_not_take() {
+    let s = Server::start("[analysis]\nworkers = 0\n");
+    // 405 with Allow, as CAPE's Django views (require_safe / require_POST), as a page.
+    for (method, path, allow) in [
+        ("POST", "/", "GET,HEAD"),
+        ("POST", "/analysis/1/", "GET,HEAD"),
+        ("DELETE", "/status/", "GET,HEAD"),
+        ("PUT", "/submit/", "GET,HEAD,POST"),
+        ("GET", "/logout/", "POST"),
+        ("GET", "/analysis/1/resubmit/dropped/0", "POST"),
+        ("POST", "/static/nestbox.css", "GET,HEAD"),
+    ] {
+        let r = s.request(method, path);
+        assert_eq!(r.status, 405, "{method} {path}");
+        assert_eq!(r.header("allow"), Some(allow), "{method} {path}");
+        assert!(
+            r.header("content-type")
+                .is_some_and(|c| c.starts_with("text/html")),
+            "{method} {path}: not a page"
+        );
+        assert!(
+            r.text()
+                .contains(&format!("does not take {method} requests"))
+        );
+    }
+    // A form post that is not a form is a page too, with axum's status.
+    let r = s.post_raw("/login/", "application/json", b"{}", &[]);
+    assert_eq!(r.status, 415);
+    assert!(
+        r.header("content-type")
+            .is_some_and(|c| c.starts_with("text/html"))
+    );
+    // The API dialects keep their own answers (here Flask's 405 page of Cuckoo's API).
+    let api = s.request("GET", "/tasks/create/file");
+    assert_eq!(api.status, 405);
+    assert_eq!(api.header("allow"), Some("OPTIONS, POST"));
+    assert!(!api.text().contains("does not take"));
+}

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use axum::Form;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query};
@@ -18,7 +17,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::session::Viewer;
-use super::{PageError, PageResult, St, Web, fmt_time};
+use super::{PageError, PageForm, PageResult, St, Web, fmt_time};
 use crate::render::ser;
 use crate::view::ReportView;
 
@@ -143,7 +142,7 @@ pub(crate) async fn resubmit_dropped(
     st: St,
     Viewer(session): Viewer,
     Path((id, n)): Path<(String, usize)>,
-    Form(form): Form<CsrfForm>,
+    PageForm(form): PageForm<CsrfForm>,
 ) -> PageResult<Response> {
     let web = &st.0;
     session.require_csrf(web, Some(&form.csrf_token))?;

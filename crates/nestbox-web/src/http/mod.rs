@@ -118,6 +118,7 @@ pub fn router(api: Arc<ApiContext>, settings: WebSettings, server_secret: &[u8])
         .route("/static/nestbox.css", get(pages::css))
         .route("/static/nestbox.js", get(pages::js))
         .layer(middleware::from_fn_with_state(web.clone(), session::layer))
+        .layer(middleware::from_fn(not_allowed_page))
         .layer(middleware::from_fn(security_headers))
         .with_state(web)
 }
@@ -143,6 +144,51 @@ async fn security_headers(req: Request, next: Next) -> Response {
         HeaderValue::from_static("same-origin"),
     );
     res
+}
+
+/// A method a page does not take (a POST to a page, a GET to a form's target) is answered
+/// 405 with `Allow`, as CAPE's Django views do (`require_safe`/`require_POST` →
+/// `HttpResponseNotAllowed`; Cuckoo 2's views never answer 404 for it either), and as an
+/// error page rather than axum's empty body. The API dialects keep their own answers: this
+/// layer is on the UI's routes only.
+async fn not_allowed_page(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let res = next.run(req).await;
+    if res.status() != StatusCode::METHOD_NOT_ALLOWED
+        || res.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return res;
+    }
+    let allow = res.headers().get(header::ALLOW).cloned();
+    let mut page = PageError(
+        res.status(),
+        format!("This page does not take {method} requests."),
+    )
+    .into_response();
+    if let Some(allow) = allow {
+        page.headers_mut().insert(header::ALLOW, allow);
+    }
+    page
+}
+
+/// `Form<T>` whose rejection (wrong content type, missing field) is an error page with the
+/// same status instead of axum's plain text.
+pub(crate) struct PageForm<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for PageForm<T>
+where
+    axum::Form<T>:
+        axum::extract::FromRequest<S, Rejection = axum::extract::rejection::FormRejection>,
+    S: Send + Sync,
+{
+    type Rejection = PageError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, PageError> {
+        match axum::Form::<T>::from_request(req, state).await {
+            Ok(axum::Form(v)) => Ok(PageForm(v)),
+            Err(e) => Err(PageError(e.status(), e.body_text())),
+        }
+    }
 }
 
 /// A page error: a status and a message, rendered as a page.

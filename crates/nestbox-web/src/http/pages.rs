@@ -1,6 +1,5 @@
 //! The sample page, the status page, login/logout and the static assets.
 
-use axum::Form;
 use axum::extract::{Path, Query};
 use axum::http::{StatusCode, header};
 use axum::response::{AppendHeaders, Html, IntoResponse, Redirect, Response};
@@ -9,7 +8,7 @@ use serde::Deserialize;
 
 use super::analysis::{attachment, zip};
 use super::session::{Session, Viewer, clear_session, local_path, session_cookie};
-use super::{PageError, PageResult, St, Web, fmt_time};
+use super::{PageError, PageForm, PageResult, St, Web, fmt_time};
 use crate::render::ser;
 use crate::render::{CSS, JS};
 
@@ -180,7 +179,7 @@ pub(crate) struct LoginForm {
 pub(crate) async fn login_post(
     st: St,
     s: Option<axum::Extension<Session>>,
-    Form(f): Form<LoginForm>,
+    PageForm(f): PageForm<LoginForm>,
 ) -> PageResult<Response> {
     let web = &st.0;
     let session = session_of(s)?;
@@ -213,7 +212,7 @@ pub(crate) struct LogoutForm {
 pub(crate) async fn logout(
     st: St,
     s: Option<axum::Extension<Session>>,
-    Form(f): Form<LogoutForm>,
+    PageForm(f): PageForm<LogoutForm>,
 ) -> PageResult<Response> {
     let web = &st.0;
     let session = session_of(s)?;
