@@ -1,7 +1,8 @@
 //! Operations endpoints, outside every dialect: `GET /metrics` (Prometheus text format),
-//! `GET /health` (the process answers) and `GET /ready` (the task store and the blob store
-//! answer, so a load balancer may send traffic), plus the middleware that times every
-//! request by route pattern.
+//! `GET /health` (the process answers), `GET /ready` (the task store and the blob store
+//! answer, so a load balancer may send traffic) and `GET /health/workers` (every worker
+//! of the cluster by its heartbeat row), plus the middleware that times every request by
+//! route pattern. Worker-only nodes serve the same router on their probe listener.
 //!
 //! None of the three paths exists in an upstream API (Cuckoo owns the root, CAPE
 //! `/apiv2/`, Assemblyline `/api/`), and none needs credentials: probes and scrapers
@@ -18,7 +19,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use nestbox_core::metrics::{Metrics, render_gauge};
-use nestbox_types::TaskStatus;
+use nestbox_core::ports::WorkerBeat;
+use nestbox_types::{TaskStatus, Timestamp};
 use serde_json::json;
 
 use crate::ApiContext;
@@ -34,6 +36,7 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/health", get(health))
+        .route("/health/workers", get(workers))
         .route("/ready", get(ready))
         .with_state(ctx)
 }
@@ -99,8 +102,86 @@ async fn metrics(State(ctx): State<Arc<ApiContext>>) -> Response {
             render_up(&mut out, 0.0);
         }
     }
+    match ctx.core.repo.worker_beats().await {
+        Ok(beats) => render_beats(&mut out, &beats),
+        Err(e) => tracing::warn!(error = %e, "metrics: reading worker heartbeats failed"),
+    }
     ctx.core.metrics.render(&mut out);
     ([(header::CONTENT_TYPE, TEXT_FORMAT)], out).into_response()
+}
+
+/// The cluster's workers from the heartbeat table (every node's, unlike the in-process
+/// `nestbox_worker_*` families): how many are alive or dead, and each one's last beat.
+fn render_beats(out: &mut String, beats: &[WorkerBeat]) {
+    let now = Timestamp::now();
+    let alive = beats.iter().filter(|b| b.expires_on > now).count();
+    render_gauge(
+        out,
+        "nestbox_cluster_workers",
+        "Workers of every node by heartbeat: alive, or dead (missed three beats).",
+        "state",
+        &[
+            ("alive", alive as f64),
+            ("dead", (beats.len() - alive) as f64),
+        ],
+    );
+    let seen: Vec<(&str, f64)> = beats
+        .iter()
+        .map(|b| (b.name.as_str(), b.seen_on.epoch_f64()))
+        .collect();
+    render_gauge(
+        out,
+        "nestbox_cluster_worker_last_beat_timestamp_seconds",
+        "When each worker of the cluster last beat.",
+        "worker",
+        &seen,
+    );
+    let busy: Vec<(&str, f64)> = beats
+        .iter()
+        .map(|b| (b.name.as_str(), f64::from(u8::from(b.task.is_some()))))
+        .collect();
+    render_gauge(
+        out,
+        "nestbox_cluster_worker_busy",
+        "1 while a worker of the cluster runs an analysis (as of its last beat).",
+        "worker",
+        &busy,
+    );
+}
+
+/// `GET /health/workers`: every worker of the cluster by its heartbeat row, so one API
+/// node shows the worker nodes (which serve no API). 503 when the store cannot say.
+async fn workers(State(ctx): State<Arc<ApiContext>>) -> Response {
+    let beats = match ctx.core.repo.worker_beats().await {
+        Ok(beats) => beats,
+        Err(e) => {
+            let body = json!({"status": "unavailable", "error": e.to_string()});
+            return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+        }
+    };
+    let now = Timestamp::now();
+    let rows: Vec<serde_json::Value> = beats
+        .iter()
+        .map(|b| {
+            json!({
+                "name": b.name,
+                "node": b.node,
+                "alive": b.expires_on > now,
+                "task_id": b.task.map(|t| t.0),
+                "started_on": b.started_on.epoch_f64(),
+                "last_beat": b.seen_on.epoch_f64(),
+                "expires_on": b.expires_on.epoch_f64(),
+            })
+        })
+        .collect();
+    let alive = rows.iter().filter(|r| r["alive"] == true).count();
+    axum::Json(json!({
+        "status": "ok",
+        "alive": alive,
+        "dead": rows.len() - alive,
+        "workers": rows,
+    }))
+    .into_response()
 }
 
 fn render_up(out: &mut String, v: f64) {

@@ -134,6 +134,14 @@ pub trait TaskRepo: Send + Sync {
     /// Records a submission; returns its id.
     async fn add_submission(&self, submission: &NewSubmission) -> Result<i64>;
 
+    /// Upserts the heartbeat rows of workers (by name), so any node can see every
+    /// worker of the cluster ([`TaskRepo::worker_beats`]).
+    async fn beat_workers(&self, beats: &[WorkerBeat]) -> Result<()>;
+    /// Every worker's last heartbeat, by name (stale ones included: `expires_on` tells).
+    async fn worker_beats(&self) -> Result<Vec<WorkerBeat>>;
+    /// Removes the heartbeat rows of workers that stopped cleanly.
+    async fn forget_workers(&self, names: &[String]) -> Result<()>;
+
     /// A number that changes whenever any stored data changes, whichever process wrote it,
     /// so that readers may cache answers derived from the store. Read it *before* the
     /// queries whose result is cached. `None` (the default) when the engine cannot tell;
@@ -141,6 +149,23 @@ pub trait TaskRepo: Send + Sync {
     async fn data_version(&self) -> Result<Option<u64>> {
         Ok(None)
     }
+}
+
+/// A worker's heartbeat row: who it is, what it runs, and until when it counts as alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerBeat {
+    /// `<node>/worker<n>` (or `worker<n>` on a single box), as in `processing`.
+    pub name: String,
+    /// Its node ('' on a single box).
+    pub node: String,
+    /// The task it is analysing, if any.
+    pub task: Option<TaskId>,
+    /// When its process started.
+    pub started_on: Timestamp,
+    /// When it last beat.
+    pub seen_on: Timestamp,
+    /// When the beat runs out: a worker not seen again by then is presumed dead.
+    pub expires_on: Timestamp,
 }
 
 /// A byte stream of a blob, for downloads that must not load the blob whole.

@@ -25,6 +25,11 @@ pub struct ClusterConfig {
     /// task whose worker stopped renewing is recovered by another worker after this long.
     /// Default 60.
     pub lease_secs: u64,
+    /// Where a worker-only node (`--role worker`) serves `/health`, `/ready` and `/metrics`
+    /// for an orchestrator's probes and a Prometheus scrape (`0.0.0.0:8091`); port 0 picks
+    /// a free one (logged). Default empty: no listener. API and `all` nodes serve these
+    /// on their API port.
+    pub probe_listen: String,
 }
 
 impl Default for ClusterConfig {
@@ -32,6 +37,7 @@ impl Default for ClusterConfig {
         ClusterConfig {
             node: String::new(),
             lease_secs: 60,
+            probe_listen: String::new(),
         }
     }
 }
@@ -41,6 +47,14 @@ impl ClusterConfig {
     pub fn validate(&self, problems: &mut Vec<String>) {
         if self.lease_secs == 0 {
             problems.push("cluster.lease_secs must be at least 1".to_owned());
+        }
+        if !self.probe_listen.is_empty()
+            && self.probe_listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            problems.push(format!(
+                "cluster.probe_listen {:?}: expected host:port (an IP address)",
+                self.probe_listen
+            ));
         }
         if self.node.contains(|c: char| c.is_whitespace() || c == '/') {
             problems.push(format!(
@@ -101,4 +115,33 @@ pub async fn open_stores(cfg: &Config) -> anyhow::Result<Stores> {
         al: repo,
         shared: false,
     })
+}
+
+/// Serves `/health`, `/ready`, `/health/workers` and `/metrics` on `cluster.probe_listen`
+/// (a worker-only node has no API port) until `shutdown`; `None` when not configured.
+pub async fn serve_probes(
+    cfg: &ClusterConfig,
+    ctx: Arc<nestbox_api::ApiContext>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    if cfg.probe_listen.is_empty() {
+        return Ok(None);
+    }
+    let listener = tokio::net::TcpListener::bind(&cfg.probe_listen)
+        .await
+        .with_context(|| format!("binding cluster.probe_listen {}", cfg.probe_listen))?;
+    // Tests bind port 0 and read the real address from this line.
+    tracing::info!(probe_addr = %listener.local_addr()?, "worker probes listening");
+    let app = nestbox_api::ops::router(ctx);
+    Ok(Some(tokio::spawn(async move {
+        let stop = async move {
+            let _ = shutdown.wait_for(|v| *v).await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::error!(error = %e, "the probe listener failed");
+        }
+    })))
 }

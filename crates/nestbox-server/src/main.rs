@@ -357,6 +357,7 @@ async fn run_server(cfg: Config, role: Role) -> anyhow::Result<()> {
     let workers = analyses.then(|| tokio::spawn(pool.run(shutdown_rx.clone())));
     if role == Role::Worker {
         tracing::info!(node = %cfg.cluster.node, workers = cfg.analysis.workers, "nestbox worker running");
+        let probes = cluster_config::serve_probes(&cfg.cluster, ctx, shutdown_rx.clone()).await?;
         let mut stop = shutdown_rx.clone();
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
@@ -364,6 +365,9 @@ async fn run_server(cfg: Config, role: Role) -> anyhow::Result<()> {
             _ = stop.wait_for(|v| *v) => {}
         }
         let _ = shutdown_tx.send(true);
+        if let Some(p) = probes {
+            let _ = p.await;
+        }
         tracing::info!("waiting for running analyses to finish");
         if let Some(w) = workers {
             let _ = w.await;

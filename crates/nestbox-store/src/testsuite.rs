@@ -40,6 +40,7 @@ pub async fn run(repo: &dyn TaskRepo) {
     browse(repo).await;
     parents(repo).await;
     leases(repo).await;
+    worker_beats(repo).await;
     reset(repo).await;
 }
 
@@ -1405,6 +1406,45 @@ async fn leases(repo: &dyn TaskRepo) {
         "only the running task, once its new lease ended too"
     );
     reset(repo).await;
+}
+
+/// Heartbeat rows: upserted by name, listed by name, forgotten by name.
+async fn worker_beats(repo: &dyn TaskRepo) {
+    use nestbox_core::ports::WorkerBeat;
+    assert!(repo.worker_beats().await.expect("beats").is_empty());
+    let beat = |name: &str, task: Option<i64>, seen: i64| WorkerBeat {
+        name: name.to_owned(),
+        node: name.split('/').next().unwrap_or("").to_owned(),
+        task: task.map(TaskId),
+        started_on: Timestamp(1_000),
+        seen_on: Timestamp(seen),
+        expires_on: Timestamp(seen + 3_000_000),
+    };
+    repo.beat_workers(&[beat("n2/worker1", None, 5), beat("n1/worker1", Some(7), 5)])
+        .await
+        .expect("beat");
+    repo.beat_workers(&[]).await.expect("an empty beat");
+    // A later beat replaces the row.
+    repo.beat_workers(&[beat("n2/worker1", Some(9), 8)])
+        .await
+        .expect("beat again");
+    assert_eq!(
+        repo.worker_beats().await.expect("beats"),
+        vec![
+            beat("n1/worker1", Some(7), 5),
+            beat("n2/worker1", Some(9), 8)
+        ]
+    );
+    repo.forget_workers(&["n1/worker1".to_owned(), "nobody".to_owned()])
+        .await
+        .expect("forget");
+    assert_eq!(
+        repo.worker_beats().await.expect("beats"),
+        vec![beat("n2/worker1", Some(9), 8)]
+    );
+    repo.forget_workers(&["n2/worker1".to_owned()])
+        .await
+        .expect("forget");
 }
 
 /// Two handles on one store for different worker nodes (`with_node`): each node syncs,

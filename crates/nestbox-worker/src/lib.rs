@@ -10,6 +10,7 @@
 //! produce anything at all moves the task to `failed_processing` / `failed_reporting`.
 #![deny(missing_docs)]
 
+mod beats;
 pub mod html;
 mod run;
 

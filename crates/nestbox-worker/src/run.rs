@@ -10,6 +10,8 @@ use serde::Serialize;
 use tokio::sync::{Notify, watch};
 use tracing::Instrument;
 
+use crate::beats::Beats;
+
 /// Settings of the worker pool.
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -100,17 +102,28 @@ impl WorkerPool {
         let mut handles = Vec::new();
         // Tasks queued by other processes (API nodes) wake this pool's idle workers.
         let relay = tokio::spawn(relay_wakeups(self.core.clone(), self.wake.clone()));
-        for n in 1..=self.settings.workers.max(1) {
-            let name = match self.settings.node.as_str() {
+        let names: Vec<String> = (1..=self.settings.workers.max(1))
+            .map(|n| match self.settings.node.as_str() {
                 "" => format!("worker{n}"),
                 node => format!("{node}/worker{n}"),
-            };
+            })
+            .collect();
+        // Heartbeats go on until the last analysis finished, not only until shutdown.
+        let beats = Beats::new(&self.settings.node, &names);
+        let (stop_beats, beats_stopped) = watch::channel(false);
+        let beating = tokio::spawn(beats.clone().run(
+            self.core.clone(),
+            crate::beats::interval(self.settings.lease),
+            beats_stopped,
+        ));
+        for name in names {
             let w = Worker {
                 name,
                 core: self.core.clone(),
                 settings: self.settings.clone(),
                 wake: self.wake.clone(),
                 machineries: self.machineries.clone(),
+                beats: beats.clone(),
             };
             handles.push(tokio::spawn(w.run(shutdown.clone())));
         }
@@ -120,6 +133,9 @@ impl WorkerPool {
             }
         }
         relay.abort();
+        let _ = stop_beats.send(true);
+        let _ = beating.await;
+        beats.forget(&self.core).await;
     }
 }
 
@@ -143,6 +159,7 @@ struct Worker {
     settings: Arc<WorkerSettings>,
     wake: Arc<Notify>,
     machineries: Machineries,
+    beats: Beats,
 }
 
 impl Worker {
@@ -253,6 +270,7 @@ impl Worker {
         let id = task.id;
         let metrics = &self.core.metrics;
         metrics.worker_busy.set([&self.name], 1.0);
+        self.beats.busy(&self.name, Some(id));
         let started = std::time::Instant::now();
         tracing::info!(category = %task.spec.category, "analysis started");
         let heartbeat = tokio::spawn(heartbeat(
@@ -283,6 +301,7 @@ impl Worker {
         };
         metrics.task.observe([status.as_str()], started.elapsed());
         metrics.worker_busy.set([&self.name], 0.0);
+        self.beats.busy(&self.name, None);
         metrics.heartbeat(&self.name);
     }
 

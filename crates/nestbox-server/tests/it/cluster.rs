@@ -46,8 +46,16 @@ impl Worker {
         Worker { child, log }
     }
 
-    fn kill(&mut self) {
+    /// kill -9.
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, and waits for the clean stop.
+    pub fn terminate(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
         let _ = self.child.wait();
     }
 }

@@ -154,6 +154,16 @@ fn analyses_are_timed_and_logged_as_json_with_task_ids() {
         .unwrap()
         .as_secs_f64();
     assert!((now - seen).abs() < 60.0, "{seen} vs {now}");
+    // The heartbeat table behind the cluster-wide view: this box's one worker, alive.
+    assert_eq!(m["nestbox_cluster_workers{state=\"alive\"}"], 1.0);
+    assert_eq!(m["nestbox_cluster_workers{state=\"dead\"}"], 0.0);
+    let workers = s.get("/health/workers");
+    assert_eq!(workers.status, 200, "{}", workers.text());
+    let workers = workers.json();
+    assert_eq!(workers["alive"], 1, "{workers}");
+    assert_eq!(workers["workers"][0]["name"], "worker1");
+    assert_eq!(workers["workers"][0]["node"], "");
+    assert_eq!(workers["workers"][0]["alive"], true);
 
     // Every log line is one JSON object; the analysis' events carry the task id.
     let deadline = Instant::now() + Duration::from_secs(10);

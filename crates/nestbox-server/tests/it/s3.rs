@@ -9,7 +9,7 @@
 //! worker nodes sharing only PostgreSQL and the bucket) get it from tests/pg/with-pg.sh,
 //! which tests/s3/run.sh wraps around them.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nestbox_core::ports::BlobStore;
 use nestbox_store::blob::{S3BlobStore, S3Settings};
@@ -249,6 +249,7 @@ fn api_and_worker_nodes_share_only_postgres_and_s3() {
     let url = crate::harness::pg_database("nodes");
     let shared = format!(
         "[analysis]\nworkers = 2\npoll_interval_ms = 200\n[sandbox]\nmachinery = \"none\"\n\
+         [cluster]\nlease_secs = 3\nprobe_listen = \"127.0.0.1:0\"\n\
          [database]\nurl = {url:?}\n{}",
         storage_toml(&bucket, &prefix)
     );
@@ -341,6 +342,103 @@ fn api_and_worker_nodes_share_only_postgres_and_s3() {
             );
         }
     }
+    // Each worker node answers probes on its own listener; the API node shows every
+    // node's workers from the heartbeat table.
+    let probe = |w: &Worker| -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let log = std::fs::read_to_string(&w.log).unwrap_or_default();
+            if let Some(i) = log.find("probe_addr=") {
+                let addr = log[i + "probe_addr=".len()..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap();
+                return format!("http://{addr}");
+            }
+            assert!(Instant::now() < deadline, "no probe listener in {log}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .new_agent();
+    let fetch = |url: String| -> (u16, String) {
+        let mut r = agent.get(&url).call().unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    };
+    for (_, w) in &nodes {
+        let base = probe(w);
+        assert_eq!(fetch(format!("{base}/health")).0, 200);
+        let (status, ready) = fetch(format!("{base}/ready"));
+        assert_eq!(status, 200, "{ready}");
+        let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
+        assert_eq!(ready["checks"]["database"], "ok");
+        assert_eq!(ready["checks"]["blob_store"], "ok");
+        let (status, metrics) = fetch(format!("{base}/metrics"));
+        assert_eq!(status, 200);
+        assert!(
+            metrics.contains("nestbox_cluster_workers{state=\"alive\"} 6"),
+            "{metrics}"
+        );
+        // Only the API is missing: a probe port is no API port.
+        assert_eq!(fetch(format!("{base}/tasks/list")).0, 404);
+    }
+    let workers = api.get("/health/workers").json();
+    assert_eq!(workers["alive"], 6, "{workers}");
+    let names: Vec<&str> = workers["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "n1/worker1",
+            "n1/worker2",
+            "n2/worker1",
+            "n2/worker2",
+            "n3/worker1",
+            "n3/worker2"
+        ]
+    );
+    // Killed: its rows stay and turn dead after three missed beats (1 s each here).
+    // Stopped cleanly: its rows go.
+    let mut nodes = nodes;
+    nodes[2].1.kill();
+    nodes[1].1.terminate();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let w = api.get("/health/workers").json();
+        let rows = w["workers"].as_array().unwrap();
+        let state: Vec<(&str, bool)> = rows
+            .iter()
+            .map(|r| (r["name"].as_str().unwrap(), r["alive"].as_bool().unwrap()))
+            .collect();
+        let want = [
+            ("n1/worker1", true),
+            ("n1/worker2", true),
+            ("n3/worker1", false),
+            ("n3/worker2", false),
+        ];
+        if state == want {
+            assert_eq!(
+                (w["alive"].as_u64(), w["dead"].as_u64()),
+                (Some(2), Some(2))
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{w}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let metrics = api.get("/metrics").text();
+    assert!(
+        metrics.contains("nestbox_cluster_workers{state=\"dead\"} 2"),
+        "{metrics}"
+    );
+
     // No node kept a blob of its own.
     let mut dirs: Vec<std::path::PathBuf> =
         nodes.iter().map(|(d, _)| d.path().join("data")).collect();

@@ -48,7 +48,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use nestbox_core::ports::TaskRepo;
+use nestbox_core::ports::{TaskRepo, WorkerBeat};
 use nestbox_core::{Error, Result};
 use nestbox_types::{
     Guest, Machine, MachineSpec, NewSample, NewSubmission, NewTask, Sample, StatusCounts, Task,
@@ -112,6 +112,11 @@ fn migrator() -> Migrator {
             7,
             "parent_tasks",
             include_str!("../../migrations/sqlite/0007_parent_tasks.sql"),
+        ),
+        (
+            8,
+            "worker beats",
+            include_str!("../../migrations/sqlite/0008_worker_beats.sql"),
         ),
     ])
 }
@@ -995,5 +1000,65 @@ impl TaskRepo for SqliteRepo {
         .fetch_one(&self.writer)
         .await
         .map_err(Error::store)
+    }
+
+    async fn beat_workers(&self, beats: &[WorkerBeat]) -> Result<()> {
+        if beats.is_empty() {
+            return Ok(());
+        }
+        // One transaction: one commit for the whole pool's beat.
+        let mut tx = self.begin_write().await?;
+        for b in beats {
+            sqlx::query(
+                "INSERT INTO worker_beats (name, node, task_id, started_on, seen_on, expires_on) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (name) DO UPDATE SET \
+                 node = excluded.node, task_id = excluded.task_id, \
+                 started_on = excluded.started_on, seen_on = excluded.seen_on, \
+                 expires_on = excluded.expires_on",
+            )
+            .bind(&b.name)
+            .bind(&b.node)
+            .bind(b.task.map(|t| t.0))
+            .bind(b.started_on.0)
+            .bind(b.seen_on.0)
+            .bind(b.expires_on.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::store)?;
+        }
+        tx.commit().await.map_err(Error::store)
+    }
+
+    async fn worker_beats(&self) -> Result<Vec<WorkerBeat>> {
+        let rows: Vec<(String, String, Option<i64>, i64, i64, i64)> = sqlx::query_as(
+            "SELECT name, node, task_id, started_on, seen_on, expires_on \
+             FROM worker_beats ORDER BY name",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(Error::store)?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, node, task, started, seen, expires)| WorkerBeat {
+                name,
+                node,
+                task: task.map(TaskId),
+                started_on: Timestamp(started),
+                seen_on: Timestamp(seen),
+                expires_on: Timestamp(expires),
+            })
+            .collect())
+    }
+
+    async fn forget_workers(&self, names: &[String]) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        for name in names {
+            sqlx::query("DELETE FROM worker_beats WHERE name = ?1")
+                .bind(name)
+                .execute(&mut *tx)
+                .await
+                .map_err(Error::store)?;
+        }
+        tx.commit().await.map_err(Error::store)
     }
 }
