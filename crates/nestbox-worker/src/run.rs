@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use nestbox_core::machinery::{DetonationJob, Machinery};
 use nestbox_core::pipeline::{self, StaticSettings};
+use nestbox_core::ports::LocalBlob;
 use nestbox_core::{Core, keys};
 use nestbox_types::report::Report;
 use nestbox_types::{Category, Machine, Task, TaskStatus, Timestamp};
@@ -317,7 +318,8 @@ impl Worker {
         let id = task.id;
         tracing::info!("reprocessing");
         let mut report = pipeline::skeleton(&task, &self.settings.static_settings.version);
-        match self.static_stage(&task, report.clone()).await {
+        let sample = self.fetch_sample(&task).await;
+        match self.static_stage(&task, report.clone(), sample).await {
             Ok(r) => report = r,
             Err(msg) => record(&mut report, self.core.repo.as_ref(), id, &msg).await,
         }
@@ -374,8 +376,20 @@ impl Worker {
         let started = Timestamp::now();
 
         let stage_started = std::time::Instant::now();
-        let static_outcome =
-            tokio::time::timeout(deadline, self.static_stage(task, report.clone())).await;
+        // One local copy of the sample for both stages (from S3 that is one download).
+        let sample = tokio::time::timeout(deadline, self.fetch_sample(task))
+            .await
+            .unwrap_or_else(|_| {
+                Some(Err(format!(
+                    "Fetching the sample hit the critical timeout ({}s)",
+                    deadline.as_secs()
+                )))
+            });
+        let static_outcome = tokio::time::timeout(
+            deadline,
+            self.static_stage(task, report.clone(), sample.clone()),
+        )
+        .await;
         self.core
             .metrics
             .stage
@@ -392,16 +406,20 @@ impl Worker {
             }
         }
 
+        // A sample that could not be fetched is already an error of the static stage;
+        // there is nothing to detonate then.
         if let Some(machinery) = &machinery
             && detonates(task.spec.category)
+            && !matches!(sample, Some(Err(_)))
         {
             let stage_started = std::time::Instant::now();
+            let local = sample.as_ref().and_then(|s| s.as_ref().ok());
             self.detonation_stage(
                 machinery.as_ref(),
                 task,
                 machine,
-                timeout,
-                deadline,
+                local.map(Arc::as_ref),
+                (timeout, deadline),
                 &mut report,
             )
             .await;
@@ -411,6 +429,7 @@ impl Worker {
                 .observe(["detonation"], stage_started.elapsed());
         }
 
+        drop(sample);
         let ended = Timestamp::now();
         repo.set_guest_status(guest, "stopped").await?;
 
@@ -464,8 +483,8 @@ impl Worker {
         machinery: &dyn Machinery,
         task: &Task,
         machine: &Machine,
-        timeout: Duration,
-        deadline: Duration,
+        sample: Option<&LocalBlob>,
+        (timeout, deadline): (Duration, Duration),
         report: &mut Report,
     ) {
         let repo = self.core.repo.as_ref();
@@ -483,29 +502,11 @@ impl Worker {
                 return;
             }
         };
-        let local = match &task.sample {
-            Some(s) if task.spec.category.has_sample() => {
-                match self.core.blobs.local(&keys::sample(&s.sha256)).await {
-                    Ok(l) => l,
-                    Err(e) => {
-                        record(
-                            report,
-                            repo,
-                            id,
-                            &format!("The sample could not be read: {e}"),
-                        )
-                        .await;
-                        return;
-                    }
-                }
-            }
-            _ => None,
-        };
         let file_name = file_name_of(task);
         let job = DetonationJob {
             task,
             machine,
-            sample: local.as_ref().map(|l| l.path.as_path()),
+            sample: sample.map(|l| l.path.as_path()),
             file_name: &file_name,
             workdir: workdir.path(),
             timeout,
@@ -587,7 +588,6 @@ impl Worker {
                 }
             }
         }
-        drop(local);
     }
 
     /// YARA over the dropped files (on a blocking thread), as Cuckoo/CAPE do with the
@@ -624,26 +624,55 @@ impl Worker {
         }
     }
 
+    /// The sample as a local file, for the static stage and the detonation alike: `None`
+    /// when the task has no sample (URLs), else the file or why it cannot be had. From a
+    /// local store that is the store's own file; from S3 a temp copy, downloaded once per
+    /// analysis and deleted when the last holder drops it.
+    async fn fetch_sample(&self, task: &Task) -> Fetched {
+        if !task.spec.category.has_sample() {
+            return None;
+        }
+        let sample = task.sample.as_ref()?;
+        let started = std::time::Instant::now();
+        let local = match self.core.blobs.local(&keys::sample(&sample.sha256)).await {
+            Ok(Some(local)) => local,
+            Ok(None) => return Some(Err("The sample is missing from the store".to_owned())),
+            Err(e) => {
+                return Some(Err(format!(
+                    "The sample could not be read from the store: {e}"
+                )));
+            }
+        };
+        if local.guard.is_some() {
+            // A download (S3): worth seeing in the log, with its size and time.
+            tracing::info!(
+                bytes = sample.file_size,
+                ms = started.elapsed().as_millis() as u64,
+                "sample fetched"
+            );
+        }
+        Some(Ok(Arc::new(local)))
+    }
+
     /// Runs static triage on a blocking thread. A panic in an analyzer is caught here and
     /// becomes an error entry; it never takes the worker down.
-    async fn static_stage(&self, task: &Task, mut report: Report) -> Result<Report, String> {
+    async fn static_stage(
+        &self,
+        task: &Task,
+        mut report: Report,
+        fetched: Fetched,
+    ) -> Result<Report, String> {
         if !task.spec.category.has_sample() {
             return Ok(report);
         }
-        let Some(sample) = task.sample.clone() else {
+        let (Some(sample), Some(local)) = (task.sample.clone(), fetched) else {
             report
                 .debug
                 .errors
                 .push("The task has no sample".to_owned());
             return Ok(report);
         };
-        let local = self
-            .core
-            .blobs
-            .local(&keys::sample(&sample.sha256))
-            .await
-            .map_err(|e| format!("The sample could not be read from the store: {e}"))?
-            .ok_or_else(|| "The sample is missing from the store".to_owned())?;
+        let local = local?;
         let name = file_name_of(task);
         let settings = self.settings.static_settings.clone();
         let category = task.spec.category;
@@ -714,6 +743,9 @@ impl Worker {
 }
 
 use crate::html;
+
+/// A task's sample as a local file (see [`Worker::fetch_sample`]).
+type Fetched = Option<Result<Arc<LocalBlob>, String>>;
 
 /// Categories that are run, not only read.
 /// Renews the lease of a running task every third of the lease until aborted. A renewal

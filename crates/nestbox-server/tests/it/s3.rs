@@ -100,6 +100,14 @@ fn cuckoo_submit_detonate_and_download_from_s3() {
     assert_eq!(report.status, 200);
     let report = report.json();
     assert_eq!(report["target"]["file"]["sha256"], sha256.as_str());
+    // The static stage and the detonation share one download of the sample.
+    let fetches: Vec<String> = s
+        .log_lines()
+        .into_iter()
+        .filter(|l| l.contains("sample fetched"))
+        .collect();
+    assert_eq!(fetches.len(), 1, "{fetches:#?}");
+    assert!(fetches[0].contains(&format!("task_id={id}")), "{fetches:?}");
     assert_eq!(
         report["info"]["machine"]["manager"], "ns",
         "{}",
