@@ -81,9 +81,12 @@ pg: build
 		--skip sandbox:: --skip emulator:: --skip triage:: --skip deps::
 
 ## Queue benchmark: claim latency with 1M pending tasks, claims/s with 1/2/4 claimers,
-## PostgreSQL vs SQLite (BENCHMARKS.md); not part of `make test`.
+## PostgreSQL vs SQLite; then bench/scale/run.sh: tasks/hour with 1/2/4 worker processes
+## and API read throughput PostgreSQL vs SQLite, release build (BENCHMARKS.md); not part
+## of `make test`.
 bench-scale:
 	./tests/pg/with-pg.sh cargo test --release -p nestbox-store bench_queue -- --ignored --nocapture
+	./bench/scale/run.sh
 
 ## Static analysis against the reference tools: pefile (PyPI, venv) and the yara CLI on
 ## benign PEs/ELFs built here with mingw-w64/gcc plus script, webshell and EICAR samples.

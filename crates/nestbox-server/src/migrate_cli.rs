@@ -143,18 +143,6 @@ fn copy_secret(old_data: &Path, new_data: &Path) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Err(_) => {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&new)
-                .with_context(|| format!("creating {}", new.display()))?;
-            f.write_all(&secret)?;
-            f.sync_all()?;
-            Ok(())
-        }
+        Err(_) => crate::users_cli::write_new_secret(&new, &secret),
     }
 }

@@ -67,16 +67,22 @@ pub fn server_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     }
     std::fs::create_dir_all(data_dir)?;
     let secret = users::random_bytes(32);
+    write_new_secret(&path, &secret)?;
+    Ok(secret)
+}
+
+/// Creates `path` (which must not exist) with mode 0600 holding `secret`, synced.
+pub fn write_new_secret(path: &Path, secret: &[u8]) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&path)
+        .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(&secret)?;
+    f.write_all(secret)?;
     f.sync_all()?;
-    Ok(secret)
+    Ok(())
 }
 
 /// Creates the first admin (staff) when there are no users: the configured password, or

@@ -132,18 +132,7 @@ fn cuckoo_submit_detonate_and_download_from_s3() {
     assert!(String::from_utf8_lossy(&tar.body).contains("dropped by the sample"));
     let all = s.get(&format!("/tasks/report/{id}/all?tar=tar"));
     assert_eq!(all.status, 200);
-    let mut names = Vec::new();
-    let mut archive = tar::Archive::new(&all.body[..]);
-    for entry in archive.entries().unwrap() {
-        names.push(
-            entry
-                .unwrap()
-                .path()
-                .unwrap()
-                .to_string_lossy()
-                .into_owned(),
-        );
-    }
+    let names = tar_names(&all.body);
     for want in ["reports/report.json", "dump.pcap", "task.json", "binary"] {
         assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
     }
@@ -217,6 +206,15 @@ fn a_missing_bucket_is_not_ready() {
     );
     assert!(r.status >= 500, "{} {}", r.status, r.text());
     assert_eq!(s.get("/health").status, 200, "still up");
+}
+
+/// The entry names of a tar.
+fn tar_names(tar: &[u8]) -> Vec<String> {
+    tar::Archive::new(tar)
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -332,17 +330,7 @@ fn api_and_worker_nodes_share_only_postgres_and_s3() {
         assert_eq!(html.status, 200, "{}", html.text());
         let all = api.get(&format!("/tasks/report/{id}/all?tar=tar"));
         assert_eq!(all.status, 200);
-        let mut names = Vec::new();
-        for entry in tar::Archive::new(&all.body[..]).entries().unwrap() {
-            names.push(
-                entry
-                    .unwrap()
-                    .path()
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned(),
-            );
-        }
+        let names = tar_names(&all.body);
         for want in ["reports/report.json", "reports/report.html", "task.json"] {
             assert!(
                 names.iter().any(|n| n == want),
