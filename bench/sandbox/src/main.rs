@@ -3,8 +3,9 @@
 //!
 //! * set-up + teardown: a detonation of `/usr/bin/true` (with and without the tracer)
 //!   minus running it bare;
-//! * tracer overhead: a syscall-heavy C program (100 000 × open/close + stat) traced, vs
-//!   `free=yes` (sandboxed, untraced), vs bare, from the run time the machinery logs;
+//! * tracer overhead: a syscall-heavy C program (100 000 × open/close + stat) traced by the
+//!   native tracer and by strace, vs `free=yes` (sandboxed, untraced), vs bare, from the run
+//!   time the machinery logs;
 //! * throughput: analyses per hour of a 5 s sample with 4 slots at once, against the ideal
 //!   `slots × 3600 / 5`.
 //!
@@ -15,7 +16,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nestbox_core::machinery::{DetonationJob, Machinery};
-use nestbox_sandbox::{NsMachinery, SandboxSettings};
+use nestbox_sandbox::{NsMachinery, SandboxSettings, TracerKind};
 use nestbox_types::{
     Category, Machine, MachineSpec, NewTask, Task, TaskId, TaskOptions, TaskStatus, Timestamp,
 };
@@ -164,6 +165,14 @@ async fn main() {
         NsMachinery::new(settings).unwrap_or_else(|p| panic!("ns unavailable: {}", p.describe()));
     let m = std::sync::Arc::new(m);
     println!("probe: {}", probe.describe());
+    // The same machinery with the strace fallback, for the tracer comparison.
+    let (ms, probe_s) = NsMachinery::new(SandboxSettings {
+        uid_base: 290_000,
+        tracer: TracerKind::Strace,
+        ..SandboxSettings::default()
+    })
+    .unwrap_or_else(|p| panic!("ns (strace) unavailable: {}", p.describe()));
+    println!("probe (strace): {}", probe_s.describe());
     let n = 15;
     let mut id = 1;
     let mut next = || {
@@ -210,10 +219,16 @@ async fn main() {
 
     let bare_heavy = bare(&heavy, 5);
     let mut runs_t = Vec::new();
+    let mut runs_s = Vec::new();
     let mut runs_f = Vec::new();
     for _ in 0..5 {
         runs_t.push(
             detonate(&m, next(), 1, &heavy, "heavy", "screenshots=no", 60)
+                .await
+                .1,
+        );
+        runs_s.push(
+            detonate(&ms, next(), 1, &heavy, "heavy", "screenshots=no", 60)
                 .await
                 .1,
         );
@@ -231,7 +246,7 @@ async fn main() {
             .1,
         );
     }
-    let (rt, rf) = (median(runs_t), median(runs_f));
+    let (rt, rs, rf) = (median(runs_t), median(runs_s), median(runs_f));
     println!("\nsyscall-heavy (100k open/close + stat), median of 5, run time only:");
     println!("  bare                         {:8.3} s", bare_heavy);
     println!(
@@ -240,10 +255,17 @@ async fn main() {
         rf / bare_heavy
     );
     println!(
-        "  sandboxed, strace            {:8.3} s  ({:.2}× bare, {:.2}× untraced)",
+        "  sandboxed, native tracer     {:8.3} s  ({:.2}× bare, {:.2}× untraced)",
         rt,
         rt / bare_heavy,
         rt / rf
+    );
+    println!(
+        "  sandboxed, strace            {:8.3} s  ({:.2}× bare, {:.2}× untraced, {:.2}× native)",
+        rs,
+        rs / bare_heavy,
+        rs / rf,
+        rs / rt
     );
 
     let slots = 4;

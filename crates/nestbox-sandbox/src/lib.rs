@@ -12,9 +12,11 @@
 //! where the host allows, a cgroup with memory and pid limits ([`cgroup`]).
 //!
 //! The sample runs as a per-slot unprivileged host uid (`uid_base + slot`), which is
-//! uid 1000 inside its user namespace. Behaviour is captured by `strace --seccomp-bpf -f -ff`
-//! running *outside* the sandbox as the tracer, so the sample cannot see or attack it
-//! (`ptrace` is denied inside), and parsed into Cuckoo's `behavior` ([`behavior`]).
+//! uid 1000 inside its user namespace. Behaviour is captured by the native ptrace tracer
+//! ([`tracer`]: seccomp `RET_TRACE` for the recorded calls only) running *outside* the
+//! sandbox, so the sample cannot see or attack it (`ptrace` is refused inside), and turned
+//! into Cuckoo's `behavior` ([`behavior`]); `strace --seccomp-bpf -f -ff` is the fallback
+//! (`[sandbox] tracer = "strace"`, or automatically when the native tracer fails the probe).
 //!
 //! Network ([`net`]): the sandbox joins a per-task network namespace whose only link is a
 //! veth to a per-task sink namespace with no route anywhere else; the sink answers DNS
@@ -42,6 +44,7 @@ pub mod seccomp;
 pub mod signatures;
 pub mod strace;
 pub mod tls;
+pub mod tracer;
 pub mod unpack;
 
 mod cleanup;
@@ -55,6 +58,7 @@ use async_trait::async_trait;
 use nestbox_core::machinery::{Detonation, DetonationJob, Machinery};
 
 pub use cgroup::CgroupKind;
+pub use tracer::TracerKind;
 
 /// Limits and look of the sandbox (the `[sandbox]` config section, resolved).
 #[derive(Debug, Clone)]
@@ -80,6 +84,8 @@ pub struct SandboxSettings {
     /// Where per-run scratch directories are made (must be traversable by the slot uids);
     /// `None` = the system temporary directory.
     pub scratch_dir: Option<PathBuf>,
+    /// Which tracer records behaviour ([`tracer`]); strace is the fallback.
+    pub tracer: TracerKind,
 }
 
 impl Default for SandboxSettings {
@@ -95,6 +101,7 @@ impl Default for SandboxSettings {
             hostname: "desktop-7f3k2q".to_owned(),
             user: "john".to_owned(),
             scratch_dir: None,
+            tracer: TracerKind::Native,
         }
     }
 }
@@ -106,6 +113,9 @@ pub struct Probe {
     pub bwrap: Option<String>,
     /// `strace -V` first line, if strace is installed.
     pub strace: Option<String>,
+    /// The tracer detonations use (the configured one, or strace when the native tracer
+    /// failed the test detonation and strace passed it).
+    pub tracer: TracerKind,
     /// The cgroup hierarchy usable for limits.
     pub cgroup: CgroupKind,
     /// Why a real test detonation of `/bin/true` failed, if it did.
@@ -123,9 +133,10 @@ impl Probe {
     /// One line for the log.
     pub fn describe(&self) -> String {
         format!(
-            "bwrap: {}; strace: {}; cgroup limits: {:?}; test detonation: {} ({:.0} ms)",
+            "bwrap: {}; strace: {}; tracer: {}; cgroup limits: {:?}; test detonation: {} ({:.0} ms)",
             self.bwrap.as_deref().unwrap_or("missing"),
             self.strace.as_deref().unwrap_or("missing"),
+            self.tracer.name(),
             self.cgroup,
             self.failure.as_deref().unwrap_or("ok"),
             self.probe_ms,
@@ -156,13 +167,17 @@ pub fn probe(settings: &SandboxSettings) -> Probe {
     let mut p = Probe {
         bwrap,
         strace,
+        tracer: settings.tracer,
         cgroup,
         failure: None,
         probe_ms: 0.0,
     };
     let missing: Vec<&str> = [
         ("bwrap (apt-get install bubblewrap)", p.bwrap.is_none()),
-        ("strace (apt-get install strace)", p.strace.is_none()),
+        (
+            "strace (apt-get install strace)",
+            p.strace.is_none() && settings.tracer == TracerKind::Strace,
+        ),
         (
             "setpriv (util-linux)",
             version("setpriv", "--version").is_none(),
@@ -187,6 +202,21 @@ pub fn probe(settings: &SandboxSettings) -> Probe {
     let t0 = std::time::Instant::now();
     match run::probe_run(settings, cgroup) {
         Ok(()) => {}
+        Err(e) if settings.tracer == TracerKind::Native && p.strace.is_some() => {
+            let strace = SandboxSettings {
+                tracer: TracerKind::Strace,
+                ..settings.clone()
+            };
+            match run::probe_run(&strace, cgroup) {
+                Ok(()) => {
+                    tracing::warn!(
+                        "ns: the native tracer failed the test detonation ({e}); using strace"
+                    );
+                    p.tracer = TracerKind::Strace;
+                }
+                Err(e2) => p.failure = Some(format!("{e} (with strace: {e2})")),
+            }
+        }
         Err(e) => p.failure = Some(e),
     }
     p.probe_ms = t0.elapsed().as_secs_f64() * 1000.0;
@@ -217,7 +247,10 @@ impl NsMachinery {
         }
         Ok((
             NsMachinery {
-                settings: Arc::new(settings),
+                settings: Arc::new(SandboxSettings {
+                    tracer: p.tracer,
+                    ..settings
+                }),
                 cgroup: p.cgroup,
             },
             p,

@@ -11,12 +11,13 @@ use crate::behavior;
 use crate::cgroup::{CgroupKind, Group};
 use crate::dropped;
 use crate::package::{self, Launch};
+use crate::tracer::{Limits, TracerKind, supervise};
 use crate::unpack;
 use crate::{SandboxSettings, seccomp};
 
 /// System calls strace reports (a seccomp-bpf pre-filter keeps the rest untraced, which
 /// is what keeps the overhead near 1.35× instead of ~18×).
-const TRACED: &str = "%process,%network,open,openat,creat,unlink,unlinkat,rename,renameat,renameat2,\
+pub(crate) const TRACED: &str = "%process,%network,open,openat,creat,unlink,unlinkat,rename,renameat,renameat2,\
 mkdir,mkdirat,rmdir,chdir,fchdir,chmod,fchmodat,symlink,symlinkat,link,linkat,truncate,ptrace,setuid,\
 setgid,setresuid,prctl,dup2,dup3,fchmod,utimensat,memfd_create";
 
@@ -414,6 +415,8 @@ struct Outcome {
     timed_out: bool,
     elapsed: Duration,
     status: Option<std::process::ExitStatus>,
+    /// The native tracer's record (strace writes files into the trace directory instead).
+    trace: Option<crate::tracer::Finished>,
 }
 
 async fn execute(
@@ -440,7 +443,7 @@ async fn execute(
             .arg(format!("--net={}", ns.display()))
             .arg("--");
     }
-    if trace {
+    if trace && s.tracer == TracerKind::Strace {
         cmd.args([
             "strace",
             "-q",
@@ -487,6 +490,15 @@ async fn execute(
         .process_group(0)
         .kill_on_drop(true);
     let started = Instant::now();
+    if trace && s.tracer == TracerKind::Native {
+        let r = supervise::run(cmd.as_std(), &p.output, group, timeout, Limits::default()).await?;
+        return Ok(Outcome {
+            timed_out: r.timed_out,
+            elapsed: started.elapsed(),
+            status: r.status,
+            trace: Some(r.trace),
+        });
+    }
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("starting the sandbox: {e}"))?;
@@ -533,12 +545,13 @@ async fn execute(
         timed_out,
         elapsed: started.elapsed(),
         status,
+        trace: None,
     })
 }
 
 /// SIGKILL to every descendant of `root` (not `root` itself), found through
 /// `/proc/<pid>/task/<tid>/children`.
-fn kill_descendants(root: i32) {
+pub(crate) fn kill_descendants(root: i32) {
     let mut todo = vec![root];
     let mut found = Vec::new();
     while let Some(pid) = todo.pop() {
@@ -611,8 +624,8 @@ pub(crate) fn probe_run(s: &SandboxSettings, kind: CgroupKind) -> Result<(), Str
             .join()
             .map_err(|_| "the probe thread panicked".to_owned())?
         })?;
-        let traces = behavior::read_traces(&p.trace_dir, "t");
-        let t = behavior::build(&traces, "/usr/bin/true", "/", 10);
+        let traces = crate::tracer::traces_of(o.trace, &p.trace_dir);
+        let t = behavior::build(&traces.traces, "/usr/bin/true", "/", 10);
         if o.status.is_some_and(|s| s.success()) && t.started {
             Ok(())
         } else {
@@ -791,7 +804,7 @@ pub(crate) async fn detonate(
         }
     };
     let netns = net.as_ref().map(|n| n.guest_path());
-    let outcome = match execute(
+    let mut outcome = match execute(
         s,
         &p,
         &launch,
@@ -860,11 +873,13 @@ pub(crate) async fn detonate(
         .map(|d| d.sha256);
     let shots_dir = job.workdir.join("shots");
     let pcap_path = job.workdir.join("dump.pcap");
+    let native = outcome.trace.take();
     let handle = tokio::task::spawn_blocking(move || {
         let network = net.map(|n| n.finish(&pcap_path));
-        let traces = behavior::read_traces(&p.trace_dir, "t");
+        let traces = crate::tracer::traces_of(native, &p.trace_dir);
         let home = format!("/home/{user}");
-        let traced = behavior::build(&traces, &entry, &home, max_calls);
+        let mut traced = behavior::build(&traces.traces, &entry, &home, max_calls);
+        crate::tracer::account(&mut traced, &traces);
         let mut shot = take_browser_shot(&p.scratch.root, &shots_dir)
             .map(|s| s.into_iter().collect::<Vec<_>>());
         let display_notes = if p.display {

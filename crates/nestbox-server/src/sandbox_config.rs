@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use nestbox_core::machinery::Machinery;
-use nestbox_sandbox::{NsMachinery, SandboxSettings};
+use nestbox_sandbox::{NsMachinery, SandboxSettings, TracerKind};
 use nestbox_types::MachineSpec;
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +46,9 @@ pub struct SandboxConfig {
     /// Directory for per-run scratch trees (must be traversable by the slot uids).
     /// Default unset = the system temporary directory.
     pub scratch_dir: Option<PathBuf>,
+    /// `native` (default): the built-in ptrace tracer; `strace`: `strace --seccomp-bpf`
+    /// (also used automatically when the native tracer fails the start-up probe).
+    pub tracer: String,
 }
 
 impl Default for SandboxConfig {
@@ -64,6 +67,7 @@ impl Default for SandboxConfig {
             hostname: s.hostname,
             user: s.user,
             scratch_dir: None,
+            tracer: s.tracer.name().to_owned(),
         }
     }
 }
@@ -96,6 +100,12 @@ impl SandboxConfig {
                 "sandbox.hostname and sandbox.user must be 1-32 letters, digits or '-'".to_owned(),
             );
         }
+        if TracerKind::parse(&self.tracer).is_none() {
+            problems.push(format!(
+                "sandbox.tracer {:?}: use \"native\" or \"strace\"",
+                self.tracer
+            ));
+        }
         if self.uid_base < 1000 || self.uid_base.checked_add(10_000).is_none() {
             problems.push("sandbox.uid_base must be at least 1000".to_owned());
         }
@@ -113,6 +123,7 @@ impl SandboxConfig {
             hostname: self.hostname.clone(),
             user: self.user.clone(),
             scratch_dir: self.scratch_dir.clone(),
+            tracer: TracerKind::parse(&self.tracer).unwrap_or_default(),
         }
     }
 

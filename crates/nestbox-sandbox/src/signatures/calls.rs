@@ -126,7 +126,8 @@ fn antidebug(ev: &Evidence<'_>) -> Marks {
             (api(c) == "ptrace" && arg(c, "request") == "PTRACE_TRACEME")
                 || (api(c) == "prctl"
                     && arg(c, "option") == "PR_SET_DUMPABLE"
-                    && arg(c, "arg2") == "0")
+                    // strace (and the native tracer) print the value by name.
+                    && matches!(arg(c, "arg2"), "0" | "SUID_DUMP_DISABLE"))
         })
         .map(|(p, c)| ("call".to_owned(), format!("{} {}", pname(p), api(c))))
         .collect()
@@ -401,6 +402,19 @@ mod tests {
             (
                 "antidebug_ptrace",
                 vec![call("ptrace", &[("request", "PTRACE_TRACEME")], -1)],
+                vec![call(
+                    "prctl",
+                    &[("option", "PR_SET_DUMPABLE"), ("arg2", "SUID_DUMP_USER")],
+                    0,
+                )],
+            ),
+            (
+                "antidebug_ptrace",
+                vec![call(
+                    "prctl",
+                    &[("option", "PR_SET_DUMPABLE"), ("arg2", "SUID_DUMP_DISABLE")],
+                    0,
+                )],
                 vec![call(
                     "prctl",
                     &[("option", "PR_SET_DUMPABLE"), ("arg2", "1")],

@@ -1,0 +1,540 @@
+//! The native tracer: a ptrace supervisor in Rust that records the sample's system calls
+//! as the same [`Event`]s the strace parser produces, so [`crate::behavior`], the
+//! signatures and the report do not know which tracer ran.
+//!
+//! How it is fast: the traced command gets a seccomp filter ([`filter`]) that returns
+//! `SECCOMP_RET_TRACE` only for the recorded calls; every other call runs at full speed
+//! and never stops. A recorded call stops twice (its seccomp stop, where the arguments
+//! are read with `process_vm_readv`, and its syscall-exit stop for the result);
+//! `exit`/`exit_group` and refused calls stop once. Arguments are decoded in the tracer
+//! ([`decode`]) with bounded reads ([`memory`]); nothing is written to disk.
+//!
+//! How it stays in control: one dedicated thread forks the command ([`child`]), seizes it
+//! before it runs anything, and follows every fork, vfork, clone (threads too) and exec
+//! (`PTRACE_O_TRACE*`); `PTRACE_O_EXITKILL` kills every tracee if the tracer thread goes
+//! away. `ptrace` itself and `clone(CLONE_UNTRACED)` are refused with `EPERM` inside the
+//! trace (recorded, never run), so no process can leave the trace or attach to another.
+//! The thread waits with `__WALL | __WNOTHREAD`, so it only ever sees its own tracees,
+//! never children of the server's other threads. It ends when no tracee is left; a
+//! [`Tracing::kill_all`] from the caller (at the timeout) SIGKILLs every known tracee,
+//! which always ends the loop. Memory is bounded: at most [`Limits::max_events`] events
+//! are kept (the rest counted), strings are cut like strace's `-s 256`.
+
+pub mod child;
+pub mod decode;
+pub mod filter;
+pub mod memory;
+pub(crate) mod supervise;
+mod sys;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::sync::{Arc, Mutex};
+
+use nix::unistd::Pid;
+
+use crate::strace::{Call, Event};
+use decode::Action;
+use sys::{OP_ENTRY, OP_EXIT, OP_SECCOMP, restart, syscall_info};
+
+/// Which tracer records behaviour (`[sandbox] tracer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TracerKind {
+    /// The native ptrace tracer (this module).
+    #[default]
+    Native,
+    /// `strace --seccomp-bpf -f -ff` (the fallback; needs the strace package).
+    Strace,
+}
+
+impl TracerKind {
+    /// The config spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            TracerKind::Native => "native",
+            TracerKind::Strace => "strace",
+        }
+    }
+
+    /// Parses the config spelling.
+    pub fn parse(s: &str) -> Option<TracerKind> {
+        match s {
+            "native" => Some(TracerKind::Native),
+            "strace" => Some(TracerKind::Strace),
+            _ => None,
+        }
+    }
+}
+
+/// Bounds on what one trace keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Events kept over all processes; later calls are counted, not kept (process
+    /// creation and exec are always kept, the tree must stay whole).
+    pub max_events: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_events: 500_000,
+        }
+    }
+}
+
+/// What a finished trace holds.
+#[derive(Debug, Default)]
+pub struct Finished {
+    /// Events per thread id (host pids), like strace's `-ff` files.
+    pub traces: BTreeMap<i64, Vec<Event>>,
+    /// How the command (the first process) ended.
+    pub status: Option<ExitStatus>,
+    /// Calls seen but not kept (over [`Limits::max_events`]), per pid and call name.
+    pub unrecorded: BTreeMap<i64, BTreeMap<String, u64>>,
+    /// Counters for the log.
+    pub stops: u64,
+    /// Problems worth a log line.
+    pub notes: Vec<String>,
+}
+
+/// The record of a run: the native tracer's, or else strace's `-ff` files in `dir`.
+pub fn traces_of(native: Option<Finished>, dir: &std::path::Path) -> Finished {
+    native.unwrap_or_else(|| Finished {
+        traces: crate::behavior::read_traces(dir, "t"),
+        ..Finished::default()
+    })
+}
+
+/// Adds what the tracer counted but did not keep (over [`Limits::max_events`]) to the
+/// behaviour's `apistats` and `calls_total`, and the tracer's notes to the log notes.
+pub fn account(t: &mut crate::behavior::Traced, f: &Finished) {
+    use serde_json::{Value, json};
+    t.notes
+        .extend(f.notes.iter().map(|n| format!("tracer: {n}")));
+    for (pid, counted) in &f.unrecorded {
+        // Only processes of the sample's tree are in the behaviour.
+        let Some(stats) = t
+            .behavior
+            .apistats
+            .get_mut(&pid.to_string())
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        let mut total = 0u64;
+        for (api, n) in counted {
+            let was = stats.get(api).and_then(Value::as_u64).unwrap_or(0);
+            stats.insert(api.clone(), json!(was + n));
+            total += n;
+        }
+        if let Some(p) = t.behavior.processes.iter_mut().find(|p| p["pid"] == *pid) {
+            let kept = p["calls_total"]
+                .as_u64()
+                .unwrap_or_else(|| p["calls"].as_array().map_or(0, |c| c.len() as u64));
+            p["calls_truncated"] = json!(true);
+            p["calls_total"] = json!(kept + total);
+        }
+        t.notes.push(format!(
+            "process {pid}: {total} calls over the trace bound ({}) were counted, not recorded",
+            Limits::default().max_events
+        ));
+    }
+}
+
+/// A running trace.
+pub struct Tracing {
+    /// The command's pid (also its process group).
+    pub root: Pid,
+    live: Arc<Mutex<HashSet<i32>>>,
+    done: tokio::sync::oneshot::Receiver<Finished>,
+}
+
+impl Tracing {
+    /// SIGKILL to every live tracee (the trace then ends by itself).
+    pub fn kill_all(&self) {
+        let pids: Vec<i32> = self
+            .live
+            .lock()
+            .map(|l| l.iter().copied().collect())
+            .unwrap_or_default();
+        for p in pids {
+            let _ = nix::sys::signal::kill(Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+
+    /// Waits for the end of the trace (cancel-safe: may be awaited again after a
+    /// timeout).
+    pub async fn finished(&mut self) -> Finished {
+        (&mut self.done).await.unwrap_or_else(|_| Finished {
+            notes: vec!["the tracer thread ended without a result".into()],
+            ..Finished::default()
+        })
+    }
+}
+
+/// Starts `cmd` under the tracer on a thread of its own.
+pub fn spawn(cmd: child::Command, limits: Limits) -> Result<Tracing, String> {
+    let (started_tx, started_rx) = std::sync::mpsc::sync_channel::<Result<Pid, String>>(1);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let live = Arc::new(Mutex::new(HashSet::new()));
+    let live2 = live.clone();
+    std::thread::Builder::new()
+        .name("nestbox-tracer".into())
+        .spawn(move || {
+            let filter = filter::program();
+            let root = match child::spawn(&cmd, &filter) {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = started_tx.send(Err(e));
+                    return;
+                }
+            };
+            drop(cmd);
+            if let Ok(mut l) = live2.lock() {
+                l.insert(root.as_raw());
+            }
+            let _ = started_tx.send(Ok(root));
+            let mut t = Tracer::new(root, limits, live2);
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t.run()));
+            if run.is_err() {
+                // Leaving the thread detaches (and, with EXITKILL, kills) every tracee.
+                t.out
+                    .notes
+                    .push("the tracer panicked; the trace is incomplete".into());
+            }
+            let _ = done_tx.send(std::mem::take(&mut t.out));
+        })
+        .map_err(|e| format!("tracer: thread: {e}"))?;
+    let root = started_rx
+        .recv()
+        .map_err(|_| "tracer: the thread ended before starting the command".to_owned())??;
+    Ok(Tracing {
+        root,
+        live,
+        done: done_rx,
+    })
+}
+
+/// A recorded call waiting for its syscall-exit stop.
+struct Pending {
+    time: f64,
+    api: String,
+    args: Vec<String>,
+    /// The new process of a fork/clone, as the tracer's pid namespace numbers it.
+    child: Option<i32>,
+}
+
+#[derive(Default)]
+struct Task {
+    pending: Option<Pending>,
+}
+
+struct Tracer {
+    root: Pid,
+    limits: Limits,
+    tasks: HashMap<i32, Task>,
+    live: Arc<Mutex<HashSet<i32>>>,
+    kept: usize,
+    out: Finished,
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn event_msg(pid: Pid) -> Option<i64> {
+    nix::sys::ptrace::getevent(pid).ok()
+}
+
+impl Tracer {
+    fn new(root: Pid, limits: Limits, live: Arc<Mutex<HashSet<i32>>>) -> Tracer {
+        let mut tasks = HashMap::new();
+        tasks.insert(root.as_raw(), Task::default());
+        Tracer {
+            root,
+            limits,
+            tasks,
+            live,
+            kept: 0,
+            out: Finished::default(),
+        }
+    }
+
+    fn run(&mut self) {
+        loop {
+            let (pid, st) = sys::wait_any();
+            if pid < 0 {
+                match nix::errno::Errno::last() {
+                    nix::errno::Errno::EINTR => continue,
+                    nix::errno::Errno::ECHILD => break,
+                    e => {
+                        self.out.notes.push(format!("tracer: waitpid: {e}"));
+                        break;
+                    }
+                }
+            }
+            let pid = Pid::from_raw(pid);
+            if libc::WIFEXITED(st) {
+                self.gone(pid, format!("exited with {}", libc::WEXITSTATUS(st)), st);
+            } else if libc::WIFSIGNALED(st) {
+                let how = format!(
+                    "killed by {}{}",
+                    decode::signal(libc::WTERMSIG(st) as u64),
+                    if libc::WCOREDUMP(st) {
+                        " (core dumped)"
+                    } else {
+                        ""
+                    }
+                );
+                self.gone(pid, how, st);
+            } else if libc::WIFSTOPPED(st) {
+                self.out.stops += 1;
+                self.tasks.entry(pid.as_raw()).or_insert_with(|| {
+                    if let Ok(mut l) = self.live.lock() {
+                        l.insert(pid.as_raw());
+                    }
+                    Task::default()
+                });
+                let sig = libc::WSTOPSIG(st);
+                let event = st >> 16;
+                if sig == libc::SIGTRAP | 0x80 {
+                    self.syscall_stop(pid);
+                } else if event != 0 {
+                    self.event_stop(pid, event, sig);
+                } else {
+                    // Signal-delivery stop: deliver the signal as it was meant.
+                    self.resume(pid, sig);
+                }
+            }
+        }
+        // Tracees that never reported an end (the loop only ends with none left, so this
+        // is only ever a waitpid failure).
+        let left: Vec<i32> = self.tasks.keys().copied().collect();
+        for p in left {
+            let _ = nix::sys::signal::kill(Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+
+    /// Restarts a tracee: to its syscall-exit stop if a call is pending, else freely.
+    fn resume(&self, pid: Pid, sig: i32) {
+        let pending = self
+            .tasks
+            .get(&pid.as_raw())
+            .is_some_and(|t| t.pending.is_some());
+        let req = if pending {
+            libc::PTRACE_SYSCALL
+        } else {
+            libc::PTRACE_CONT
+        };
+        restart(req, pid, sig);
+    }
+
+    fn gone(&mut self, pid: Pid, how: String, status: i32) {
+        let time = now();
+        if let Some(t) = self.tasks.remove(&pid.as_raw())
+            && let Some(p) = t.pending
+        {
+            // Died inside a recorded call (exit_group of another thread, SIGKILL): strace
+            // prints such a call with result `?`.
+            self.push(pid, p, "?".into(), None);
+        }
+        if let Ok(mut l) = self.live.lock() {
+            l.remove(&pid.as_raw());
+        }
+        self.out
+            .traces
+            .entry(i64::from(pid.as_raw()))
+            .or_default()
+            .push(Event::Exit { time, how });
+        if pid == self.root {
+            self.out.status = Some(ExitStatus::from_raw(status));
+        }
+    }
+
+    fn event_stop(&mut self, pid: Pid, event: i32, sig: i32) {
+        match event {
+            libc::PTRACE_EVENT_SECCOMP => self.seccomp_stop(pid),
+            libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK | libc::PTRACE_EVENT_CLONE => {
+                if let Some(child) = event_msg(pid).and_then(|c| i32::try_from(c).ok()) {
+                    if let Some(p) = self
+                        .tasks
+                        .get_mut(&pid.as_raw())
+                        .and_then(|t| t.pending.as_mut())
+                    {
+                        p.child = Some(child);
+                    }
+                    self.tasks.entry(child).or_default();
+                    if let Ok(mut l) = self.live.lock() {
+                        l.insert(child);
+                    }
+                }
+                self.resume(pid, 0);
+            }
+            libc::PTRACE_EVENT_EXEC => {
+                // A thread other than the leader exec'd: it now has the leader's pid.
+                if let Some(former) = event_msg(pid).and_then(|c| i32::try_from(c).ok())
+                    && former != pid.as_raw()
+                {
+                    let moved = self.tasks.remove(&former).and_then(|t| t.pending);
+                    if let Ok(mut l) = self.live.lock() {
+                        l.remove(&former);
+                    }
+                    self.tasks.entry(pid.as_raw()).or_default().pending = moved;
+                }
+                self.resume(pid, 0);
+            }
+            128 /* PTRACE_EVENT_STOP */ => {
+                if matches!(
+                    sig,
+                    libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
+                ) {
+                    // Group-stop: stay stopped (as without a tracer) but keep reporting.
+                    restart(libc::PTRACE_LISTEN, pid, 0);
+                } else {
+                    self.resume(pid, 0);
+                }
+            }
+            _ => self.resume(pid, 0),
+        }
+    }
+
+    fn seccomp_stop(&mut self, pid: Pid) {
+        let Some(info) = syscall_info(pid).filter(|i| i.op == OP_SECCOMP) else {
+            self.resume(pid, 0);
+            return;
+        };
+        let time = now();
+        let nr = info.data[0];
+        let mut args = [0u64; 6];
+        args.copy_from_slice(&info.data[1..7]);
+        let native = info.arch == sys::AUDIT_ARCH_X86_64;
+        let structural = native
+            && matches!(
+                nr as i64,
+                libc::SYS_clone
+                    | libc::SYS_clone3
+                    | libc::SYS_fork
+                    | libc::SYS_vfork
+                    | libc::SYS_execve
+                    | libc::SYS_execveat
+            );
+        if !structural && self.kept >= self.limits.max_events {
+            // Over the bound: counted by name only, and no exit stop.
+            let api = if native {
+                filter::name(nr as i64).map_or_else(|| format!("syscall_{nr:#x}"), str::to_owned)
+            } else {
+                format!("syscall32_{nr:#x}")
+            };
+            *self
+                .out
+                .unrecorded
+                .entry(i64::from(pid.as_raw()))
+                .or_default()
+                .entry(api)
+                .or_default() += 1;
+            self.deny_if_needed(pid, native, nr, args);
+            return;
+        }
+        let e = decode::entry(pid, native, nr, args);
+        let pending = Pending {
+            time,
+            api: e.api,
+            args: e.args,
+            child: None,
+        };
+        match e.action {
+            Action::Run => {
+                if let Some(t) = self.tasks.get_mut(&pid.as_raw()) {
+                    t.pending = Some(pending);
+                }
+                restart(libc::PTRACE_SYSCALL, pid, 0);
+            }
+            Action::NoReturn => {
+                self.push(pid, pending, "?".into(), None);
+                restart(libc::PTRACE_CONT, pid, 0);
+            }
+            Action::Deny(errno) => {
+                deny(pid, errno);
+                self.push(
+                    pid,
+                    pending,
+                    "-1".into(),
+                    Some(decode::errno_name(i64::from(errno))),
+                );
+                restart(libc::PTRACE_CONT, pid, 0);
+            }
+        }
+    }
+
+    /// Over the bound the call is not decoded, but refusals still hold.
+    fn deny_if_needed(&self, pid: Pid, native: bool, nr: u64, _args: [u64; 6]) {
+        if native && nr as i64 == libc::SYS_ptrace {
+            deny(pid, libc::EPERM);
+        }
+        restart(libc::PTRACE_CONT, pid, 0);
+    }
+
+    fn syscall_stop(&mut self, pid: Pid) {
+        let info = syscall_info(pid);
+        let pending = self
+            .tasks
+            .get_mut(&pid.as_raw())
+            .and_then(|t| t.pending.take());
+        match (info, pending) {
+            (Some(i), Some(p)) if i.op == OP_EXIT => {
+                let rval = i.data[0] as i64;
+                let is_error = i.data[1] & 0xff != 0;
+                let (ret, errno) = if is_error {
+                    let e = -rval;
+                    let r = if decode::is_restart(e) { "?" } else { "-1" };
+                    (r.to_owned(), Some(decode::errno_name(e)))
+                } else if let Some(c) = p.child.filter(|_| rval > 0) {
+                    // The tracee sees its child's pid in its own pid namespace; the trace
+                    // is keyed by the tracer's numbers.
+                    (c.to_string(), None)
+                } else {
+                    (rval.to_string(), None)
+                };
+                self.push(pid, p, ret, errno);
+            }
+            (Some(i), Some(p)) if i.op == OP_ENTRY => {
+                // The exit stop of the pending call was lost (should not happen): keep the
+                // call without a result.
+                self.push(pid, p, "?".into(), None);
+            }
+            _ => {}
+        }
+        restart(libc::PTRACE_CONT, pid, 0);
+    }
+
+    fn push(&mut self, pid: Pid, p: Pending, ret: String, errno: Option<String>) {
+        self.kept += 1;
+        self.out
+            .traces
+            .entry(i64::from(pid.as_raw()))
+            .or_default()
+            .push(Event::Call(Call {
+                time: p.time,
+                api: p.api,
+                args: p.args,
+                ret,
+                errno,
+            }));
+    }
+}
+
+/// Skips the call at a seccomp stop and makes it return `-errno`.
+fn deny(pid: Pid, errno: i32) {
+    if let Ok(mut regs) = nix::sys::ptrace::getregs(pid) {
+        regs.orig_rax = u64::MAX;
+        regs.rax = (-i64::from(errno)) as u64;
+        let _ = nix::sys::ptrace::setregs(pid, regs);
+    }
+}
+
+#[cfg(test)]
+mod tests;
