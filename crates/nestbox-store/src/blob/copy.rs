@@ -29,6 +29,9 @@ pub const COPIED_PREFIXES: &[&str] = &["store/", "analyses/"];
 /// Blobs copied at once (S3 round trips overlap; the local disk is not thrashed).
 pub const PARALLEL: usize = 4;
 
+/// Name prefix of the temp copies in the scratch dir.
+const TEMP_PREFIX: &str = "migrate-";
+
 /// Write buffer of the temp copies.
 const BUFFER: usize = 256 * 1024;
 
@@ -65,6 +68,7 @@ pub async fn copy_blobs(
     tokio::fs::create_dir_all(scratch)
         .await
         .map_err(Error::Io)?;
+    remove_leftovers(scratch);
     let mut stats = CopyStats::default();
     for prefix in COPIED_PREFIXES {
         let keys = from.list(prefix).await?;
@@ -86,6 +90,17 @@ pub async fn copy_blobs(
     }
     stats.corrupt.sort_unstable();
     Ok(stats)
+}
+
+/// Removes the temp copies of a copy that was killed (one migration runs at a time).
+fn remove_leftovers(scratch: &Path) {
+    if let Ok(entries) = std::fs::read_dir(scratch) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
 }
 
 /// The sha256 a sample key names, `None` for other keys.
@@ -110,7 +125,7 @@ async fn copy_one(
         None => {}
     }
     let (file, temp) = tempfile::Builder::new()
-        .prefix("migrate-")
+        .prefix(TEMP_PREFIX)
         .tempfile_in(scratch)
         .map_err(Error::Io)?
         .into_parts();
@@ -198,9 +213,12 @@ mod tests {
         assert_eq!(from.get(&sample_key).await.unwrap().unwrap(), sample);
         assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
 
-        // Run again: nothing to do.
+        // Run again after a kill left a temp copy behind: nothing to do, and the
+        // leftover is gone.
+        std::fs::write(scratch.join("migrate-leftover"), b"partial").unwrap();
         let again = copy_blobs(&from, &to, &scratch, |_| {}).await.unwrap();
         assert_eq!((again.copied, again.skipped), (0, 3), "{again:?}");
+        assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
 
         // A sample whose bytes do not match its name is reported, not copied.
         let bad_key = nestbox_core::keys::sample(&sha256_hex(b"the real content"));
