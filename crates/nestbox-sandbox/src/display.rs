@@ -1,14 +1,21 @@
 //! Screenshots of file tasks: a virtual X display (Xvfb) inside the sandbox, captured
 //! with `xwd` about once a second, converted here to PNG.
 //!
-//! Xvfb and the capture loop are started by the sandbox's reaper before the sample, so
-//! they are not part of the sample's process tree (nor its behaviour); the display
-//! listens only on an abstract socket, which is private to the task's network namespace.
+//! Each slot has one X server ([`Server`]), started on the slot's first task that wants a
+//! display and kept for the next ones (Xvfb takes about half a second to start, most of
+//! it compiling the keymap, which would otherwise be paid by every detonation). It runs
+//! in its own bubblewrap sandbox as `nobody`, outside the task's pid namespace, so it is
+//! never part of the sample's process tree (nor its behaviour), and listens only on an
+//! abstract socket, which is private to the slot's network namespace. The X server resets
+//! itself when its last client disconnects, so a task does not find the previous one's
+//! windows or properties. The capture loop is started by the sandbox's reaper before the
+//! sample.
 //! The XWD files are written into a directory the sample can also write, so the decoder
 //! treats them as hostile input: every size is checked and capped, and a bad file is an
 //! error, never a panic or an unbounded allocation.
 
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
 /// The display number inside the sandbox.
@@ -29,6 +36,97 @@ const MAX_XWD_BYTES: u64 = 4096 * 4096 * 4 + (1 << 20);
 /// Whether this host can give samples a display.
 pub fn available() -> bool {
     Path::new(XVFB).exists() && Path::new(XWD).exists()
+}
+
+/// The host uid the display servers run as: not a slot uid, so no task process runs as
+/// it, and a sample that took the X server over would gain nothing it had not.
+const SERVER_UID: u32 = 65_534;
+
+/// How long a new X server gets to accept connections.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A slot's X server (Xvfb in a bubblewrap sandbox in the slot's guest network
+/// namespace). Dropping it kills it.
+pub struct Server {
+    child: std::process::Child,
+}
+
+impl Server {
+    /// Starts Xvfb in the network namespace at `netns` and waits until it accepts
+    /// connections.
+    pub fn start(netns: &Path) -> Result<Server, String> {
+        let mut cmd = std::process::Command::new("nsenter");
+        cmd.arg(format!("--net={}", netns.display()))
+            .args(["--", "setpriv", "--pdeathsig", "KILL"])
+            .arg(format!("--reuid={SERVER_UID}"))
+            .arg(format!("--regid={SERVER_UID}"))
+            .args(["--clear-groups", "--"])
+            .args(crate::launch::bwrap_base("display", true))
+            .args([
+                "--tmpfs",
+                "/tmp",
+                "--ro-bind-try",
+                "/etc/fonts",
+                "/etc/fonts",
+            ])
+            .args(["--remount-ro", "/", "--clearenv", "--", XVFB, DISPLAY])
+            .args(["-screen", "0", "1024x768x24", "-nolisten", "tcp"])
+            .args(["-nolisten", "unix"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0);
+        let child = cmd.spawn().map_err(|e| format!("starting Xvfb: {e}"))?;
+        let mut server = Server { child };
+        let path = netns.to_path_buf();
+        let name = format!("/tmp/.X11-unix/X{}", DISPLAY.trim_start_matches(':'));
+        let t0 = std::time::Instant::now();
+        // Connect from a thread that entered the namespace (abstract sockets are per
+        // network namespace).
+        let ready = std::thread::spawn(move || -> Result<(), String> {
+            use std::os::linux::net::SocketAddrExt;
+            crate::net::enter_netns(&path)?;
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+                .map_err(|e| e.to_string())?;
+            let mut last = String::new();
+            while t0.elapsed() < READY_TIMEOUT {
+                match std::os::unix::net::UnixStream::connect_addr(&addr) {
+                    Ok(_) => return Ok(()),
+                    Err(e) => last = e.to_string(),
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(format!("Xvfb did not accept connections: {last}"))
+        });
+        loop {
+            if ready.is_finished() {
+                break;
+            }
+            if !server.alive() {
+                return Err("Xvfb exited at start-up".into());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        ready
+            .join()
+            .map_err(|_| "the display check panicked".to_owned())??;
+        Ok(server)
+    }
+
+    /// Whether the X server is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = self.child.wait();
+    }
 }
 
 /// An image as RGB rows.

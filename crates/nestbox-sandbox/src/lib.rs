@@ -38,6 +38,7 @@
 pub mod behavior;
 pub mod cgroup;
 pub mod display;
+pub mod launch;
 pub mod net;
 pub mod package;
 pub mod seccomp;
@@ -227,6 +228,8 @@ pub fn probe(settings: &SandboxSettings) -> Probe {
 pub struct NsMachinery {
     settings: Arc<SandboxSettings>,
     cgroup: CgroupKind,
+    /// Each slot's network namespaces (and display), kept between its tasks.
+    nets: Arc<net::SlotNets>,
 }
 
 impl NsMachinery {
@@ -252,9 +255,27 @@ impl NsMachinery {
                     ..settings
                 }),
                 cgroup: p.cgroup,
+                nets: Arc::new(net::SlotNets::default()),
             },
             p,
         ))
+    }
+}
+
+impl NsMachinery {
+    /// Sets up the network namespaces of the slots behind `machines` (`ns1`, …) now, at
+    /// start-up, instead of on each slot's first task. Returns what failed (the slot then
+    /// tries again on its first task).
+    pub fn warm(&self, machines: &[String]) -> Vec<String> {
+        let mut failed = Vec::new();
+        for m in machines {
+            let slot = run::slot_of(m);
+            match self.nets.take(slot) {
+                Ok(n) => self.nets.put(slot, n),
+                Err(e) => failed.push(format!("{m}: {e}")),
+            }
+        }
+        failed
     }
 }
 
@@ -265,7 +286,7 @@ impl Machinery for NsMachinery {
     }
 
     async fn detonate(&self, job: DetonationJob<'_>) -> nestbox_core::Result<Detonation> {
-        Ok(run::detonate(&self.settings, self.cgroup, job).await)
+        Ok(run::detonate(&self.settings, self.cgroup, &self.nets, job).await)
     }
 }
 

@@ -60,11 +60,166 @@ struct Logs {
     frames_dropped: usize,
 }
 
-/// A live network for one run; [`NetSandbox::finish`] tears it down.
+/// The namespaces, veth, addresses, routes and nftables rules of one slot. Made once, on
+/// the slot's first task (or at start-up, see `NsMachinery::warm`), and reused by every
+/// later task of the slot (only one task uses a slot at a time): the sample cannot change
+/// any of it (it runs in a user namespace of its own, without `CAP_NET_ADMIN` over these
+/// namespaces), so a task finds the network as the previous one did, and setting it up
+/// (about twenty `ip`/`nft` processes, tens of milliseconds idle, far more under load) is
+/// off the per-task path.
+///
+/// The namespaces are named (in `/run/netns`) only while they are configured; after that
+/// they are held by open file descriptors of the server alone, so they vanish with it,
+/// even when it is killed, and dropping a `SlotNet` removes them (and stops the slot's
+/// display server, which lives in the guest one).
+pub struct SlotNet {
+    guest: std::fs::File,
+    sink: std::fs::File,
+    catchall: bool,
+    display: Option<crate::display::Server>,
+}
+
+/// The `/proc` path of one of our open namespace descriptors (what `nsenter --net=` and
+/// `setns` open).
+fn fd_path(f: &std::fs::File) -> PathBuf {
+    PathBuf::from(format!("/proc/{}/fd/{}", std::process::id(), f.as_raw_fd()))
+}
+
+impl SlotNet {
+    /// Creates the namespace pair. Names carry the server's pid (so a restarted server
+    /// removes what a killed one left mid-set-up, see `cleanup`) and a per-process counter.
+    pub fn create() -> Result<SlotNet, String> {
+        // veth names must be unique host-wide while the pair is being created (the kernel
+        // checks them in the creating namespace too), so they carry the counter as well.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let k = NEXT.fetch_add(1, Ordering::Relaxed) % 100_000;
+        let pid = std::process::id();
+        let guest = format!("nbg-{pid}-s{k}");
+        let sink = format!("nbs-{pid}-s{k}");
+        let configured = configure(&guest, &sink, k);
+        let opened = configured.and_then(|catchall| {
+            let open = |n: &str| {
+                std::fs::File::open(PathBuf::from("/run/netns").join(n))
+                    .map_err(|e| format!("netns {n}: {e}"))
+            };
+            Ok(SlotNet {
+                guest: open(&guest)?,
+                sink: open(&sink)?,
+                catchall,
+                display: None,
+            })
+        });
+        // The names go; the descriptors keep the namespaces alive.
+        let _ = ip(&["netns", "del", &guest]);
+        let _ = ip(&["netns", "del", &sink]);
+        opened
+    }
+
+    /// The path `nsenter --net=` joins.
+    pub fn guest_path(&self) -> PathBuf {
+        fd_path(&self.guest)
+    }
+
+    /// Makes sure the slot's virtual display is up (started on first use, restarted if a
+    /// sample killed it); it serves `DISPLAY=:99` on an abstract socket, which only
+    /// processes in this slot's guest namespace can reach.
+    pub fn ensure_display(&mut self) -> Result<(), String> {
+        if self.display.as_mut().is_some_and(|d| d.alive()) {
+            return Ok(());
+        }
+        self.display = None;
+        self.display = Some(crate::display::Server::start(&self.guest_path())?);
+        Ok(())
+    }
+}
+
+/// Creates and configures the named namespaces `guest` and `sink`; whether every TCP
+/// port is redirected to the catch-all (nftables worked).
+fn configure(guest: &str, sink: &str, k: u32) -> Result<bool, String> {
+    let id = format!("{:05}{k:05}", std::process::id() % 100_000);
+    let (vg, vs) = (format!("nb{id}g"), format!("nb{id}s"));
+    ip(&["netns", "add", guest])?;
+    ip(&["netns", "add", sink])?;
+    ip(&[
+        "link", "add", &vg, "netns", guest, "type", "veth", "peer", "name", &vs, "netns", sink,
+    ])?;
+    for (ns, cmd) in [
+        (guest, vec!["addr", "add", "10.0.2.15/24", "dev", &vg]),
+        (guest, vec!["link", "set", "lo", "up"]),
+        (guest, vec!["link", "set", &vg, "up"]),
+        (guest, vec!["route", "add", "default", "via", SINK_IP]),
+        (sink, vec!["addr", "add", "10.0.2.2/24", "dev", &vs]),
+        (sink, vec!["addr", "add", "10.0.2.3/24", "dev", &vs]),
+        (sink, vec!["link", "set", "lo", "up"]),
+        (sink, vec!["link", "set", &vs, "up"]),
+        (
+            sink,
+            vec!["route", "add", "local", "0.0.0.0/0", "dev", "lo"],
+        ),
+        // The sandbox's own subnet is "everything but the guest" too, in the local
+        // table (consulted first), so neighbours it scans answer ARP and then TCP;
+        // the guest's /32 keeps replies going out of the veth.
+        (
+            sink,
+            vec!["route", "add", "10.0.2.15/32", "dev", &vs, "table", "local"],
+        ),
+        (
+            sink,
+            vec![
+                "route",
+                "add",
+                "local",
+                "10.0.2.0/24",
+                "dev",
+                "lo",
+                "table",
+                "local",
+            ],
+        ),
+    ] {
+        let mut a = vec!["-n", ns];
+        a.extend(cmd);
+        ip(&a)?;
+    }
+    Ok(redirect_all_tcp(sink, &vs).is_ok())
+}
+
+/// The slots' networks while no task uses them.
+#[derive(Default)]
+pub struct SlotNets {
+    idle: Mutex<BTreeMap<u32, SlotNet>>,
+}
+
+impl SlotNets {
+    /// The network of `slot`: the one it used last, or a new one.
+    pub fn take(&self, slot: u32) -> Result<SlotNet, String> {
+        let kept = self
+            .idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&slot);
+        match kept {
+            Some(n) => Ok(n),
+            None => SlotNet::create(),
+        }
+    }
+
+    /// Gives `slot`'s network back for its next task.
+    pub fn put(&self, slot: u32, net: SlotNet) {
+        let old = self
+            .idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(slot, net);
+        drop(old);
+    }
+}
+
+/// A live network for one run; [`NetSandbox::finish`] stops it and hands the slot's
+/// network back.
 pub struct NetSandbox {
-    guest: String,
-    sink: String,
-    stop: Arc<AtomicBool>,
+    slot: Option<SlotNet>,
+    stop: Arc<Stop>,
     threads: Vec<JoinHandle<()>>,
     logs: Arc<Mutex<Logs>>,
 }
@@ -92,70 +247,78 @@ fn now() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// How long the teardown lets the last frames reach the capture before stopping it.
+const SETTLE: Duration = Duration::from_millis(10);
+
+/// Tells the sink's threads to end, at once: a flag, and a pipe that becomes readable,
+/// which every thread polls next to its socket (so the teardown does not wait for
+/// socket timeouts).
+pub(crate) struct Stop {
+    flag: AtomicBool,
+    rx: OwnedFd,
+    tx: OwnedFd,
+}
+
+impl Stop {
+    pub(crate) fn new() -> Result<Arc<Stop>, String> {
+        let (rx, tx) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+        Ok(Arc::new(Stop {
+            flag: AtomicBool::new(false),
+            rx,
+            tx,
+        }))
+    }
+
+    pub(crate) fn stopped(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn set(&self) {
+        if !self.flag.swap(true, Ordering::SeqCst) {
+            let _ = nix::unistd::write(&self.tx, b"x");
+        }
+    }
+
+    /// Waits until `fd` is readable (`true`) or the run is stopping (`false`).
+    pub(crate) fn wait(&self, fd: std::os::fd::BorrowedFd<'_>) -> bool {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        loop {
+            if self.stopped() {
+                return false;
+            }
+            let mut fds = [
+                PollFd::new(fd, PollFlags::POLLIN),
+                PollFd::new(self.rx.as_fd(), PollFlags::POLLIN),
+            ];
+            match poll(&mut fds, PollTimeout::from(1000u16)) {
+                Ok(0) | Err(nix::errno::Errno::EINTR) => {}
+                Ok(_) => {
+                    if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+                        return false;
+                    }
+                    if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+                        return true;
+                    }
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    }
+}
+
 impl NetSandbox {
-    /// Creates the namespaces (`tag` makes the names unique), the veth and the sink.
+    /// Starts the sink's services and the capture on the slot's network for one run.
     /// `listen`: false for route `drop` (capture only).
-    pub fn create(tag: &str, listen: bool) -> Result<NetSandbox, String> {
-        let guest = format!("nbg-{tag}");
-        let sink = format!("nbs-{tag}");
+    pub fn start(slot: SlotNet, listen: bool) -> Result<NetSandbox, String> {
         let mut n = NetSandbox {
-            guest: guest.clone(),
-            sink: sink.clone(),
-            stop: Arc::new(AtomicBool::new(false)),
+            slot: Some(slot),
+            stop: Stop::new()?,
             threads: Vec::new(),
             logs: Arc::new(Mutex::new(Logs::default())),
         };
-        // veth names must be unique host-wide while the pair is being created (the kernel
-        // checks them in the creating namespace too), so they carry a per-process counter.
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let k = NEXT.fetch_add(1, Ordering::Relaxed) % 100_000;
-        let id = format!("{:05}{k:05}", std::process::id() % 100_000);
-        let (vg, vs) = (format!("nb{id}g"), format!("nb{id}s"));
-        ip(&["netns", "add", &guest])?;
-        ip(&["netns", "add", &sink])?;
-        ip(&[
-            "link", "add", &vg, "netns", &guest, "type", "veth", "peer", "name", &vs, "netns",
-            &sink,
-        ])?;
-        for (ns, cmd) in [
-            (&guest, vec!["addr", "add", "10.0.2.15/24", "dev", &vg]),
-            (&guest, vec!["link", "set", "lo", "up"]),
-            (&guest, vec!["link", "set", &vg, "up"]),
-            (&guest, vec!["route", "add", "default", "via", SINK_IP]),
-            (&sink, vec!["addr", "add", "10.0.2.2/24", "dev", &vs]),
-            (&sink, vec!["addr", "add", "10.0.2.3/24", "dev", &vs]),
-            (&sink, vec!["link", "set", "lo", "up"]),
-            (&sink, vec!["link", "set", &vs, "up"]),
-            (
-                &sink,
-                vec!["route", "add", "local", "0.0.0.0/0", "dev", "lo"],
-            ),
-            // The sandbox's own subnet is "everything but the guest" too, in the local
-            // table (consulted first), so neighbours it scans answer ARP and then TCP;
-            // the guest's /32 keeps replies going out of the veth.
-            (
-                &sink,
-                vec!["route", "add", "10.0.2.15/32", "dev", &vs, "table", "local"],
-            ),
-            (
-                &sink,
-                vec![
-                    "route",
-                    "add",
-                    "local",
-                    "10.0.2.0/24",
-                    "dev",
-                    "lo",
-                    "table",
-                    "local",
-                ],
-            ),
-        ] {
-            let mut a = vec!["-n", ns.as_str()];
-            a.extend(cmd);
-            ip(&a)?;
-        }
-        n.start_sink(listen, &vs)?;
+        n.start_sink(listen)?;
         // Loopback inside the sandbox never reaches the veth: capture it in G as well, so
         // a sample probing 127.0.0.1 shows up in the pcap.
         let cap = packet_socket_in(n.guest_path())?;
@@ -167,12 +330,16 @@ impl NetSandbox {
 
     /// The path `nsenter --net=` joins.
     pub fn guest_path(&self) -> PathBuf {
-        PathBuf::from("/run/netns").join(&self.guest)
+        self.slot
+            .as_ref()
+            .map(SlotNet::guest_path)
+            .unwrap_or_default()
     }
 
-    fn start_sink(&mut self, listen: bool, veth: &str) -> Result<(), String> {
-        let path = PathBuf::from("/run/netns").join(&self.sink);
-        let catchall = listen && redirect_all_tcp(&self.sink, veth).is_ok();
+    fn start_sink(&mut self, listen: bool) -> Result<(), String> {
+        let slot = self.slot.as_ref().ok_or("no slot network")?;
+        let path = fd_path(&slot.sink);
+        let catchall = slot.catchall;
         // Sockets belong to the namespace they are created in: make them on a thread that
         // entered S, then serve them from ordinary threads.
         type Socks = (OwnedFd, Option<UdpSocket>, Vec<TcpListener>);
@@ -183,8 +350,6 @@ impl NetSandbox {
                 return Ok((cap, None, Vec::new()));
             }
             let dns = UdpSocket::bind((DNS_IP, 53)).map_err(|e| format!("dns: {e}"))?;
-            dns.set_read_timeout(Some(Duration::from_millis(100)))
-                .map_err(|e| e.to_string())?;
             let ports: Vec<u16> = if catchall {
                 vec![CATCHALL_PORT]
             } else {
@@ -218,12 +383,13 @@ impl NetSandbox {
         Ok(())
     }
 
-    /// Stops the sink, removes the namespaces, writes the capture as pcap to `pcap` and
-    /// returns the `network` section.
-    pub fn finish(mut self, pcap: &std::path::Path) -> (Network, Vec<String>) {
-        // Let the last replies and the tracer's kills settle into the capture.
-        std::thread::sleep(Duration::from_millis(100));
-        self.stop.store(true, Ordering::SeqCst);
+    /// Stops the sink, writes the capture as pcap to `pcap` and returns the `network`
+    /// section, and the slot's network for the next task.
+    pub fn finish(mut self, pcap: &std::path::Path) -> (Network, Vec<String>, Option<SlotNet>) {
+        // Let the last replies and the kills' resets reach the capture (they are queued
+        // by the time the sandbox is reaped; the capture drains its queue on stop).
+        std::thread::sleep(SETTLE);
+        self.stop.set();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -242,25 +408,23 @@ impl NetSandbox {
             notes.push(format!("writing the pcap failed: {e}"));
         }
         let net = summarise(&logs);
-        (net, notes)
+        (net, notes, self.slot.take())
     }
 }
 
 impl Drop for NetSandbox {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.stop.set();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
-        let _ = ip(&["netns", "del", &self.guest]);
-        let _ = ip(&["netns", "del", &self.sink]);
     }
 }
 
 const MAX_FRAMES: usize = 200_000;
 const MAX_BYTES: usize = 64 << 20;
 
-/// A raw `AF_PACKET` socket (all protocols, 100 ms receive timeout) in the netns at `path`.
+/// A raw `AF_PACKET` socket (all protocols) in the netns at `path`.
 fn packet_socket_in(path: PathBuf) -> Result<OwnedFd, String> {
     std::thread::spawn(move || {
         enter_netns(&path)?;
@@ -272,12 +436,12 @@ fn packet_socket_in(path: PathBuf) -> Result<OwnedFd, String> {
 
 /// Moves the calling thread into the network namespace at `path` (sockets belong to the
 /// namespace they are created in).
-fn enter_netns(path: &std::path::Path) -> Result<(), String> {
+pub(crate) fn enter_netns(path: &std::path::Path) -> Result<(), String> {
     let f = std::fs::File::open(path).map_err(|e| format!("netns: {e}"))?;
     nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| format!("setns: {e}"))
 }
 
-/// A raw `AF_PACKET` socket (all protocols, 100 ms receive timeout) in the calling thread's
+/// A raw `AF_PACKET` socket (all protocols) in the calling thread's
 /// network namespace.
 fn packet_socket_here() -> Result<OwnedFd, String> {
     use nix::sys::socket::{AddressFamily, SockFlag, SockProtocol, SockType, socket};
@@ -288,25 +452,22 @@ fn packet_socket_here() -> Result<OwnedFd, String> {
         SockProtocol::EthAll,
     )
     .map_err(|e| format!("AF_PACKET socket: {e}"))?;
-    nix::sys::socket::setsockopt(
-        &cap,
-        nix::sys::socket::sockopt::ReceiveTimeout,
-        &nix::sys::time::TimeVal::new(0, 100_000),
-    )
-    .map_err(|e| format!("capture timeout: {e}"))?;
     Ok(cap)
 }
 
 /// Captures frames until `stop`. `loopback_only`: keep only loopback frames (all-zero
 /// MAC addresses), for the guest-side socket whose veth traffic the sink already sees.
-fn capture(cap: OwnedFd, stop: Arc<AtomicBool>, logs: Arc<Mutex<Logs>>, loopback_only: bool) {
+fn capture(cap: OwnedFd, stop: Arc<Stop>, logs: Arc<Mutex<Logs>>, loopback_only: bool) {
+    use std::os::fd::AsFd;
     let mut buf = vec![0u8; 65_536];
     let mut bytes = 0usize;
-    while !stop.load(Ordering::SeqCst) {
+    loop {
+        // Once stopped, drain what is queued without waiting, then end.
+        let stopping = !stop.wait(cap.as_fd());
         match nix::sys::socket::recv(
             cap.as_raw_fd(),
             &mut buf,
-            nix::sys::socket::MsgFlags::empty(),
+            nix::sys::socket::MsgFlags::MSG_DONTWAIT,
         ) {
             Ok(n) if n > 0 => {
                 if loopback_only && (n < 14 || buf[..12].iter().any(|b| *b != 0)) {
@@ -320,14 +481,17 @@ fn capture(cap: OwnedFd, stop: Arc<AtomicBool>, logs: Arc<Mutex<Logs>>, loopback
                     l.frames_dropped += 1;
                 }
             }
+            _ if stopping => break,
             _ => {}
         }
     }
 }
 
-fn serve_dns(sock: UdpSocket, stop: Arc<AtomicBool>, logs: Arc<Mutex<Logs>>) {
+fn serve_dns(sock: UdpSocket, stop: Arc<Stop>, logs: Arc<Mutex<Logs>>) {
+    use std::os::fd::AsFd;
     let mut buf = [0u8; 1500];
-    while !stop.load(Ordering::SeqCst) {
+    let _ = sock.set_nonblocking(true);
+    while stop.wait(sock.as_fd()) {
         let Ok((n, from)) = sock.recv_from(&mut buf) else {
             continue;
         };
@@ -426,11 +590,11 @@ fn original_dst(c: &std::net::TcpStream) -> Option<std::net::SocketAddrV4> {
     })
 }
 
-fn serve_tcp(l: TcpListener, catchall: bool, stop: Arc<AtomicBool>, logs: Arc<Mutex<Logs>>) {
+fn serve_tcp(l: TcpListener, catchall: bool, stop: Arc<Stop>, logs: Arc<Mutex<Logs>>) {
+    use std::os::fd::AsFd;
     let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    while !stop.load(Ordering::SeqCst) {
+    while stop.wait(l.as_fd()) {
         let Ok((c, peer)) = l.accept() else {
-            std::thread::sleep(Duration::from_millis(20));
             continue;
         };
         let local = c.local_addr().ok();

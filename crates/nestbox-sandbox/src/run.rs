@@ -21,17 +21,13 @@ pub(crate) const TRACED: &str = "%process,%network,open,openat,creat,unlink,unli
 mkdir,mkdirat,rmdir,chdir,fchdir,chmod,fchmodat,symlink,symlinkat,link,linkat,truncate,ptrace,setuid,\
 setgid,setresuid,prctl,dup2,dup3,fchmod,utimensat,memfd_create";
 
-/// `prctl(PR_SET_CHILD_SUBREAPER)`; with `NBX_SHOTS` set (a display was asked for), start
-/// Xvfb and a capture loop (`xwd` about once a second into `$NBX_SHOTS`) first, as the
-/// reaper's children rather than the sample's; run the command; reap every descendant;
-/// once only the display helpers are left, kill them; exit with the command's status.
+/// `prctl(PR_SET_CHILD_SUBREAPER)`; with `NBX_SHOTS` set (the slot's display is up),
+/// start a capture loop (`xwd` about once a second into `$NBX_SHOTS`) first, as the
+/// reaper's child rather than the sample's; run the command; reap every descendant;
+/// once only the capture loop is left, kill it; exit with the command's status.
 const SUBREAPER: &str = r#"syscall(157, 36, 1, 0, 0, 0);
 my @h;
 if (my $d = delete $ENV{NBX_SHOTS}) {
-  my $x = fork();
-  if (!$x) { open(STDOUT, ">/dev/null"); open(STDERR, ">/dev/null"); exec "/usr/bin/Xvfb", $ENV{DISPLAY}, "-screen", "0", "1024x768x24", "-nolisten", "tcp", "-nolisten", "unix"; exit 127 }
-  push @h, $x;
-  select(undef, undef, undef, 0.6);
   my $c = fork();
   if (!$c) { open(STDOUT, ">/dev/null"); open(STDERR, ">/dev/null"); for my $n (1..600) { system("/usr/bin/xwd", "-root", "-silent", "-out", sprintf("%s/%04d.xwd", $d, $n)); select(undef, undef, undef, 1.0) } exit 0 }
   push @h, $c;
@@ -103,7 +99,7 @@ impl Drop for Scratch {
 /// The slot number behind a machine name (`ns3` → 3), which picks the slot's uid and
 /// cgroup. Several nodes may share one box, so a node prefix (`w1/ns3`) moves the number
 /// into a band of its own instead of being read as part of it (`w1/ns12` is not slot 112).
-fn slot_of(name: &str) -> u32 {
+pub(crate) fn slot_of(name: &str) -> u32 {
     let (node, local) = name.rsplit_once('/').unwrap_or(("", name));
     let digits = local.len() - local.trim_end_matches(|c: char| c.is_ascii_digit()).len();
     let n = local[local.len() - digits..]
@@ -270,41 +266,9 @@ fn prepare(
 
 /// The bwrap arguments for a prepared run.
 fn bwrap_args(s: &SandboxSettings, p: &Prepared, launch: &Launch, net: bool) -> Vec<String> {
-    let mut a: Vec<String> = Vec::new();
+    let mut a = crate::launch::bwrap_base(&s.hostname, net);
     let mut push = |xs: &[&str]| a.extend(xs.iter().map(|x| (*x).to_owned()));
-    push(&[
-        "bwrap",
-        "--unshare-all",
-        // With a task network the sandbox stays in the guest netns it was started in
-        // (joined by nsenter, as root, before the privileges are dropped).
-        if net { "--share-net" } else { "--unshare-net" },
-        "--unshare-user",
-        "--disable-userns",
-        "--die-with-parent",
-        "--new-session",
-        "--cap-drop",
-        "ALL",
-        "--uid",
-        "1000",
-        "--gid",
-        "1000",
-        "--hostname",
-        &s.hostname,
-        "--ro-bind",
-        "/usr",
-        "/usr",
-    ]);
-    for l in ["bin", "lib", "lib32", "lib64", "libx32", "sbin"] {
-        let host = Path::new("/").join(l);
-        match std::fs::read_link(&host) {
-            Ok(t) => push(&["--symlink", &t.to_string_lossy(), &format!("/{l}")]),
-            Err(_) if host.is_dir() => push(&["--ro-bind", &format!("/{l}"), &format!("/{l}")]),
-            Err(_) => {}
-        }
-    }
-    push(&[
-        "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/run", "--dir", "/etc",
-    ]);
+    push(&["--tmpfs", "/run", "--dir", "/etc"]);
     // The JDK keeps its configuration in /etc/java-NN-openjdk (Debian).
     let java: Vec<String> = std::fs::read_dir("/etc")
         .map(|d| {
@@ -671,6 +635,7 @@ impl Drop for TempDir {
 pub(crate) async fn detonate(
     s: &SandboxSettings,
     kind: CgroupKind,
+    nets: &std::sync::Arc<crate::net::SlotNets>,
     job: DetonationJob<'_>,
 ) -> Detonation {
     let mut det = Detonation::default();
@@ -722,7 +687,45 @@ pub(crate) async fn detonate(
         opts.get("screenshots").map(String::as_str),
         Some("no" | "0" | "off" | "false")
     );
-    if !browser && !no_shots && crate::display::available() {
+    let wants_display = !browser && !no_shots && crate::display::available();
+    // The task network (route none: the sink answers; drop: nothing answers), on the
+    // slot's namespaces, which also hold the slot's display.
+    let route = job
+        .task
+        .spec
+        .route
+        .clone()
+        .or_else(|| opts.get("route").cloned())
+        .unwrap_or_else(|| "none".to_owned());
+    let listen = match route.as_str() {
+        "none" | "" | "inetsim" => true,
+        "drop" => false,
+        other => {
+            det.log.push(format!(
+                "ns: route {other:?} is not enabled on this node; using \"none\" (the sink)"
+            ));
+            true
+        }
+    };
+    let mut display_up = false;
+    let net = match nets.take(slot).and_then(|mut n| {
+        if wants_display {
+            match n.ensure_display() {
+                Ok(()) => display_up = true,
+                Err(e) => det.log.push(format!("ns: no display for this run: {e}")),
+            }
+        }
+        crate::net::NetSandbox::start(n, listen)
+    }) {
+        Ok(n) => Some(n),
+        Err(e) => {
+            det.errors.push(format!(
+                "The task network could not be set up ({e}); the sample ran with loopback only"
+            ));
+            None
+        }
+    };
+    if display_up {
         let dir = p
             .scratch
             .root
@@ -775,34 +778,6 @@ pub(crate) async fn detonate(
         },
     };
     let setup_ms = t0.elapsed().as_secs_f64() * 1000.0;
-    // The task network (route none: the sink answers; drop: nothing answers).
-    let route = job
-        .task
-        .spec
-        .route
-        .clone()
-        .or_else(|| opts.get("route").cloned())
-        .unwrap_or_else(|| "none".to_owned());
-    let listen = match route.as_str() {
-        "none" | "" | "inetsim" => true,
-        "drop" => false,
-        other => {
-            det.log.push(format!(
-                "ns: route {other:?} is not enabled on this node; using \"none\" (the sink)"
-            ));
-            true
-        }
-    };
-    let net_tag = format!("{}-{}", std::process::id(), job.task.id);
-    let net = match crate::net::NetSandbox::create(&net_tag, listen) {
-        Ok(n) => Some(n),
-        Err(e) => {
-            det.errors.push(format!(
-                "The task network could not be set up ({e}); the sample ran with loopback only"
-            ));
-            None
-        }
-    };
     let netns = net.as_ref().map(|n| n.guest_path());
     let mut outcome = match execute(
         s,
@@ -862,6 +837,7 @@ pub(crate) async fn detonate(
     }
 
     // Processing off the async executor.
+    let processing_started = Instant::now();
     let user = s.user.clone();
     let max_calls = s.max_calls_per_process;
     let max_dropped = s.max_dropped;
@@ -874,8 +850,15 @@ pub(crate) async fn detonate(
     let shots_dir = job.workdir.join("shots");
     let pcap_path = job.workdir.join("dump.pcap");
     let native = outcome.trace.take();
+    let nets = nets.clone();
     let handle = tokio::task::spawn_blocking(move || {
-        let network = net.map(|n| n.finish(&pcap_path));
+        let network = net.map(|n| {
+            let (network, notes, slot_net) = n.finish(&pcap_path);
+            if let Some(sn) = slot_net {
+                nets.put(slot, sn);
+            }
+            (network, notes)
+        });
         let traces = crate::tracer::traces_of(native, &p.trace_dir);
         let home = format!("/home/{user}");
         let mut traced = behavior::build(&traces.traces, &entry, &home, max_calls);
@@ -902,7 +885,9 @@ pub(crate) async fn detonate(
             sample_sha.as_deref(),
         );
         let tail = read_tail(&p.output, 2000);
-        drop(p);
+        // Removing the scratch tree is the slowest part of the teardown and nothing
+        // waits for it: it overlaps the slot's next task.
+        std::thread::spawn(move || drop(p));
         (traced, files, tail, network, shot, display_notes)
     });
     let failed = outcome.status.is_some_and(|st| !st.success());
@@ -981,8 +966,10 @@ pub(crate) async fn detonate(
     let hits = crate::signatures::evaluate(&ev);
     det.signatures = hits;
     det.log.push(format!(
-        "ns: detonation total {:.3} s",
-        t0.elapsed().as_secs_f64()
+        "ns: detonation total {:.3} s (set-up {setup_ms:.1} ms, run {:.1} ms, teardown and processing {:.1} ms)",
+        t0.elapsed().as_secs_f64(),
+        outcome.elapsed.as_secs_f64() * 1000.0,
+        processing_started.elapsed().as_secs_f64() * 1000.0,
     ));
     det
 }

@@ -136,6 +136,10 @@ impl SandboxConfig {
         }
         match NsMachinery::new(self.settings()) {
             Ok((m, probe)) => {
+                let names: Vec<String> = (1..=self.slots).map(|n| format!("ns{n}")).collect();
+                for e in m.warm(&names) {
+                    tracing::warn!(error = %e, "a slot network could not be set up at start-up");
+                }
                 tracing::info!(probe = %probe.describe(), slots = self.slots, "ns sandbox ready");
                 Some(Arc::new(m))
             }

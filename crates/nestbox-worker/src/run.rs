@@ -280,9 +280,10 @@ impl Worker {
             self.name.clone(),
             self.settings.lease,
         ));
-        let outcome = self.analyse_locked(&task, &machine).await;
+        let mut released = false;
+        let outcome = self.analyse_locked(&task, &machine, &mut released).await;
         heartbeat.abort();
-        if let Err(e) = self.core.repo.unlock_machine(machine.id).await {
+        if !released && let Err(e) = self.core.repo.unlock_machine(machine.id).await {
             tracing::error!(error = %e, "unlocking the machine failed");
         }
         let status = match outcome {
@@ -347,10 +348,13 @@ impl Worker {
         }
     }
 
+    /// Runs the analysis on the locked `machine`; sets `released` once it has unlocked
+    /// the machine itself (as soon as the detonation is over).
     async fn analyse_locked(
         &self,
         task: &Task,
         machine: &Machine,
+        released: &mut bool,
     ) -> nestbox_core::Result<TaskStatus> {
         let repo = &self.core.repo;
         let id = task.id;
@@ -432,6 +436,15 @@ impl Worker {
         drop(sample);
         let ended = Timestamp::now();
         repo.set_guest_status(guest, "stopped").await?;
+        // The machine is free once the detonation is over: unlock it now, so the slot
+        // can start its next task while this one is scored and its reports are written.
+        match repo.unlock_machine(machine.id).await {
+            Ok(()) => {
+                *released = true;
+                self.wake.notify_one();
+            }
+            Err(e) => tracing::error!(error = %e, "unlocking the machine failed"),
+        }
 
         // Processing: machine block, timings, score.
         report.info.started = Some(started.epoch_f64());
