@@ -135,7 +135,9 @@ pub trait TaskRepo: Send + Sync {
     async fn add_submission(&self, submission: &NewSubmission) -> Result<i64>;
 
     /// Upserts the heartbeat rows of workers (by name), so any node can see every
-    /// worker of the cluster ([`TaskRepo::worker_beats`]).
+    /// worker of the cluster ([`TaskRepo::worker_beats`]), and drops the rows that
+    /// expired more than [`FORGET_DEAD_WORKERS_AFTER`] before the first beat's `seen_on`
+    /// (nodes that went away for good, such as replaced containers).
     async fn beat_workers(&self, beats: &[WorkerBeat]) -> Result<()>;
     /// Every worker's last heartbeat, by name (stale ones included: `expires_on` tells).
     async fn worker_beats(&self) -> Result<Vec<WorkerBeat>>;
@@ -150,6 +152,9 @@ pub trait TaskRepo: Send + Sync {
         Ok(None)
     }
 }
+
+/// How long the row of a dead worker stays visible (µs): a day.
+pub const FORGET_DEAD_WORKERS_AFTER: i64 = 24 * 3600 * 1_000_000;
 
 /// A worker's heartbeat row: who it is, what it runs, and until when it counts as alive.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1442,7 +1442,16 @@ async fn worker_beats(repo: &dyn TaskRepo) {
         repo.worker_beats().await.expect("beats"),
         vec![beat("n2/worker1", Some(9), 8)]
     );
-    repo.forget_workers(&["n2/worker1".to_owned()])
+    // A row dead for more than a day goes with the next beat of anyone.
+    let day = nestbox_core::ports::FORGET_DEAD_WORKERS_AFTER;
+    repo.beat_workers(&[beat("n3/worker1", None, 2 * day)])
+        .await
+        .expect("beat much later");
+    assert_eq!(
+        repo.worker_beats().await.expect("beats"),
+        vec![beat("n3/worker1", None, 2 * day)]
+    );
+    repo.forget_workers(&["n3/worker1".to_owned()])
         .await
         .expect("forget");
 }

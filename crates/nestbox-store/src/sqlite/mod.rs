@@ -1026,6 +1026,15 @@ impl TaskRepo for SqliteRepo {
             .await
             .map_err(Error::store)?;
         }
+        let forget_before = beats[0]
+            .seen_on
+            .0
+            .saturating_sub(nestbox_core::ports::FORGET_DEAD_WORKERS_AFTER);
+        sqlx::query("DELETE FROM worker_beats WHERE expires_on < ?1")
+            .bind(forget_before)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::store)?;
         tx.commit().await.map_err(Error::store)
     }
 
