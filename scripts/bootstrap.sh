@@ -3,7 +3,7 @@
 # Safe to run repeatedly: it does nothing when everything is present.
 set -euo pipefail
 
-packages=(build-essential pkg-config libmagic-dev libmagic-mgc file ssdeep bubblewrap strace iproute2 python3-venv python3-pip curl ca-certificates wrk chromium xvfb x11-apps nftables gcc-mingw-w64-x86-64-win32 zip xz-utils zstd openjdk-17-jdk-headless qemu-utils postgresql yara gcc-mingw-w64-x86-64 gcc-mingw-w64-i686 bc osslsigncode)
+packages=(build-essential pkg-config libmagic-dev libmagic-mgc file ssdeep bubblewrap strace iproute2 python3-venv python3-pip curl ca-certificates wrk chromium xvfb x11-apps nftables gcc-mingw-w64-x86-64-win32 zip xz-utils zstd openjdk-17-jdk-headless qemu-utils postgresql yara gcc-mingw-w64-x86-64 gcc-mingw-w64-i686 bc osslsigncode busybox-static)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -18,6 +18,29 @@ if ((${#missing[@]})); then
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# QEMU for the `qemu` machinery's real-guest test. Debian 12's qemu-system-x86 (7.2) would
+# remove the preinstalled qemu-utils 10 (it Breaks qemu-system-common << 8.0), so take the
+# matching 10.x from bookworm-backports through a private apt configuration; the system's
+# sources stay as they are.
+if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
+  echo "bootstrap: installing qemu-system-x86 from bookworm-backports"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  bpo=/var/cache/nestbox-apt-bpo
+  $SUDO mkdir -p "$bpo/lists/partial" "$bpo/archives/partial"
+  key=/usr/share/keyrings/debian-archive-keyring.gpg
+  printf 'deb [signed-by=%s] http://deb.debian.org/debian %s main\n' \
+    "$key" bookworm "$key" bookworm-updates "$key" bookworm-backports |
+    $SUDO tee "$bpo/sources.list" >/dev/null
+  printf 'deb [signed-by=%s] http://deb.debian.org/debian-security bookworm-security main\n' "$key" |
+    $SUDO tee -a "$bpo/sources.list" >/dev/null
+  apt_bpo=(-o "Dir::Etc::sourcelist=$bpo/sources.list" -o Dir::Etc::sourceparts=- \
+    -o "Dir::State::lists=$bpo/lists" -o "Dir::Cache::archives=$bpo/archives")
+  $SUDO apt-get "${apt_bpo[@]}" update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get "${apt_bpo[@]}" install -y -qq --no-install-recommends \
+    -t bookworm-backports qemu-system-x86 >/dev/null
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -38,6 +38,11 @@ pub struct AnalysisSpec<'a> {
     pub critical: Duration,
     /// Interval of the `/status` poll (Cuckoo: 1 s).
     pub poll: Duration,
+    /// A native analyzer in the zip (`nestbox-analyzer`) started with `/execute` instead
+    /// of `analyzer.py` with `/execpy` (Linux guests without Python).
+    pub native: Option<&'a str>,
+    /// Whether the VM is still running; waiting for an agent in a dead VM ends at once.
+    pub alive: Option<&'a (dyn Fn() -> bool + Sync)>,
 }
 
 /// How the analysis in the guest ended.
@@ -53,6 +58,8 @@ pub struct Outcome {
     pub features: Vec<String>,
     /// Log lines for `debug.log`.
     pub log: Vec<String>,
+    /// The sample's path inside the guest (or the URL): what the analyzer ran.
+    pub target: String,
 }
 
 /// Why the analysis could not run.
@@ -130,7 +137,13 @@ pub fn run(agent: &AgentClient, spec: &AnalysisSpec<'_>) -> Result<Outcome, Gues
     let deadline = started + limit;
     let mut log = Vec::new();
     // 1. Wait for the agent's port.
+    let dead = || spec.alive.is_some_and(|alive| !alive());
     while !agent.reachable() {
+        if dead() {
+            return Err(GuestError::Failed(
+                "the VM exited before its agent answered".to_owned(),
+            ));
+        }
         if Instant::now() >= deadline {
             return Err(GuestError::Unreachable(limit));
         }
@@ -270,8 +283,23 @@ pub fn run(agent: &AgentClient, spec: &AnalysisSpec<'_>) -> Result<Outcome, Gues
             "POST /store sample",
         )?;
     }
-    // 9. Start the analyzer.
-    if has("execpy") {
+    // 9. Start the analyzer. A native one through the shell: Python agents extract zips
+    // without the execute bit.
+    if let Some(exe) = spec.native {
+        let path = format!("{analyzer_dir}/{exe}");
+        ok(
+            agent.post(
+                "/execute",
+                &[
+                    Field::text("command", format!("chmod 755 '{path}' && exec '{path}'")),
+                    Field::text("shell", "1"),
+                    Field::text("async", "yes"),
+                    Field::text("cwd", analyzer_dir.clone()),
+                ],
+            ),
+            "POST /execute",
+        )?;
+    } else if has("execpy") {
         ok(
             agent.post(
                 "/execpy",
@@ -317,9 +345,15 @@ pub fn run(agent: &AgentClient, spec: &AnalysisSpec<'_>) -> Result<Outcome, Gues
                 agent_version: version,
                 features,
                 log,
+                target: guest_target,
             });
         }
         std::thread::sleep(spec.poll);
+        if dead() {
+            return Err(GuestError::Failed(
+                "the VM exited during the analysis".to_owned(),
+            ));
+        }
         match status_client.get("/status") {
             Ok(r) if r.status == 200 => {
                 errors = 0;
@@ -338,6 +372,7 @@ pub fn run(agent: &AgentClient, spec: &AnalysisSpec<'_>) -> Result<Outcome, Gues
                         agent_version: version,
                         features,
                         log,
+                        target: guest_target,
                     });
                 }
             }

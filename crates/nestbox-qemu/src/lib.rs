@@ -15,6 +15,8 @@ pub mod guest;
 pub mod guest_agent;
 pub mod machinery;
 pub mod qmp;
+pub mod results;
+pub mod resultserver;
 pub mod vm;
 
 pub use machinery::{QemuMachinery, QemuSettings};

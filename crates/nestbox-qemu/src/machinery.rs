@@ -21,6 +21,7 @@ use crate::agent::AgentClient;
 use crate::guest::{self, AnalysisSpec};
 use crate::qmp::Qmp;
 use crate::vm::{self, GuestConfig, RunPaths};
+use crate::{results, resultserver};
 
 /// Settings of the machinery.
 #[derive(Debug, Clone)]
@@ -163,6 +164,14 @@ fn screenshots(
     (shots, log)
 }
 
+/// The analyzer's executable when the platform's analyzer is `nestbox-analyzer` (no
+/// `analyzer.py`).
+fn native_analyzer(s: &QemuSettings, platform: &str) -> Option<String> {
+    let dir = s.analyzer_dir.as_ref()?.join(platform);
+    (dir.join("nestbox-analyzer").is_file() && !dir.join("analyzer.py").exists())
+        .then(|| "nestbox-analyzer".to_owned())
+}
+
 fn analyzer_zip(s: &QemuSettings, platform: &str, log: &mut Vec<String>) -> Vec<u8> {
     if let Some(d) = &s.analyzer_dir {
         let dir = d.join(platform);
@@ -208,10 +217,24 @@ impl Machinery for QemuMachinery {
         };
         let run_dir = job.workdir.join("vm");
         let p = RunPaths::in_dir(&run_dir);
+        // The result server: guest connections to its address are spooled here.
+        let spool = run_dir.join("spool");
+        let results_dir = job.workdir.join("results");
+        let limits = resultserver::Limits::default();
+        let mut g = g;
+        match resultserver::guestfwd_rule(
+            &self.settings.resultserver_ip,
+            self.settings.resultserver_port,
+            &spool,
+            limits.upload_max_size,
+        ) {
+            Ok(rule) => g.guestfwd.push(rule),
+            Err(e) => det.errors.push(format!("qemu: no result server: {e}")),
+        }
         let prepared = {
             let (g, p, run_dir) = (g.clone(), p.clone(), run_dir.clone());
             tokio::task::spawn_blocking(move || {
-                std::fs::create_dir_all(&run_dir).map_err(|e| e.to_string())?;
+                std::fs::create_dir_all(run_dir.join("spool")).map_err(|e| e.to_string())?;
                 vm::create_overlay(&g.image, &p.overlay)
             })
             .await
@@ -269,6 +292,27 @@ impl Machinery for QemuMachinery {
                 ""
             }
         ));
+        // QEMU's life: a watcher notices it exiting on its own (a bad command line, a
+        // guest that powers off) so the agent session stops waiting for a dead VM, and
+        // stops it when asked: QMP `quit` first, killed 10 s later.
+        let exited = Arc::new(AtomicBool::new(false));
+        let (stop_qemu, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let watcher = {
+            let exited = exited.clone();
+            tokio::spawn(async move {
+                let early = tokio::select! {
+                    st = child.wait() => Some(st.map(|s| s.to_string()).unwrap_or_default()),
+                    _ = stop_rx => {
+                        if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_err() {
+                            let _ = child.kill().await;
+                        }
+                        None
+                    }
+                };
+                exited.store(true, Ordering::SeqCst);
+                early
+            })
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let shots = {
             let (qmp, dir, every, stop) = (
@@ -290,6 +334,7 @@ impl Machinery for QemuMachinery {
         };
         let mut log = Vec::new();
         let zip = analyzer_zip(&self.settings, &g.platform, &mut log);
+        let native = native_analyzer(&self.settings, &g.platform);
         det.log.extend(log);
         let outcome = {
             let task = job.task.clone();
@@ -303,6 +348,7 @@ impl Machinery for QemuMachinery {
                 .map(|s| s.file_type.clone())
                 .unwrap_or_default();
             let timeout = job.timeout;
+            let exited = exited.clone();
             tokio::task::spawn_blocking(move || {
                 let spec = AnalysisSpec {
                     task: &task,
@@ -315,6 +361,8 @@ impl Machinery for QemuMachinery {
                     timeout,
                     critical: settings.critical,
                     poll: Duration::from_secs(1),
+                    native: native.as_deref(),
+                    alive: Some(&|| !exited.load(Ordering::SeqCst)),
                 };
                 let agent =
                     AgentClient::new(([127, 0, 0, 1], port).into(), Duration::from_secs(30));
@@ -322,8 +370,10 @@ impl Machinery for QemuMachinery {
             })
             .await
         };
+        let mut guest_target = String::new();
         match outcome {
             Ok(Ok(o)) => {
+                guest_target = o.target.clone();
                 det.log
                     .extend(o.log.into_iter().map(|l| format!("qemu: {l}")));
                 match o.status.as_str() {
@@ -348,11 +398,46 @@ impl Machinery for QemuMachinery {
             .unwrap_or_default();
         det.screenshots = files;
         det.log.extend(notes);
-        if tokio::time::timeout(Duration::from_secs(10), child.wait())
+        let _ = stop_qemu.send(());
+        if let Ok(Some(status)) = watcher.await {
+            let tail = std::fs::read_to_string(run_dir.join("qemu.log")).unwrap_or_default();
+            let tail: String = tail
+                .chars()
+                .rev()
+                .take(600)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            det.errors.push(format!(
+                "qemu: the VM exited before the analysis ended ({status}): {}",
+                tail.trim()
+            ));
+        }
+        let received = {
+            let (spool, results_dir) = (spool.clone(), results_dir.clone());
+            tokio::task::spawn_blocking(move || {
+                let got = resultserver::ingest_spool(&spool, &results_dir, &limits);
+                let mut part = Detonation::default();
+                results::apply(&results_dir, &guest_target, &mut part);
+                (got, part)
+            })
             .await
-            .is_err()
-        {
-            let _ = child.kill().await;
+        };
+        match received {
+            Ok((got, part)) => {
+                det.log.push(format!(
+                    "qemu: result server: {} stream(s), {} bytes",
+                    got.streams, got.bytes
+                ));
+                det.log.extend(got.notes);
+                det.log.extend(part.log);
+                det.errors.extend(part.errors);
+                det.behavior = part.behavior;
+                det.dropped = part.dropped;
+                det.signatures = part.signatures;
+            }
+            Err(e) => det.errors.push(format!("qemu: reading the results: {e}")),
         }
         if std::fs::metadata(&p.pcap).is_ok_and(|m| m.len() > 24) {
             det.pcap = Some(p.pcap.clone());

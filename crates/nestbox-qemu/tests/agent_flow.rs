@@ -246,6 +246,8 @@ fn spec<'a>(t: &'a Task, deadline: u64) -> AnalysisSpec<'a> {
         timeout: Duration::from_secs(deadline),
         critical: Duration::from_secs(1),
         poll: Duration::from_millis(20),
+        native: None,
+        alive: None,
     }
 }
 

@@ -388,6 +388,8 @@ fn the_host_sequence_runs_an_analyzer_through_our_agent() {
         timeout: Duration::from_secs(20),
         critical: Duration::from_secs(5),
         poll: Duration::from_millis(100),
+        native: None,
+        alive: None,
     };
     let out = guest::run(&client(addr), &spec).unwrap();
     let _ = std::fs::remove_dir_all(format!("/tmp/{id}"));

@@ -107,41 +107,59 @@ pub(crate) fn collect(
             notes.push(format!("dropped file {inside} not kept: {e}"));
             continue;
         }
-        let Ok(d) = nestbox_analyzers::digest_file(&local) else {
+        let Some(file) = describe(local, inside, writers) else {
             continue;
         };
-        if Some(d.sha256.as_str()) == sample_sha256 && before.contains_key(&inside) {
+        if Some(file.info.sha256.as_str()) == sample_sha256
+            && before.contains_key(&file_path(&file))
+        {
             continue;
         }
-        let ft = nestbox_analyzers::file_type_path(&local);
-        let urls = std::fs::read(&local)
-            .map(|b| nestbox_analyzers::extract_urls(&b))
-            .unwrap_or_default();
-        let name = inside.rsplit('/').next().unwrap_or("file").to_owned();
-        out.push(DroppedFile {
-            info: FileInfo {
-                name,
-                path: local.to_string_lossy().into_owned(),
-                size: d.size,
-                crc32: d.crc32,
-                md5: d.md5,
-                sha1: d.sha1,
-                sha256: d.sha256,
-                sha512: d.sha512,
-                ssdeep: Some(d.ssdeep),
-                tlsh: d.tlsh,
-                file_type: ft.description,
-                mime: ft.mime,
-                urls,
-                pids: writers
-                    .get(&inside)
-                    .map(|s| s.iter().copied().collect())
-                    .unwrap_or_default(),
-                filepath: Some(inside),
-                ..FileInfo::default()
-            },
-            local,
-        });
+        out.push(file);
     }
     (out, notes)
+}
+
+fn file_path(f: &DroppedFile) -> String {
+    f.info.filepath.clone().unwrap_or_default()
+}
+
+/// A dropped file's report entry: hashes, type and URLs of the copy at `local`, `inside`
+/// its path in the sandbox or guest, `writers` the pids that wrote each path. Shared with
+/// the `qemu` machinery, whose guests upload their dropped files.
+pub fn describe(
+    local: std::path::PathBuf,
+    inside: String,
+    writers: &BTreeMap<String, BTreeSet<i64>>,
+) -> Option<DroppedFile> {
+    let d = nestbox_analyzers::digest_file(&local).ok()?;
+    let ft = nestbox_analyzers::file_type_path(&local);
+    let urls = std::fs::read(&local)
+        .map(|b| nestbox_analyzers::extract_urls(&b))
+        .unwrap_or_default();
+    let name = inside.rsplit('/').next().unwrap_or("file").to_owned();
+    Some(DroppedFile {
+        info: FileInfo {
+            name,
+            path: local.to_string_lossy().into_owned(),
+            size: d.size,
+            crc32: d.crc32,
+            md5: d.md5,
+            sha1: d.sha1,
+            sha256: d.sha256,
+            sha512: d.sha512,
+            ssdeep: Some(d.ssdeep),
+            tlsh: d.tlsh,
+            file_type: ft.description,
+            mime: ft.mime,
+            urls,
+            pids: writers
+                .get(&inside)
+                .map(|s| s.iter().copied().collect())
+                .unwrap_or_default(),
+            filepath: Some(inside),
+            ..FileInfo::default()
+        },
+        local,
+    })
 }

@@ -49,7 +49,7 @@ pub mod tracer;
 pub mod unpack;
 
 mod cleanup;
-mod dropped;
+pub mod dropped;
 mod run;
 
 use std::path::PathBuf;

@@ -23,7 +23,8 @@ pub struct QemuConfig {
     /// Directory holding Cuckoo's/CAPE's `analyzer/<platform>/` trees sent to guests.
     /// Default unset (guests get an empty analyzer).
     pub analyzer_dir: Option<PathBuf>,
-    /// Result server address as the guest sees it. Default `10.0.2.2` (slirp's host).
+    /// Result server address as the guest sees it. Default `10.0.2.100`: an address in slirp's
+    /// network that QEMU itself answers (slirp refuses a forward on its host alias 10.0.2.2).
     pub resultserver_ip: String,
     /// Result server port. Default 2042.
     pub resultserver_port: i64,
@@ -103,7 +104,7 @@ impl Default for QemuConfig {
         QemuConfig {
             qemu: PathBuf::from("qemu-system-x86_64"),
             analyzer_dir: None,
-            resultserver_ip: "10.0.2.2".into(),
+            resultserver_ip: "10.0.2.100".into(),
             resultserver_port: 2042,
             screenshot_every: 5,
             machines: Vec::new(),
