@@ -91,7 +91,7 @@ pub fn sanitize_path(dump_path: &str) -> Result<String, String> {
         .split(['/', '\\'])
         .filter(|p| !p.is_empty() && *p != ".")
         .collect();
-    if parts.iter().any(|p| *p == "..") {
+    if parts.contains(&"..") {
         return Err(format!("upload path {dump_path:?} leaves the analysis"));
     }
     match parts.first() {
