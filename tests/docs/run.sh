@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Cross-checks nestbox's document analyzers against the reference tools: olevba (PyPI
-# oletools) for VBA extraction and keyword flags, pdfid for PDF keyword counts.
+# oletools) for VBA extraction (Word/Excel/PowerPoint 97, OOXML), keyword flags and XLM
+# macro sheets, olefile for OLE metadata, pdfid for PDF keyword counts.
 # Usage: tests/docs/run.sh
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

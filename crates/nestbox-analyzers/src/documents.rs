@@ -13,11 +13,13 @@ use serde_json::{Map, Value};
 use crate::iocs::Iocs;
 
 pub mod lnk;
+pub mod metadata;
 pub mod office;
 pub mod pdf;
 pub mod rtf;
 pub mod script;
 pub mod vba;
+pub mod xlm;
 
 /// What the document parsers found in one file.
 #[derive(Debug, Clone, Default, PartialEq)]

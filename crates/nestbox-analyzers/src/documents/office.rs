@@ -1,7 +1,10 @@
 //! Office documents: OLE2 compound files (Word/Excel/PowerPoint 97–2003) and OOXML zips.
 //!
-//! The section has CAPE's `static.office` shape (`Metadata`, `Macro.{Code, Analysis}`),
-//! plus what CAPE keeps elsewhere or not at all: `EmbeddedObjects` (OLE10Native packages,
+//! The section has CAPE's `static.office` shape (`Metadata` with the summary property sets
+//! of [`super::metadata`], `Macro.{Code, Analysis}` with VBA from Word/Excel projects,
+//! OOXML `vbaProject.bin` and PowerPoint 97 ExOleObjStg records, and olevba's
+//! `xlm_macro.txt` listing), plus what CAPE keeps elsewhere or not at all: `XLM` (Excel
+//! 4.0 macro sheets, see [`super::xlm`]), `EmbeddedObjects` (OLE10Native packages,
 //! `oleObject*.bin`, other embeddings) and `ExternalRelationships` (`TargetMode="External"`
 //! targets, the template-injection vector).
 
@@ -35,7 +38,15 @@ struct Office {
     modules: Vec<Module>,
     embedded: Vec<Value>,
     external: Vec<Value>,
+    /// `SummaryInformation` / `DocumentSummaryInformation` (see [`super::metadata`]).
+    metadata: Map<String, Value>,
+    /// Excel 4.0 macro sheets of a BIFF8 workbook.
+    xlm: Option<super::xlm::Xlm>,
 }
+
+/// Largest decompressed PowerPoint ExOleObjStg storage, and how many are opened.
+const MAX_PPT_STORAGE: u64 = 32 * 1024 * 1024;
+const MAX_PPT_STORAGES: usize = 64;
 
 /// Analyses an OLE2 compound file.
 pub fn analyze_ole(data: &[u8], f: &mut Findings) -> Value {
@@ -71,6 +82,15 @@ pub fn analyze_ooxml(data: &[u8], f: &mut Findings) -> Option<Value> {
         },
         ..Office::default()
     };
+    let mut part_of = |n: &str| {
+        names
+            .iter()
+            .any(|x| x == n)
+            .then(|| read_part(&mut zip, n).ok())
+            .flatten()
+    };
+    let (core, app) = (part_of("docProps/core.xml"), part_of("docProps/app.xml"));
+    office.metadata = super::metadata::ooxml(core.as_deref(), app.as_deref()).unwrap_or_default();
     for name in &names {
         let lower = name.to_ascii_lowercase();
         let wanted = lower.ends_with(".rels")
@@ -127,6 +147,7 @@ fn ole_into(data: &[u8], label: &str, office: &mut Office, f: &mut Findings, dep
         }
     };
     if depth == 0 {
+        office.metadata = super::metadata::ole(&mut cfb, &mut f.errors);
         let has = |c: &cfb::CompoundFile<_>, n: &str| c.is_stream(n);
         office.doc_type = if has(&cfb, "/WordDocument") {
             Some("Word Document")
@@ -141,6 +162,25 @@ fn ole_into(data: &[u8], label: &str, office: &mut Office, f: &mut Findings, dep
     office
         .modules
         .extend(vba::extract_projects(&mut cfb, label, &mut f.errors));
+    for book in ["/Workbook", "/Book"] {
+        if office.xlm.is_none() && cfb.is_stream(book) {
+            match vba::read_stream(&mut cfb, std::path::Path::new(book)) {
+                Ok(wb) => office.xlm = super::xlm::analyze(&wb),
+                Err(e) => f.errors.push(format!("office: {book}: {e}")),
+            }
+        }
+    }
+    if depth < 2 && cfb.is_stream("/PowerPoint Document") {
+        match vba::read_stream(&mut cfb, std::path::Path::new("/PowerPoint Document")) {
+            Ok(stream) => {
+                for (at, storage) in ppt_storages(&stream, f) {
+                    let sub = format!("{label}PowerPoint Document@0x{at:x}");
+                    ole_into(&storage, &sub, office, f, depth + 1);
+                }
+            }
+            Err(e) => f.errors.push(format!("office: PowerPoint Document: {e}")),
+        }
+    }
     let natives: Vec<std::path::PathBuf> = cfb
         .walk()
         .filter(|e| e.is_stream() && e.name() == "\u{1}Ole10Native")
@@ -169,6 +209,59 @@ fn ole_into(data: &[u8], label: &str, office: &mut Office, f: &mut Findings, dep
             Err(e) => f.errors.push(format!("office: {}: {e}", path.display())),
         }
     }
+}
+
+/// The compound files PowerPoint 97 keeps in ExOleObjStg records (type 0x1011) of its
+/// `PowerPoint Document` stream: the VBA project and embedded OLE objects, zlib
+/// compressed when the record instance is 1 (a 4-byte decompressed size first). Found by
+/// scanning for the record header, as olevba's `ppt_parser` does, so a damaged persist
+/// directory does not hide them.
+fn ppt_storages(stream: &[u8], f: &mut Findings) -> Vec<(usize, Vec<u8>)> {
+    let mut out = Vec::new();
+    let finder = memchr::memmem::Finder::new(&[0x11, 0x10]);
+    for at in finder.find_iter(stream) {
+        if out.len() >= MAX_PPT_STORAGES {
+            break;
+        }
+        // recVer/recInstance sit in the two bytes before the type.
+        let Some(start) = at.checked_sub(2) else {
+            continue;
+        };
+        let ver_inst = u16::from_le_bytes([stream[start], stream[start + 1]]);
+        let compressed = match ver_inst {
+            0x0000 => false,
+            0x0010 => true,
+            _ => continue,
+        };
+        let Some(len) = stream
+            .get(at + 2..at + 6)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        else {
+            continue;
+        };
+        let body =
+            &stream[(at + 6).min(stream.len())..(at + 6).saturating_add(len).min(stream.len())];
+        let data = if compressed {
+            let Some(packed) = body.get(4..) else {
+                continue;
+            };
+            let mut buf = Vec::new();
+            let z = flate2::read::ZlibDecoder::new(packed);
+            if let Err(e) = z.take(MAX_PPT_STORAGE).read_to_end(&mut buf) {
+                f.errors.push(format!(
+                    "office: PowerPoint ExOleObjStg at 0x{start:x}: {e}"
+                ));
+                continue;
+            }
+            buf
+        } else {
+            body.to_vec()
+        };
+        if is_ole(&data) {
+            out.push((start, data));
+        }
+    }
+    out
 }
 
 fn push_embedded(office: &mut Office, v: Value) {
@@ -299,7 +392,7 @@ fn attributes(tag: &str) -> Vec<(String, String)> {
     out
 }
 
-fn unescape(s: &str) -> String {
+pub(super) fn unescape(s: &str) -> String {
     if !s.contains('&') {
         return s.to_owned();
     }
@@ -360,7 +453,24 @@ fn dde_fields(xml: &[u8], f: &mut Findings) {
 
 /// Builds the section, adding each module's indicators to the findings.
 fn render(office: Office, f: &mut Findings) -> Value {
-    let mut meta = Map::new();
+    let mut office = office;
+    let xlm = office.xlm.take();
+    if let Some(x) = &xlm {
+        // olevba yields the XLM listing as one more module, `xlm_macro.txt`, with every
+        // line commented out; CAPE scans it like VBA.
+        office.modules.push(Module {
+            container: "xlm_macro".into(),
+            filename: "xlm_macro.txt".into(),
+            stream: "xlm_macro".into(),
+            code: x
+                .lines
+                .iter()
+                .map(|l| format!("' {l}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        });
+    }
+    let mut meta = office.metadata;
     meta.insert(
         "HasMacros".into(),
         json!(if office.modules.is_empty() {
@@ -413,6 +523,17 @@ fn render(office: Office, f: &mut Findings) -> Value {
         section.insert(
             "Macro".into(),
             json!({"Code": code, "info": {}, "Analysis": analysis}),
+        );
+    }
+    if let Some(x) = xlm {
+        section.insert(
+            "XLM".into(),
+            json!({
+                "Sheets": x.sheets,
+                "Names": x.names,
+                "Formulas": x.formulas,
+                "Suspicious": x.suspicious,
+            }),
         );
     }
     section.insert("EmbeddedObjects".into(), Value::Array(office.embedded));

@@ -739,10 +739,103 @@ fn find_suffixed_word(code: &[u8], lower: &[u8], suffix: &str) -> Option<String>
     })
 }
 
+/// olevba's `SUSPICIOUS_KEYWORDS_REGEX`, each regex spelled out as the literal
+/// alternatives it matches (`EnumSystemLanguageGroupsW?` → two words). Matched with `\b`
+/// on both sides like the plain keywords; the earliest match wins, the longest at one
+/// position (Python's greedy `re.search`). `.Variables` allows blanks after the dot.
+const SUSPICIOUS_REGEX: &[(&str, &[&str])] = &[
+    (
+        "May use Word Document Variables to store and hide data",
+        &[".Variables"],
+    ),
+    (
+        "May run a shellcode in memory",
+        &[
+            "EnumSystemLanguageGroups",
+            "EnumSystemLanguageGroupsW",
+            "EnumDateFormats",
+            "EnumDateFormatsW",
+            "EnumDateFormatsEx",
+            "EnumDateFormatsExEx",
+        ],
+    ),
+    (
+        "May run an executable file or a system command on a Mac (if combined with libc.dylib)",
+        &[
+            "system", "popen", "execl", "execv", "execle", "execlp", "execve", "execvp",
+        ],
+    ),
+    (
+        "May run an executable file or a system command using Excel 4 Macros (XLM/XLF)",
+        &["EXEC"],
+    ),
+    (
+        "Could contain a function that allows to run an executable file or a system command using Excel 4 Macros (XLM/XLF)",
+        &["Could contain following functions: EXEC"],
+    ),
+    (
+        "May call a DLL using Excel 4 Macros (XLM/XLF)",
+        &["REGISTER"],
+    ),
+    (
+        "Could contain a function that allows to call a DLL using Excel 4 Macros (XLM/XLF)",
+        &["Could contain following functions: REGISTER"],
+    ),
+];
+
+/// The XLM keywords are not counted right after this phrase (olevba's lookbehind).
+const XLM_LOOKBEHIND: &str = "could contain following functions: ";
+
+/// Earliest word-bounded match of any alternative (longest at one position), as written.
+fn regex_keyword(code: &str, lower: &[u8], alts: &[&str]) -> Option<String> {
+    let mut best: Option<(usize, usize)> = None;
+    for alt in alts {
+        let kw = alt.to_ascii_lowercase();
+        let k = kw.as_bytes();
+        let hit = if let Some(rest) = kw.strip_prefix('.') {
+            // `\b\.\s*Variables\b`: a word character before the dot.
+            memchr::memmem::find_iter(lower, b".").find_map(|p| {
+                if p == 0 || !is_word(lower[p - 1]) {
+                    return None;
+                }
+                let mut q = p + 1;
+                while lower.get(q).is_some_and(|c| c.is_ascii_whitespace()) {
+                    q += 1;
+                }
+                let end = q + rest.len();
+                (lower.get(q..end) == Some(rest.as_bytes())
+                    && !lower.get(end).is_some_and(|&c| is_word(c)))
+                .then_some((p, end - p))
+            })
+        } else {
+            memchr::memmem::find_iter(lower, k)
+                .find(|&p| {
+                    let bounded = (p == 0 || !is_word(lower[p - 1]))
+                        && !lower.get(p + k.len()).is_some_and(|&c| is_word(c));
+                    let behind = (k == b"exec" || k == b"register")
+                        && lower[..p].ends_with(XLM_LOOKBEHIND.as_bytes());
+                    bounded && !behind
+                })
+                .map(|p| (p, k.len()))
+        };
+        if let Some((p, len)) = hit
+            && best.is_none_or(|(bp, bl)| p < bp || (p == bp && len > bl))
+        {
+            best = Some((p, len));
+        }
+    }
+    best.map(|(p, len)| String::from_utf8_lossy(&code.as_bytes()[p..p + len]).into_owned())
+}
+
 /// `(keyword, description)` pairs for olevba's suspicious keywords found in `code`.
 pub fn detect_suspicious(code: &str) -> Vec<(String, String)> {
     let lower = code.to_ascii_lowercase();
     let mut out = keywords_in(code, lower.as_bytes(), SUSPICIOUS);
+    for (desc, alts) in SUSPICIOUS_REGEX {
+        if let Some(kw) = regex_keyword(code, lower.as_bytes(), alts) {
+            out.push((kw, (*desc).to_owned()));
+        }
+    }
     if code.contains('\u{8}') {
         out.push((
             "\u{8}".to_owned(),

@@ -377,3 +377,270 @@ pub fn lnk(target: &str, args: &str, workdir: &str) -> Vec<u8> {
     d.extend_from_slice(&0u32.to_le_bytes()); // terminal block
     d
 }
+
+/// A typed property value for [`property_set_stream`] (MS-OLEPS).
+pub enum Prop<'a> {
+    /// VT_LPSTR in code page 1252.
+    Str(&'a str),
+    /// VT_I2.
+    I2(i16),
+    /// VT_I4.
+    I4(i32),
+    /// VT_FILETIME, 100 ns ticks since 1601.
+    Time(u64),
+    /// VT_BOOL.
+    Bool(bool),
+}
+
+/// A property set stream with one set of the given format id and properties.
+pub fn property_set_stream(fmtid: [u8; 16], props: &[(u32, Prop<'_>)]) -> Vec<u8> {
+    let mut values = Vec::new();
+    let mut table = Vec::new();
+    let table_len = 8 + 8 * props.len();
+    for (id, p) in props {
+        table.extend(id.to_le_bytes());
+        table.extend(((table_len + values.len()) as u32).to_le_bytes());
+        match p {
+            Prop::Str(s) => {
+                values.extend(30u32.to_le_bytes());
+                let b: Vec<u8> = s.chars().map(|c| c as u8).chain([0]).collect();
+                values.extend((b.len() as u32).to_le_bytes());
+                values.extend(&b);
+            }
+            Prop::I2(v) => {
+                values.extend(2u32.to_le_bytes());
+                values.extend(v.to_le_bytes());
+                values.extend([0, 0]);
+            }
+            Prop::I4(v) => {
+                values.extend(3u32.to_le_bytes());
+                values.extend(v.to_le_bytes());
+            }
+            Prop::Time(t) => {
+                values.extend(64u32.to_le_bytes());
+                values.extend(t.to_le_bytes());
+            }
+            Prop::Bool(b) => {
+                values.extend(11u32.to_le_bytes());
+                values.extend(if *b { [0xff, 0xff] } else { [0, 0] });
+                values.extend([0, 0]);
+            }
+        }
+        while values.len() % 4 != 0 {
+            values.push(0);
+        }
+    }
+    let mut out = vec![0u8; 48];
+    out[0..2].copy_from_slice(&0xfffeu16.to_le_bytes());
+    out[4..8].copy_from_slice(&0x0002_0005u32.to_le_bytes()); // OS version
+    out[24..28].copy_from_slice(&1u32.to_le_bytes());
+    out[28..44].copy_from_slice(&fmtid);
+    out[44..48].copy_from_slice(&48u32.to_le_bytes());
+    out.extend(((table_len + values.len()) as u32).to_le_bytes());
+    out.extend((props.len() as u32).to_le_bytes());
+    out.extend(table);
+    out.extend(values);
+    out
+}
+
+/// FMTID_SummaryInformation and FMTID_DocSummaryInformation (little-endian GUIDs).
+pub const FMTID_SUMMARY: [u8; 16] = [
+    0xe0, 0x85, 0x9f, 0xf2, 0xf9, 0x4f, 0x68, 0x10, 0xab, 0x91, 0x08, 0x00, 0x2b, 0x27, 0xb3, 0xd9,
+];
+pub const FMTID_DOCSUM: [u8; 16] = [
+    0x02, 0xd5, 0xcd, 0xd5, 0x9c, 0x2e, 0x1b, 0x10, 0x93, 0x97, 0x08, 0x00, 0x2b, 0x2c, 0xf9, 0xae,
+];
+
+/// Adds `\x05SummaryInformation` and `\x05DocumentSummaryInformation` to a compound file.
+pub fn with_metadata(doc: Vec<u8>, summary: &[u8], docsum: &[u8]) -> Vec<u8> {
+    let mut cf = cfb::CompoundFile::open(Cursor::new(doc)).unwrap();
+    cf.create_stream("/\u{5}SummaryInformation")
+        .unwrap()
+        .write_all(summary)
+        .unwrap();
+    cf.create_stream("/\u{5}DocumentSummaryInformation")
+        .unwrap()
+        .write_all(docsum)
+        .unwrap();
+    cf.flush().unwrap();
+    cf.into_inner().into_inner()
+}
+
+/// An OOXML document with `docProps/core.xml` and `docProps/app.xml`.
+pub fn docx_with_props(core: &str, app: &str) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let o = zip::write::SimpleFileOptions::default();
+    for (name, data) in [
+        (
+            "[Content_Types].xml",
+            r#"<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>"#,
+        ),
+        (
+            "_rels/.rels",
+            r#"<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/></Relationships>"#,
+        ),
+        (
+            "word/document.xml",
+            r#"<?xml version="1.0"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body><w:p><w:r><w:t>Hello</w:t></w:r></w:p></w:body></w:document>"#,
+        ),
+        ("docProps/core.xml", core),
+        ("docProps/app.xml", app),
+    ] {
+        w.start_file(name, o).unwrap();
+        w.write_all(data.as_bytes()).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+/// A PowerPoint 97 presentation whose VBA project sits, zlib-compressed, in an
+/// ExOleObjStg record (type 0x1011, instance 1) of the `PowerPoint Document` stream, the
+/// way PowerPoint stores it (MS-PPT 2.10.34), between a couple of other records.
+pub fn ppt97_with_macros(modules: &[(&str, &str)]) -> Vec<u8> {
+    let project = vba_project_bin(modules);
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(&project).unwrap();
+    let packed = z.finish().unwrap();
+    let mut doc = Vec::new();
+    // A DocumentContainer header with an empty DocumentAtom-sized body.
+    doc.extend(0x000fu16.to_le_bytes());
+    doc.extend(0x03e8u16.to_le_bytes());
+    doc.extend(40u32.to_le_bytes());
+    doc.extend([0u8; 40]);
+    doc.extend(0x0010u16.to_le_bytes()); // recVer 0, recInstance 1: compressed
+    doc.extend(0x1011u16.to_le_bytes());
+    doc.extend(((packed.len() + 4) as u32).to_le_bytes());
+    doc.extend((project.len() as u32).to_le_bytes());
+    doc.extend(&packed);
+    doc.extend([0u8; 64]);
+    // CurrentUserAtom (MS-PPT 2.3.2), unencrypted.
+    let mut cu = Vec::new();
+    cu.extend(0u16.to_le_bytes());
+    cu.extend(0x0ff6u16.to_le_bytes());
+    let user = b"nestbox";
+    cu.extend(((20 + user.len() + 4) as u32).to_le_bytes());
+    cu.extend(0x14u32.to_le_bytes());
+    cu.extend(0xe391c05fu32.to_le_bytes());
+    cu.extend(0u32.to_le_bytes()); // offsetToCurrentEdit
+    cu.extend((user.len() as u16).to_le_bytes());
+    cu.extend(0x03f4u16.to_le_bytes());
+    cu.extend([3, 0, 0, 0]);
+    cu.extend(user);
+    cu.extend(8u32.to_le_bytes());
+    let mut cf = cfb::CompoundFile::create(Cursor::new(Vec::new())).unwrap();
+    cf.create_stream("/PowerPoint Document")
+        .unwrap()
+        .write_all(&doc)
+        .unwrap();
+    cf.create_stream("/Current User")
+        .unwrap()
+        .write_all(&cu)
+        .unwrap();
+    cf.flush().unwrap();
+    cf.into_inner().into_inner()
+}
+
+fn biff(out: &mut Vec<u8>, ty: u16, data: &[u8]) {
+    out.extend(ty.to_le_bytes());
+    out.extend((data.len() as u16).to_le_bytes());
+    out.extend(data);
+}
+
+/// A BIFF8 ptgStr token (8-bit characters).
+pub fn ptg_str(s: &str) -> Vec<u8> {
+    let mut v = vec![0x17, s.len() as u8, 0];
+    v.extend(s.as_bytes());
+    v
+}
+
+/// A ptgFuncVar token calling built-in function `iftab` with `argc` arguments.
+pub fn ptg_funcvar(argc: u8, iftab: u16) -> Vec<u8> {
+    let mut v = vec![0x42, argc];
+    v.extend(iftab.to_le_bytes());
+    v
+}
+
+/// A ptgFunc token (fixed-arity function `iftab`).
+pub fn ptg_func(iftab: u16) -> Vec<u8> {
+    let mut v = vec![0x41];
+    v.extend(iftab.to_le_bytes());
+    v
+}
+
+/// An Excel 97 workbook: one visible worksheet and one (very) hidden Excel 4.0 macro sheet
+/// named `macro_name` whose column A holds the given formulas (parsed-expression bytes).
+pub fn xls_with_xlm(macro_name: &str, very_hidden: bool, formulas: &[Vec<u8>]) -> Vec<u8> {
+    let bof = |dt: u16| {
+        let mut b = Vec::new();
+        b.extend(0x0600u16.to_le_bytes());
+        b.extend(dt.to_le_bytes());
+        b.extend([0u8; 12]);
+        b
+    };
+    let sheet_rec = |pos: u32, state: u8, dt: u8, name: &str| {
+        let mut b = Vec::new();
+        b.extend(pos.to_le_bytes());
+        b.extend([state, dt, name.len() as u8, 0]);
+        b.extend(name.as_bytes());
+        b
+    };
+    // Globals: BOF, two BOUNDSHEETs (positions patched below), EOF.
+    let names = [
+        ("Sheet1", 0u8, 0u8),
+        (macro_name, if very_hidden { 2 } else { 1 }, 1),
+    ];
+    let mut globals = Vec::new();
+    biff(&mut globals, 0x0809, &bof(0x0005));
+    let mut patch = Vec::new();
+    for (n, state, dt) in names {
+        patch.push(globals.len() + 4);
+        biff(&mut globals, 0x0085, &sheet_rec(0, state, dt, n));
+    }
+    biff(&mut globals, 0x000a, &[]);
+    let mut sheet1 = Vec::new();
+    biff(&mut sheet1, 0x0809, &bof(0x0010));
+    biff(&mut sheet1, 0x000a, &[]);
+    let mut macro_sheet = Vec::new();
+    biff(&mut macro_sheet, 0x0809, &bof(0x0040));
+    for (row, f) in formulas.iter().enumerate() {
+        let mut rec = Vec::new();
+        rec.extend((row as u16).to_le_bytes());
+        rec.extend(0u16.to_le_bytes()); // column A
+        rec.extend(15u16.to_le_bytes()); // ixfe
+        rec.extend([0u8; 8]); // cached value
+        rec.extend(0u16.to_le_bytes()); // grbit
+        rec.extend(0u32.to_le_bytes()); // chn
+        rec.extend((f.len() as u16).to_le_bytes());
+        rec.extend(f);
+        biff(&mut macro_sheet, 0x0006, &rec);
+    }
+    biff(&mut macro_sheet, 0x000a, &[]);
+    let p1 = globals.len() as u32;
+    let p2 = p1 + sheet1.len() as u32;
+    globals[patch[0]..patch[0] + 4].copy_from_slice(&p1.to_le_bytes());
+    globals[patch[1]..patch[1] + 4].copy_from_slice(&p2.to_le_bytes());
+    let wb = [globals, sheet1, macro_sheet].concat();
+    let mut cf = cfb::CompoundFile::create(Cursor::new(Vec::new())).unwrap();
+    cf.create_stream("/Workbook")
+        .unwrap()
+        .write_all(&wb)
+        .unwrap();
+    cf.flush().unwrap();
+    let mut out = cf.into_inner().into_inner();
+    // The root entry's CLSID says Excel.Sheet.8 (what Excel writes and olevba's ftguess
+    // requires): directory entry 0 of the first directory sector, offset 0x50.
+    let dir_sid = u32::from_le_bytes(out[0x30..0x34].try_into().unwrap()) as usize;
+    let sector = 1usize << u16::from_le_bytes([out[0x1e], out[0x1f]]);
+    let root = (dir_sid + 1) * sector;
+    out[root + 0x50..root + 0x60].copy_from_slice(&[
+        0x20, 0x08, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0xc0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x46,
+    ]);
+    out
+}
+
+/// A ptgInt token.
+pub fn ptg_int(v: u16) -> Vec<u8> {
+    let mut t = vec![0x1e];
+    t.extend(v.to_le_bytes());
+    t
+}
