@@ -17,6 +17,7 @@ pub mod machinery;
 pub mod qmp;
 pub mod results;
 pub mod resultserver;
+pub mod state;
 pub mod vm;
 
 pub use machinery::{QemuMachinery, QemuSettings};

@@ -37,7 +37,26 @@ pub fn guest_image() -> PathBuf {
     )
 }
 
-fn machinery(image: &Path, analyzers: &Path) -> QemuMachinery {
+fn guest(image: &Path) -> GuestConfig {
+    GuestConfig {
+        name: "linux1".into(),
+        platform: "linux".into(),
+        image: image.join("rootfs.qcow2"),
+        state: None,
+        kernel: Some(image.join("vmlinuz")),
+        initrd: Some(image.join("initrd.gz")),
+        append: Some("console=ttyS0 quiet panic=-1 tsc_early_khz=2000000".into()),
+        memory_mb: 256,
+        cpus: 1,
+        accel: "tcg".into(),
+        agent_port: 8000,
+        ip: "10.0.2.15".into(),
+        guestfwd: vec![],
+        qemu: "qemu-system-x86_64".into(),
+    }
+}
+
+fn machinery(g: GuestConfig, analyzers: &Path) -> QemuMachinery {
     let linux = analyzers.join("linux");
     std::fs::create_dir_all(&linux).unwrap();
     std::fs::copy(
@@ -46,22 +65,7 @@ fn machinery(image: &Path, analyzers: &Path) -> QemuMachinery {
     )
     .unwrap();
     QemuMachinery::new(QemuSettings {
-        guests: vec![GuestConfig {
-            name: "linux1".into(),
-            platform: "linux".into(),
-            image: image.join("rootfs.qcow2"),
-            state: None,
-            kernel: Some(image.join("vmlinuz")),
-            initrd: Some(image.join("initrd.gz")),
-            append: Some("console=ttyS0 quiet panic=-1 tsc_early_khz=2000000".into()),
-            memory_mb: 256,
-            cpus: 1,
-            accel: "tcg".into(),
-            agent_port: 8000,
-            ip: "10.0.2.15".into(),
-            guestfwd: vec![],
-            qemu: "qemu-system-x86_64".into(),
-        }],
+        guests: vec![g],
         analyzer_dir: Some(analyzers.to_path_buf()),
         resultserver_ip: "10.0.2.100".into(),
         resultserver_port: 2042,
@@ -143,7 +147,7 @@ fn dropped_text(det: &Detonation) -> String {
 async fn a_linux_guest_boots_runs_the_sample_and_reports_behaviour_from_pristine_state() {
     let image = guest_image();
     let d = tempfile::tempdir().unwrap();
-    let m = machinery(&image, &d.path().join("analyzer"));
+    let m = machinery(guest(&image), &d.path().join("analyzer"));
 
     let det = detonate(&m, d.path(), 1).await;
     assert!(det.errors.is_empty(), "{:?}\n{:?}", det.errors, det.log);
@@ -181,4 +185,28 @@ async fn a_linux_guest_boots_runs_the_sample_and_reports_behaviour_from_pristine
         "pristine",
         "the first run's marker survived into the second run"
     );
+    // Warm start: the booted guest saved once, then resumed for a run.
+    let saved = nestbox_qemu::state::save(
+        &guest(&image),
+        "tcg",
+        ("10.0.2.100", 2042),
+        &d.path().join("warm"),
+        Duration::from_secs(120),
+    )
+    .unwrap();
+    let mut g = guest(&image);
+    g.image = saved.image.clone();
+    g.state = Some(saved.state.clone());
+    let warm = machinery(g, &d.path().join("analyzer"));
+    let det3 = detonate(&warm, d.path(), 3).await;
+    assert!(det3.errors.is_empty(), "{:?}", det3.errors);
+    assert!(
+        det3.log.iter().any(|l| l.contains("from its saved state")),
+        "{:?}",
+        det3.log
+    );
+    assert_eq!(dropped_text(&det3).trim(), "pristine");
+    let processes = det3.behavior.processes.len();
+    assert!(processes >= 2, "{:?}", det3.behavior.processes);
+    eprintln!("cold boot to agent: {:.2} s", saved.boot.as_secs_f64());
 }
