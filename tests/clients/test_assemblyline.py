@@ -117,6 +117,15 @@ class AssemblylineClient(unittest.TestCase):
         self.assertEqual(watchdog(lambda: c.result(key))["sha256"], HELLO_SHA)
         found = watchdog(lambda: c.search.submission("params.submitter:admin"))
         self.assertGreaterEqual(found["total"], 1)
+        # The result and file indexes, through the client's search helpers.
+        found = watchdog(lambda: c.search.result(f"id:{HELLO_SHA}* AND response.service_name:Strings"))
+        self.assertEqual(found["total"], 1, found)
+        item = found["items"][0]
+        self.assertTrue(item["id"].startswith(HELLO_SHA + ".Strings."))
+        self.assertEqual(item["result"]["score"], watchdog(lambda: c.result(item["id"]))["result"]["score"])
+        found = watchdog(lambda: c.search.file(f"md5:{info['md5']}", rows=1))
+        self.assertEqual([f["sha256"] for f in found["items"]], [HELLO_SHA])
+        self.assertGreaterEqual(found["items"][0]["seen"]["count"], 1)
 
     def test_cart_upload_made_by_the_python_package(self):
         packed = io.BytesIO()

@@ -116,9 +116,105 @@ pub struct AlFilter {
     pub groups: Vec<Vec<AlCond>>,
 }
 
+/// One term of a `search/result/` or `search/file/` query: a field (or, with `None`, any
+/// searchable field, Assemblyline's `__text__`) compared with a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlTerm {
+    /// The Assemblyline field name (`response.service_name`, `sha256`, …).
+    pub field: Option<String>,
+    /// The comparison; values are compared lower-cased.
+    pub matcher: AlMatch,
+    /// NOT.
+    pub negate: bool,
+}
+
+/// A query on one of the Assemblyline indexes: an OR of ANDs of terms; no groups = every
+/// record. A field the index does not have matches nothing (as in Elasticsearch).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlQuery {
+    /// The OR-ed groups.
+    pub groups: Vec<Vec<AlTerm>>,
+}
+
+/// One row of the result index (see [`crate::al_result`]): the newest analysis of a file
+/// by one service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlResultRow {
+    /// The result key.
+    pub key: String,
+    /// The task whose report the Result is derived from.
+    pub task_id: TaskId,
+    /// SHA-256 of the file.
+    pub sha256: String,
+    /// `response.service_name`.
+    pub service: String,
+    /// `result.score`.
+    pub score: i64,
+    /// `created`.
+    pub created: Timestamp,
+    /// The Assemblyline file type.
+    pub file_type: String,
+    /// `size`.
+    pub size: i64,
+}
+
+/// One file of the file index: a file submitted through the Assemblyline API, with its
+/// sample's hashes and how often it was submitted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlFileRow {
+    /// SHA-256.
+    pub sha256: String,
+    /// SHA-1.
+    pub sha1: String,
+    /// MD5.
+    pub md5: String,
+    /// ssdeep.
+    pub ssdeep: Option<String>,
+    /// TLSH.
+    pub tlsh: Option<String>,
+    /// Size in bytes.
+    pub size: i64,
+    /// The Assemblyline file type (`executable/windows/pe32`, …).
+    pub file_type: String,
+    /// libmagic's description.
+    pub magic: String,
+    /// MIME type.
+    pub mime: String,
+    /// `seen.count`: submissions of the file.
+    pub seen_count: i64,
+    /// `seen.first`.
+    pub seen_first: Timestamp,
+    /// `seen.last`.
+    pub seen_last: Timestamp,
+}
+
 /// Storage of the Assemblyline records.
 #[async_trait]
 pub trait AlRepo: Send + Sync {
+    /// Results matching `query`, newest first, one page (`search/result/`). The index is
+    /// written with the report index ([`crate::ports::TaskRepo::index_report`]).
+    async fn search_al_results(
+        &self,
+        query: &AlQuery,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<AlResultRow>>;
+    /// How many results match `query`.
+    async fn count_al_results(&self, query: &AlQuery) -> Result<i64>;
+    /// One result of the index by key.
+    async fn al_result(&self, key: &str) -> Result<Option<AlResultRow>>;
+    /// Records that a file was submitted at `seen` (the file index of `search/file/`);
+    /// `file_type` is its Assemblyline type. The sample must exist.
+    async fn note_al_file(&self, sha256: &str, file_type: &str, seen: Timestamp) -> Result<()>;
+    /// Files matching `query`, most recently seen first, one page (`search/file/`).
+    async fn search_al_files(
+        &self,
+        query: &AlQuery,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<AlFileRow>>;
+    /// How many files match `query`.
+    async fn count_al_files(&self, query: &AlQuery) -> Result<i64>;
     /// Records a submission; [`crate::Error::Invalid`] if the sid exists.
     async fn add_al_submission(&self, s: &AlSubmission) -> Result<()>;
     /// A submission by sid.

@@ -13,6 +13,7 @@
 //! hashing must happen in the same pass as the write.
 #![deny(missing_docs)]
 
+pub mod al_result;
 pub mod archive_member;
 pub mod assemblyline;
 mod child;

@@ -62,6 +62,11 @@ pub fn index_of(report: &Report) -> ReportIndex {
         },
         terms: terms.0.into_iter().collect(),
         fields: crate::report_fields::fields_of(report),
+        // The Results derivation reads the report as JSON, as the API does when it
+        // serves them; one conversion per written report.
+        al_results: serde_json::to_value(report)
+            .map(|v| crate::al_result::index_entries(&v))
+            .unwrap_or_default(),
     }
 }
 

@@ -77,6 +77,7 @@ macro_rules! machine_matches {
     };
 }
 
+mod al_query;
 pub mod blob;
 pub mod migrate;
 pub mod postgres;

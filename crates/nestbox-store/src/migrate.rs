@@ -31,6 +31,11 @@ const TABLES: &[(&str, &str)] = &[
     ("al_ingests", "ingest_id"),
     ("reports_index", "task_id"),
     ("report_terms", "term, task_id"),
+    ("report_fields", "field, value, task_id"),
+    ("al_results", "key"),
+    ("al_result_fields", "field, value, key"),
+    ("al_files", "sha256"),
+    ("quota_counters", "user_id, kind, period"),
 ];
 
 /// Tables whose `id` is an identity column in PostgreSQL.

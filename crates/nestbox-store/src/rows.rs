@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use nestbox_core::assemblyline::{AlIngest, AlSubmission};
+use nestbox_core::assemblyline::{AlFileRow, AlIngest, AlResultRow, AlSubmission};
 use nestbox_core::users::{Token, TokenKind, User};
 use nestbox_core::{Error, Result};
 use nestbox_types::{
@@ -414,5 +414,35 @@ pub(crate) fn ingest_from_row(row: &impl Cols) -> Result<AlIngest> {
         generate_alert: flag(row, "generate_alert")?,
         created_on: ts(row, "created_on")?,
         notified_on: opt_ts(row, "notified_on")?,
+    })
+}
+
+pub(crate) fn al_result_from_row(row: &impl Cols) -> Result<AlResultRow> {
+    Ok(AlResultRow {
+        key: col(row, "key")?,
+        task_id: TaskId(col(row, "task_id")?),
+        sha256: col(row, "sha256")?,
+        service: col(row, "service")?,
+        score: col(row, "score")?,
+        created: ts(row, "created")?,
+        file_type: col(row, "file_type")?,
+        size: col(row, "size")?,
+    })
+}
+
+pub(crate) fn al_file_from_row(row: &impl Cols) -> Result<AlFileRow> {
+    Ok(AlFileRow {
+        sha256: col(row, "sha256")?,
+        sha1: col(row, "sha1")?,
+        md5: col(row, "md5")?,
+        ssdeep: col(row, "ssdeep")?,
+        tlsh: col(row, "tlsh")?,
+        size: col(row, "file_size")?,
+        file_type: col(row, "file_type")?,
+        magic: col(row, "magic")?,
+        mime: col(row, "mime")?,
+        seen_count: col(row, "seen_count")?,
+        seen_first: ts(row, "seen_first")?,
+        seen_last: ts(row, "seen_last")?,
     })
 }

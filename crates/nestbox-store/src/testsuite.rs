@@ -2122,6 +2122,7 @@ async fn browse(repo: &dyn TaskRepo) {
         },
         terms: terms.iter().map(|t| (*t).to_owned()).collect(),
         fields: Vec::new(),
+        al_results: Vec::new(),
     };
     repo.index_report(all[1], &index(1.0, &["old.example"]))
         .await
@@ -2217,4 +2218,355 @@ async fn browse(repo: &dyn TaskRepo) {
     assert!(repo.delete_task(all[1]).await.expect("delete"));
     assert_eq!(by(term("10.0.0.9")).await, Vec::<TaskId>::new());
     reset(repo).await;
+}
+
+/// The Assemblyline result and file indexes (`search/result/`, `search/file/`), against
+/// an empty store: `al` and `tasks` are its two sides.
+pub async fn run_al_index(al: &dyn nestbox_core::assemblyline::AlRepo, tasks: &dyn TaskRepo) {
+    use nestbox_core::assemblyline::{AlMatch, AlQuery, AlTerm};
+    use nestbox_types::browse::{AlResultEntry, ReportIndex, ReportSummary};
+    let term = |field: Option<&str>, m: AlMatch, negate: bool| AlTerm {
+        field: field.map(str::to_owned),
+        matcher: m,
+        negate,
+    };
+    let exact = |f: &str, v: &str| term(Some(f), AlMatch::Exact(v.into()), false);
+    let q = |groups: Vec<Vec<AlTerm>>| AlQuery { groups };
+    let entry =
+        |key: &str, svc: &str, score: i64, created: i64, fields: &[(&str, &str)]| AlResultEntry {
+            key: key.into(),
+            sha256: key.split('.').next().unwrap_or("").into(),
+            service: svc.into(),
+            score,
+            created: Timestamp(created),
+            file_type: "executable/windows/pe32".into(),
+            size: 10,
+            fields: fields
+                .iter()
+                .map(|(f, v)| ((*f).to_owned(), (*v).to_owned()))
+                .collect(),
+        };
+    let t1 = tasks
+        .add_task(&url_task("http://a.test/"))
+        .await
+        .expect("t1");
+    let t2 = tasks
+        .add_task(&url_task("http://b.test/"))
+        .await
+        .expect("t2");
+    let index = |entries: Vec<AlResultEntry>| ReportIndex {
+        summary: ReportSummary::default(),
+        terms: Vec::new(),
+        fields: Vec::new(),
+        al_results: entries,
+    };
+    tasks
+        .index_report(
+            t1,
+            &index(vec![
+                entry(
+                    "aa.Strings.v1.c0",
+                    "Strings",
+                    10,
+                    100,
+                    &[
+                        ("response.service_name", "strings"),
+                        (
+                            "result.sections.tags.network.static.domain",
+                            "evil.example.com",
+                        ),
+                        ("result.score", "10"),
+                    ],
+                ),
+                entry(
+                    "aa.Characterize.v1.c0",
+                    "Characterize",
+                    0,
+                    100,
+                    &[
+                        ("response.service_name", "characterize"),
+                        ("result.score", "0"),
+                        ("weird_%_field", "50%_off\\"),
+                    ],
+                ),
+            ]),
+        )
+        .await
+        .expect("index t1");
+    tasks
+        .index_report(
+            t2,
+            &index(vec![entry(
+                "bb.Strings.v1.c0",
+                "Strings",
+                0,
+                200,
+                &[
+                    ("response.service_name", "strings"),
+                    (
+                        "result.sections.tags.network.static.domain",
+                        "good.example.org",
+                    ),
+                ],
+            )]),
+        )
+        .await
+        .expect("index t2");
+    let keys = |q: AlQuery| async move {
+        let n = al.count_al_results(&q).await.expect("count");
+        let rows = al.search_al_results(&q, 100, 0).await.expect("search");
+        assert_eq!(
+            n as usize,
+            rows.len(),
+            "count agrees with the rows of {q:?}"
+        );
+        rows.into_iter().map(|r| r.key).collect::<Vec<_>>()
+    };
+    let all = vec![
+        "bb.Strings.v1.c0",
+        "aa.Characterize.v1.c0",
+        "aa.Strings.v1.c0",
+    ];
+    assert_eq!(keys(q(vec![])).await, all, "newest first, then key");
+    assert_eq!(
+        keys(q(vec![vec![term(None, AlMatch::Present, false)]])).await,
+        all
+    );
+    assert_eq!(
+        keys(q(vec![vec![exact("response.service_name", "STRINGS")]])).await,
+        vec!["bb.Strings.v1.c0", "aa.Strings.v1.c0"],
+        "values compare lower-cased"
+    );
+    let domain = "result.sections.tags.network.static.domain";
+    for (m, want) in [
+        (AlMatch::Suffix(".com".into()), vec!["aa.Strings.v1.c0"]),
+        (AlMatch::Prefix("good.".into()), vec!["bb.Strings.v1.c0"]),
+        (
+            AlMatch::Contains("example".into()),
+            vec!["bb.Strings.v1.c0", "aa.Strings.v1.c0"],
+        ),
+        (
+            AlMatch::Present,
+            vec!["bb.Strings.v1.c0", "aa.Strings.v1.c0"],
+        ),
+    ] {
+        assert_eq!(
+            keys(q(vec![vec![term(Some(domain), m.clone(), false)]])).await,
+            want,
+            "{m:?}"
+        );
+    }
+    assert_eq!(
+        keys(q(vec![vec![
+            exact("response.service_name", "strings"),
+            term(Some(domain), AlMatch::Suffix(".org".into()), true),
+        ]]))
+        .await,
+        vec!["aa.Strings.v1.c0"],
+        "AND NOT"
+    );
+    assert_eq!(
+        keys(q(vec![
+            vec![exact("result.score", "10")],
+            vec![exact(domain, "good.example.org")],
+        ]))
+        .await,
+        vec!["bb.Strings.v1.c0", "aa.Strings.v1.c0"],
+        "OR"
+    );
+    assert_eq!(
+        keys(q(vec![vec![term(
+            None,
+            AlMatch::Exact("evil.example.com".into()),
+            false
+        )]]))
+        .await,
+        vec!["aa.Strings.v1.c0"],
+        "a bare word searches every field"
+    );
+    assert!(
+        keys(q(vec![vec![exact("no.such.field", "x")]]))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        keys(q(vec![vec![term(
+            Some("no.such.field"),
+            AlMatch::Present,
+            true
+        )]]))
+        .await,
+        all,
+        "NOT of a missing field matches everything"
+    );
+    // LIKE metacharacters in values are literal.
+    assert_eq!(
+        keys(q(vec![vec![term(
+            Some("weird_%_field"),
+            AlMatch::Prefix("50%_".into()),
+            false
+        )]]))
+        .await,
+        vec!["aa.Characterize.v1.c0"]
+    );
+    assert!(
+        keys(q(vec![vec![term(
+            Some("weird_%_field"),
+            AlMatch::Prefix("5%".into()),
+            false
+        )]]))
+        .await
+        .is_empty()
+    );
+    assert_eq!(
+        keys(q(vec![vec![term(
+            Some("weird_%_field"),
+            AlMatch::Suffix("off\\".into()),
+            false
+        )]]))
+        .await,
+        vec!["aa.Characterize.v1.c0"]
+    );
+    // Paging.
+    let page = al.search_al_results(&q(vec![]), 1, 1).await.expect("page");
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].key, "aa.Characterize.v1.c0");
+    let row = al
+        .al_result("aa.Strings.v1.c0")
+        .await
+        .expect("get")
+        .expect("row");
+    assert_eq!(
+        (row.task_id, row.score, row.created),
+        (t1, 10, Timestamp(100))
+    );
+    assert_eq!((row.service.as_str(), row.size), ("Strings", 10));
+    // A newer analysis of the same file takes the key over, with its own fields; re-indexing
+    // a task replaces its rows.
+    tasks
+        .index_report(
+            t2,
+            &index(vec![entry(
+                "aa.Strings.v1.c0",
+                "Strings",
+                0,
+                300,
+                &[("response.service_name", "strings")],
+            )]),
+        )
+        .await
+        .expect("reindex t2");
+    let row = al
+        .al_result("aa.Strings.v1.c0")
+        .await
+        .expect("get")
+        .expect("row");
+    assert_eq!((row.task_id, row.created), (t2, Timestamp(300)));
+    assert!(
+        al.al_result("bb.Strings.v1.c0")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(
+        keys(q(vec![vec![term(Some(domain), AlMatch::Present, false)]]))
+            .await
+            .is_empty(),
+        "the taken-over key lost its old fields"
+    );
+    assert!(tasks.delete_task(t2).await.expect("delete"));
+    assert_eq!(
+        keys(q(vec![])).await,
+        vec!["aa.Characterize.v1.c0"],
+        "deleted with the task"
+    );
+
+    // The file index.
+    let s1 = tasks.add_sample(&new_sample(0x11)).await.expect("s1");
+    let s2 = tasks.add_sample(&new_sample(0x22)).await.expect("s2");
+    al.note_al_file(&s1.sha256, "executable/windows/pe32", Timestamp(10))
+        .await
+        .expect("note");
+    al.note_al_file(&s2.sha256, "document/pdf", Timestamp(20))
+        .await
+        .expect("note");
+    al.note_al_file(&s1.sha256, "", Timestamp(30))
+        .await
+        .expect("note again");
+    let files = |q: AlQuery| async move {
+        let n = al.count_al_files(&q).await.expect("count");
+        let rows = al.search_al_files(&q, 100, 0).await.expect("search");
+        assert_eq!(
+            n as usize,
+            rows.len(),
+            "count agrees with the rows of {q:?}"
+        );
+        rows
+    };
+    let rows = files(q(vec![])).await;
+    assert_eq!(rows.len(), 2);
+    let f1 = &rows[0];
+    assert_eq!(f1.sha256, s1.sha256, "most recently seen first");
+    assert_eq!(
+        (f1.seen_count, f1.seen_first, f1.seen_last),
+        (2, Timestamp(10), Timestamp(30))
+    );
+    assert_eq!(
+        f1.file_type, "executable/windows/pe32",
+        "an empty type keeps the known one"
+    );
+    assert_eq!(
+        (f1.md5.as_str(), f1.sha1.as_str()),
+        (s1.md5.as_str(), s1.sha1.as_str())
+    );
+    assert_eq!(
+        (f1.magic.as_str(), f1.size),
+        (s1.file_type.as_str(), s1.file_size)
+    );
+    let sha = |rows: Vec<nestbox_core::assemblyline::AlFileRow>| {
+        rows.into_iter().map(|r| r.sha256).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        sha(files(q(vec![vec![exact("type", "document/pdf")]])).await),
+        vec![s2.sha256.clone()]
+    );
+    assert_eq!(
+        sha(files(q(vec![vec![exact("md5", &s1.md5.to_uppercase())]])).await),
+        vec![s1.sha256.clone()]
+    );
+    assert_eq!(
+        sha(files(q(vec![vec![term(
+            Some("type"),
+            AlMatch::Prefix("executable/".into()),
+            true
+        )]]))
+        .await),
+        vec![s2.sha256.clone()]
+    );
+    assert_eq!(
+        sha(files(q(vec![vec![term(
+            None,
+            AlMatch::Exact(s2.sha1.clone()),
+            false
+        )]]))
+        .await),
+        vec![s2.sha256.clone()],
+        "bare words search the hashes"
+    );
+    assert_eq!(
+        sha(files(q(vec![vec![exact("seen.count", "2")]])).await),
+        vec![s1.sha256.clone()]
+    );
+    assert_eq!(
+        sha(files(q(vec![vec![exact("size", &s2.file_size.to_string())]])).await),
+        vec![s2.sha256.clone()]
+    );
+    assert!(files(q(vec![vec![exact("labels", "x")]])).await.is_empty());
+    assert!(
+        files(q(vec![vec![term(Some("tlsh"), AlMatch::Present, false)]]))
+            .await
+            .is_empty()
+    );
+    let page = al.search_al_files(&q(vec![]), 1, 1).await.expect("page");
+    assert_eq!(sha(page), vec![s2.sha256.clone()]);
 }

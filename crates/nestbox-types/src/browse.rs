@@ -20,6 +20,31 @@ pub struct ReportIndex {
     /// Mongo query compares it), see `nestbox_core::report_fields`.
     #[serde(default)]
     pub fields: Vec<ReportField>,
+    /// The Assemblyline Results derived from the report, for `search/result/` (see
+    /// `nestbox_core::al_result`).
+    #[serde(default)]
+    pub al_results: Vec<AlResultEntry>,
+}
+
+/// One Assemblyline Result of a report, as the result index stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlResultEntry {
+    /// The result key, `<sha256>.<service>.v<version>.c<conf>`.
+    pub key: String,
+    /// SHA-256 of the file the Result is about.
+    pub sha256: String,
+    /// `response.service_name`.
+    pub service: String,
+    /// `result.score`.
+    pub score: i64,
+    /// `created`.
+    pub created: Timestamp,
+    /// The Assemblyline file type (`type`).
+    pub file_type: String,
+    /// `size`.
+    pub size: i64,
+    /// Searchable `(field, lower-cased value)` pairs under Assemblyline's field names.
+    pub fields: Vec<(String, String)>,
 }
 
 /// One searchable value of a report under one CAPE search option (`domain`, `signame`, …).

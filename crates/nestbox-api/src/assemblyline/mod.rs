@@ -194,13 +194,7 @@ pub(crate) fn qbool(v: Option<&String>) -> bool {
     v.is_some_and(|s| s.is_empty() || s.eq_ignore_ascii_case("true"))
 }
 
-/// ISO-8601 UTC with microseconds, `Z`.
-pub(crate) fn iso(t: nestbox_types::Timestamp) -> String {
-    chrono::DateTime::from_timestamp_micros(t.0)
-        .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
-        .to_string()
-}
+pub(crate) use nestbox_core::al_result::iso;
 
 /// A random UUID4 in base62, Assemblyline's `get_random_id`.
 pub(crate) fn random_id() -> String {

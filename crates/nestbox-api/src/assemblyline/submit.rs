@@ -361,7 +361,7 @@ async fn intake(
         Source::Known(sample) => (sample, None),
         Source::Url(u) => {
             // Assemblyline turns a URL into a small "uri file"; the task is a URL task.
-            let content = format!("uri: {u}\n");
+            let content = nestbox_core::al_result::uri_file(&u);
             let staged = stage_bytes(st, content.as_bytes()).await?;
             (st.ctx.core.store_sample(staged).await?, Some(u))
         }
@@ -474,6 +474,12 @@ async fn intake(
         created_on: Timestamp::now(),
     };
     st.ctx.al_repo.add_al_submission(&rec).await?;
+    // The file index of search/file/ (the type is the one file/info/ shows).
+    let ftype = views::al_type(&sample.file_type, &sample.mime);
+    st.ctx
+        .al_repo
+        .note_al_file(&rec.sha256, &ftype, rec.created_on)
+        .await?;
     st.ctx.wake.notify_waiters();
     st.ctx.wake.notify_one();
     Ok((rec, false))

@@ -2,14 +2,8 @@
 //! the `al_submissions` record, its task and the task's stored canonical report.
 //!
 //! nestbox's analyzers appear as Assemblyline services; their Results are derived from
-//! the report every time (never stored twice):
-//!
-//! | service | category/stage | from the report |
-//! |---|---|---|
-//! | `Characterize` | Static Analysis / CORE | `target.file` identity, libmagic type, PE imphash |
-//! | `Strings` | Static Analysis / CORE | `strings`, `target.file.urls` (tags `network.static.*`) |
-//! | `Signatures` | Static Analysis / POST | `signatures` (one heuristic each, score by severity) |
-//! | `Sandbox` | Dynamic Analysis / CORE | `behavior.processes`, `network` (tags `network.dynamic.*`) |
+//! the report every time (never stored twice) by `nestbox_core::al_result`, which also
+//! gives the worker the result index that `search/result/` reads.
 //!
 //! Task errors become Error records of `Sandbox` (code 1, exception). Assemblyline
 //! states: `completed` once the task is `reported` or failed (a failed task is a finished
@@ -23,14 +17,17 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use nestbox_analyzers::cart;
-use nestbox_core::assemblyline::{AlCond, AlFilter, AlSubmission};
+use nestbox_core::assemblyline::{
+    AlCond, AlFileRow, AlFilter, AlQuery, AlResultRow, AlSubmission, AlTerm,
+};
 use nestbox_types::{Sample, Task, TaskStatus};
 use serde_json::{Map, Value, json};
 
 use super::{AlError, AlState, Caller, Result, St, iso, ok, qbool};
+use nestbox_core::al_result::C12N;
+pub use nestbox_core::al_result::{Results, SERVICES, al_type, derive, max_score};
 
 const API_MAX_SIZE: usize = 1 << 20;
-const C12N: &str = "TLP:C";
 
 /// A submission with its task and report.
 pub struct Loaded {
@@ -106,425 +103,6 @@ pub(super) async fn load(st: &AlState, sid: &str) -> Result<Loaded> {
     let rec =
         rec.ok_or_else(|| AlError::not_found(format!("Submission ID {sid} does not exists.")))?;
     load_record(st, rec).await
-}
-
-/// Derived results and errors, keyed.
-#[derive(Default)]
-pub struct Results {
-    /// `key → Result`.
-    pub results: Vec<(String, Value)>,
-    /// `key → Error`.
-    pub errors: Vec<(String, Value)>,
-}
-
-/// Submission `max_score`: the file score, i.e. the sum of its result scores (one file).
-pub fn max_score(r: &Results) -> i64 {
-    r.results
-        .iter()
-        .map(|(_, v)| v["result"]["score"].as_i64().unwrap_or(0))
-        .sum()
-}
-
-fn version_key() -> String {
-    env!("CARGO_PKG_VERSION").replace('.', "_")
-}
-
-/// The services nestbox shows: (name, category, stage, description).
-pub(super) const SERVICES: &[(&str, &str, &str, &str)] = &[
-    (
-        "Characterize",
-        "Static Analysis",
-        "CORE",
-        "File identification: hashes, libmagic type and MIME",
-    ),
-    (
-        "Strings",
-        "Static Analysis",
-        "CORE",
-        "Printable strings and embedded URLs",
-    ),
-    (
-        "Signatures",
-        "Static Analysis",
-        "POST",
-        "nestbox signatures evaluated over the analysis report",
-    ),
-    (
-        "Sandbox",
-        "Dynamic Analysis",
-        "CORE",
-        "Detonation: processes and network activity",
-    ),
-];
-
-fn tag(ty: &str, value: &str) -> Value {
-    let short = ty.rsplit('.').next().unwrap_or(ty);
-    json!({"type": ty, "value": value, "short_type": short, "safelisted": false, "classification": C12N})
-}
-
-/// AL's `cert.*` tags (as its PE service sets them) for the Authenticode certificates
-/// of CAPE's `digital_signers`.
-fn cert_tags(signers: &Value) -> Vec<Value> {
-    // Distinguished names in RFC 4514 order of the usual attributes.
-    const DN: &[(&str, &str)] = &[
-        ("commonName", "CN"),
-        ("organizationalUnitName", "OU"),
-        ("organizationName", "O"),
-        ("localityName", "L"),
-        ("stateOrProvinceName", "ST"),
-        ("countryName", "C"),
-    ];
-    let dn = |c: &Value, prefix: &str| -> String {
-        DN.iter()
-            .filter_map(|(long, short)| {
-                c[format!("{prefix}_{long}")]
-                    .as_str()
-                    .map(|v| format!("{short}={v}"))
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let mut out = Vec::new();
-    for c in signers.as_array().into_iter().flatten() {
-        for (ty, v) in [
-            (
-                "cert.thumbprint",
-                c["sha1_fingerprint"].as_str().map(str::to_owned),
-            ),
-            (
-                "cert.serial_no",
-                c["serial_number"].as_str().map(str::to_owned),
-            ),
-            (
-                "cert.subject",
-                Some(dn(c, "subject")).filter(|s| !s.is_empty()),
-            ),
-            (
-                "cert.issuer",
-                Some(dn(c, "issuer")).filter(|s| !s.is_empty()),
-            ),
-            (
-                "cert.valid.start",
-                c["not_before"].as_str().map(str::to_owned),
-            ),
-            ("cert.valid.end", c["not_after"].as_str().map(str::to_owned)),
-        ] {
-            if let Some(v) = v {
-                out.push(tag(ty, &v));
-            }
-        }
-    }
-    out
-}
-
-fn section(
-    title: &str,
-    body: Value,
-    format: &str,
-    heuristic: Option<Value>,
-    tags: Vec<Value>,
-) -> Value {
-    json!({
-        "title_text": title,
-        "body": body,
-        "body_format": format,
-        "body_config": {},
-        "depth": 0,
-        "classification": C12N,
-        "auto_collapse": false,
-        "promote_to": null,
-        "heuristic": heuristic,
-        "tags": tags,
-        "safelisted_tags": {},
-        "zeroize_on_tag_safe": false,
-    })
-}
-
-fn heuristic(id: &str, name: &str, score: i64, sigs: &[String]) -> Value {
-    json!({
-        "heur_id": id,
-        "name": name,
-        "score": score,
-        "attack": [],
-        "signature": sigs.iter().map(|s| json!({"name": s, "frequency": 1, "safe": false})).collect::<Vec<_>>(),
-    })
-}
-
-/// The Assemblyline tag type of each kind in the report's `iocs` section (hashes have no
-/// static tag type; they stay in the section body).
-const IOC_TAGS: &[(&str, &str)] = &[
-    ("urls", "network.static.uri"),
-    ("domains", "network.static.domain"),
-    ("ipv4", "network.static.ip"),
-    ("ipv6", "network.static.ip"),
-    ("emails", "network.email.address"),
-    ("registry_keys", "dynamic.registry_key"),
-    ("file_paths", "file.path"),
-];
-
-/// The "Static indicators" section: the report's `iocs` as a JSON body, tagged.
-fn indicator_section(iocs: &Value) -> Option<Value> {
-    let obj = iocs.as_object()?;
-    let non_empty: Map<String, Value> = obj
-        .iter()
-        .filter(|(_, v)| v.as_array().is_some_and(|a| !a.is_empty()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    if non_empty.is_empty() {
-        return None;
-    }
-    let mut tags = Vec::new();
-    for (kind, ty) in IOC_TAGS {
-        for v in obj
-            .get(*kind)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(v) = v.as_str() {
-                tags.push(tag(ty, v));
-            }
-        }
-    }
-    Some(section(
-        "Static indicators",
-        Value::Object(non_empty),
-        "JSON",
-        None,
-        tags,
-    ))
-}
-
-fn host_of(url: &str) -> Option<&str> {
-    let rest = url.split_once("://")?.1;
-    let host = rest.split(['/', '?', '#']).next()?;
-    let host = host.rsplit('@').next()?;
-    let host = host.split(':').next()?;
-    (!host.is_empty()).then_some(host)
-}
-
-/// The Assemblyline file type of a libmagic description / MIME.
-pub fn al_type(magic: &str, mime: &str) -> String {
-    let m = magic.to_ascii_lowercase();
-    let t = if m.starts_with("pe32+") {
-        "executable/windows/pe64"
-    } else if m.starts_with("pe32") {
-        if m.contains("dll") {
-            "executable/windows/dll32"
-        } else {
-            "executable/windows/pe32"
-        }
-    } else if m.starts_with("elf 64") {
-        "executable/linux/elf64"
-    } else if m.starts_with("elf 32") {
-        "executable/linux/elf32"
-    } else if m.starts_with("zip") || mime == "application/zip" {
-        "archive/zip"
-    } else if m.starts_with("pdf") {
-        "document/pdf"
-    } else if m.starts_with("uri") {
-        "uri/http"
-    } else if mime.starts_with("text/") || m.contains("text") {
-        "text/plain"
-    } else if m == "empty" {
-        "empty"
-    } else {
-        "unknown"
-    };
-    t.to_owned()
-}
-
-/// The results of the analysis of one file, derived from its task and report.
-pub fn derive(sha256: &str, task: Option<&Task>, report: Option<&Value>) -> Results {
-    let mut out = Results::default();
-    let v = version_key();
-    let ver = env!("CARGO_PKG_VERSION");
-    if let Some(task) = task {
-        for (i, e) in task.errors.iter().enumerate() {
-            let key = format!("{sha256}.Sandbox.v{v}.c{i}.e1");
-            out.errors.push((
-                key,
-                json!({
-                    "created": iso(task.completed_on.unwrap_or(task.added_on)),
-                    "sha256": sha256, "type": "EXCEPTION", "severity": "MAJOR",
-                    "archive_ts": null, "expiry_ts": null,
-                    "response": {"service_name": "Sandbox", "service_version": ver,
-                        "service_tool_version": "", "service_debug_info": null,
-                        "status": "FAIL_NONRECOVERABLE", "message": e},
-                }),
-            ));
-        }
-    }
-    let Some(r) = report else {
-        return out;
-    };
-    let task_time = task
-        .map(|t| iso(t.completed_on.unwrap_or(t.added_on)))
-        .unwrap_or_default();
-    let file = &r["target"]["file"];
-    let magic = file["type"].as_str().unwrap_or("");
-    let mime = file["mime"].as_str().unwrap_or("");
-    let size = file["size"].as_i64().unwrap_or(0);
-    let ftype = if r["target"]["category"] == "url" {
-        "uri/http".to_owned()
-    } else {
-        al_type(magic, mime)
-    };
-    let mut push = |svc: &str, sections: Vec<Value>| {
-        let score: i64 = sections
-            .iter()
-            .map(|s| s["heuristic"]["score"].as_i64().unwrap_or(0))
-            .sum();
-        let key = format!("{sha256}.{svc}.v{v}.c0");
-        out.results.push((
-            key,
-            json!({
-                "classification": C12N, "created": task_time, "expiry_ts": null,
-                "sha256": sha256, "type": ftype, "size": size,
-                "drop_file": false, "partial": false, "from_archive": false, "archive_ts": null,
-                "response": {
-                    "service_name": svc, "service_version": ver, "service_tool_version": "",
-                    "service_context": null, "service_debug_info": null,
-                    "milestones": {"service_started": task_time, "service_completed": task_time},
-                    "extracted": [], "supplementary": [],
-                },
-                "result": {"score": score, "sections": sections},
-            }),
-        ));
-    };
-    // Characterize.
-    let mut kv = Map::new();
-    for k in [
-        "type", "mime", "size", "md5", "sha1", "sha256", "ssdeep", "tlsh", "crc32",
-    ] {
-        if !file[k].is_null() {
-            kv.insert(k.into(), file[k].clone());
-        }
-    }
-    let mut tags = Vec::new();
-    if let Some(imp) = file["pe"]["imphash"]
-        .as_str()
-        .filter(|s| !s.is_empty())
-        .or(r["static"]["pe"]["imphash"].as_str())
-        .or(r["static"]["imphash"].as_str())
-    {
-        tags.push(tag("file.pe.imports.imphash", imp));
-    }
-    tags.extend(cert_tags(&file["pe"]["digital_signers"]));
-    push(
-        "Characterize",
-        vec![section(
-            "File identification",
-            Value::Object(kv),
-            "KEY_VALUE",
-            None,
-            tags,
-        )],
-    );
-    // Strings.
-    let strings = r["strings"].as_array().map_or(0, Vec::len);
-    let urls: Vec<&str> = file["urls"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    let mut secs = vec![section(
-        &format!("{strings} printable strings"),
-        json!(""),
-        "TEXT",
-        None,
-        vec![],
-    )];
-    if !urls.is_empty() {
-        let mut tags: Vec<Value> = urls.iter().map(|u| tag("network.static.uri", u)).collect();
-        let mut domains: Vec<&str> = urls.iter().filter_map(|u| host_of(u)).collect();
-        domains.sort_unstable();
-        domains.dedup();
-        for d in domains {
-            let ty = if d.parse::<std::net::IpAddr>().is_ok() {
-                "network.static.ip"
-            } else {
-                "network.static.domain"
-            };
-            tags.push(tag(ty, d));
-        }
-        secs.push(section(
-            "Embedded URLs",
-            json!(urls.join("\n")),
-            "TEXT",
-            Some(heuristic("STRINGS.1", "Embedded URL", 10, &[])),
-            tags,
-        ));
-    }
-    if let Some(sec) = indicator_section(&r["iocs"]) {
-        secs.push(sec);
-    }
-    push("Strings", secs);
-    // Signatures.
-    if let Some(sigs) = r["signatures"].as_array().filter(|s| !s.is_empty()) {
-        let secs = sigs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let name = s["name"].as_str().unwrap_or("signature");
-                let score = match s["severity"].as_i64().unwrap_or(1) {
-                    ..=1 => 100,
-                    2 => 500,
-                    _ => 1000,
-                };
-                section(
-                    s["description"].as_str().unwrap_or(name),
-                    json!(s["description"]),
-                    "TEXT",
-                    Some(heuristic(
-                        &format!("SIGNATURES.{}", i + 1),
-                        name,
-                        score,
-                        &[name.to_owned()],
-                    )),
-                    vec![],
-                )
-            })
-            .collect();
-        push("Signatures", secs);
-    }
-    // Sandbox.
-    let procs = r["behavior"]["processes"].as_array().map_or(0, Vec::len);
-    let hosts: Vec<String> = r["network"]["hosts"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|h| {
-                    h.as_str()
-                        .map(str::to_owned)
-                        .or(h["ip"].as_str().map(str::to_owned))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let domains: Vec<String> = r["network"]["domains"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|d| d["domain"].as_str().or(d.as_str()).map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    if procs > 0 || !hosts.is_empty() || !domains.is_empty() {
-        let mut secs = vec![section(
-            &format!("{procs} processes"),
-            json!(""),
-            "TEXT",
-            None,
-            vec![],
-        )];
-        if !hosts.is_empty() || !domains.is_empty() {
-            let mut tags: Vec<Value> = hosts.iter().map(|h| tag("network.dynamic.ip", h)).collect();
-            tags.extend(domains.iter().map(|d| tag("network.dynamic.domain", d)));
-            secs.push(section("Network activity", json!(""), "TEXT", None, tags));
-        }
-        push("Sandbox", secs);
-    }
-    out
 }
 
 fn file_entry(l: &Loaded) -> Value {
@@ -1586,6 +1164,16 @@ fn cart_stream(stream: nestbox_core::ports::BlobStream, header: Map<String, Valu
 
 /// The derived results and errors of the file a cache key names (`<sha256>.<service>…`).
 async fn results_of_key(st: &AlState, key: &str) -> Result<Option<Results>> {
+    // The result index names the task of the newest analysis behind a key (URL results
+    // too, whose file is no sample of a task); reports written before the index existed
+    // are found through the file's sample.
+    if key.len() <= 1024
+        && let Some(row) = st.ctx.al_repo.al_result(key).await?
+        && let Some(task) = st.ctx.core.repo.task(row.task_id).await?
+        && let Some(report) = report_of(st, &task).await
+    {
+        return Ok(Some(derive(&row.sha256, Some(&task), Some(&report))));
+    }
     let Some(sha) = key.get(..64) else {
         return Ok(None);
     };
@@ -1763,40 +1351,50 @@ struct Term {
 
 /// OR of ANDs.
 fn parse_query(q: &str) -> Vec<Vec<Term>> {
-    let mut tokens = Vec::new();
+    // Tokens, each with the byte offset of its first `:` outside quotes (a quoted
+    // `"http://x"` is a value, not the field `http`).
+    let mut tokens: Vec<(String, Option<usize>)> = Vec::new();
     let mut cur = String::new();
+    let mut colon = None;
     let mut quoted = false;
     for ch in q.chars() {
         match ch {
             '"' => quoted = !quoted,
             c if c.is_whitespace() && !quoted => {
                 if !cur.is_empty() {
-                    tokens.push(std::mem::take(&mut cur));
+                    tokens.push((std::mem::take(&mut cur), colon.take()));
                 }
+            }
+            ':' if !quoted && colon.is_none() => {
+                colon = Some(cur.len());
+                cur.push(':');
             }
             c => cur.push(c),
         }
     }
     if !cur.is_empty() {
-        tokens.push(cur);
+        tokens.push((cur, colon));
     }
     let mut groups = vec![Vec::new()];
     let mut negate_next = false;
-    for t in tokens.into_iter().take(64) {
+    for (t, colon) in tokens.into_iter().take(64) {
         match t.as_str() {
             "AND" | "&&" => continue,
             "OR" | "||" => groups.push(Vec::new()),
             "NOT" | "!" => negate_next = true,
             _ => {
-                let (neg, t) = match t.strip_prefix('-') {
-                    Some(rest) if !rest.is_empty() => (true, rest.to_owned()),
-                    _ => (false, t),
+                let (neg, skip) = match t.strip_prefix('-') {
+                    Some(rest) if !rest.is_empty() => (true, 1),
+                    _ => (false, 0),
                 };
-                let t = t.trim_matches(['(', ')']).to_owned();
-                let (field, value) = match t.split_once(':') {
-                    Some((f, v)) if !f.is_empty() => (Some(f.to_owned()), v.to_owned()),
-                    _ => (None, t),
+                let (field, value) = match colon {
+                    Some(at) if at > skip => (
+                        Some(t[skip..at].trim_start_matches('(').to_owned()),
+                        t[at + 1..].trim_end_matches(')').to_owned(),
+                    ),
+                    _ => (None, t[skip..].trim_matches(['(', ')']).to_owned()),
                 };
+                let field = field.filter(|f| !f.is_empty());
                 if let Some(g) = groups.last_mut() {
                     g.push(Term {
                         field,
@@ -1900,7 +1498,7 @@ fn keep_in_page(items: &mut Vec<Value>, total: &mut usize, offset: usize, rows: 
 
 /// The store's version of a term, when the store can answer it exactly.
 fn store_cond(t: &Term) -> Option<AlCond> {
-    use nestbox_core::assemblyline::{AlColumn, AlMatch};
+    use nestbox_core::assemblyline::AlColumn;
     let column = match t.field.as_deref()? {
         "sid" => AlColumn::Sid,
         "files.name" => AlColumn::Name,
@@ -1918,8 +1516,17 @@ fn store_cond(t: &Term) -> Option<AlCond> {
             }
         }
     };
-    let v = t.value.as_str();
-    let matcher = if v == "*" {
+    Some(AlCond {
+        column,
+        matcher: matcher_of(&t.value),
+        negate: t.negate,
+    })
+}
+
+/// The store's comparison for a query value (`*` wildcards at either end).
+fn matcher_of(v: &str) -> nestbox_core::assemblyline::AlMatch {
+    use nestbox_core::assemblyline::AlMatch;
+    if v == "*" {
         AlMatch::Present
     } else if let Some(rest) = v.strip_prefix('*') {
         if rest.ends_with('*') {
@@ -1931,11 +1538,54 @@ fn store_cond(t: &Term) -> Option<AlCond> {
         AlMatch::Prefix(rest.to_owned())
     } else {
         AlMatch::Exact(v.to_owned())
+    }
+}
+
+/// A query on the result or file index: every term is answered by the store.
+fn index_query(groups: &[Vec<Term>]) -> AlQuery {
+    AlQuery {
+        groups: groups
+            .iter()
+            .map(|g| {
+                g.iter()
+                    .map(|t| AlTerm {
+                        field: t.field.clone(),
+                        matcher: matcher_of(&t.value),
+                        negate: t.negate,
+                    })
+                    .collect()
+            })
+            .collect(),
+    }
+}
+
+/// A result of the index as `search/result/` lists it: the fields Assemblyline stores in
+/// its result index (`store=True` in its Result model), plus `id`, the key.
+fn result_item(r: &AlResultRow) -> Value {
+    json!({
+        "classification": C12N,
+        "created": iso(r.created),
+        "drop_file": false,
+        "id": r.key,
+        "response": {"service_name": r.service, "service_tool_version": ""},
+        "result": {"score": r.score},
+        "size": r.size,
+        "type": r.file_type,
+    })
+}
+
+/// A file of the index as `search/file/` lists it.
+fn file_item(f: &AlFileRow) -> Value {
+    let ty = if f.file_type.is_empty() {
+        al_type(&f.magic, &f.mime)
+    } else {
+        f.file_type.clone()
     };
-    Some(AlCond {
-        column,
-        matcher,
-        negate: t.negate,
+    json!({
+        "sha256": f.sha256, "sha1": f.sha1, "md5": f.md5, "ssdeep": f.ssdeep,
+        "tlsh": f.tlsh, "size": f.size, "type": ty,
+        "magic": f.magic, "mime": f.mime, "classification": C12N,
+        "seen": {"count": f.seen_count, "first": iso(f.seen_first), "last": iso(f.seen_last)},
     })
 }
 
@@ -2039,42 +1689,21 @@ async fn search(
         }
         "file" => {
             c.require(&["submission_view", "file_detail"])?;
-            // Every file submitted here, once each (newest submission first), in batches.
-            let mut seen = std::collections::HashSet::new();
-            let mut total = 0usize;
-            let mut at = 0i64;
-            loop {
-                let batch = st
-                    .ctx
-                    .al_repo
-                    .al_submissions(None, SEARCH_BATCH, at)
-                    .await?;
-                let n = batch.len();
-                for rec in batch {
-                    if !seen.insert(rec.sha256.clone()) {
-                        continue;
-                    }
-                    let Some(s) = st.ctx.core.repo.sample_by_hash(&rec.sha256).await? else {
-                        continue;
-                    };
-                    let v = json!({
-                        "sha256": s.sha256, "sha1": s.sha1, "md5": s.md5, "ssdeep": s.ssdeep,
-                        "tlsh": s.tlsh, "size": s.file_size, "type": al_type(&s.file_type, &s.mime),
-                        "magic": s.file_type, "mime": s.mime, "classification": C12N,
-                        "seen": {"first": iso(s.first_seen), "last": iso(s.first_seen)},
-                    });
-                    let mut doc = Vec::new();
-                    flat("", &v, &mut doc);
-                    if doc_matches(&groups, &doc) {
-                        keep_in_page(&mut items, &mut total, offset, rows, v);
-                    }
-                }
-                if (n as i64) < SEARCH_BATCH {
-                    break;
-                }
-                at += SEARCH_BATCH;
-            }
-            (total, items)
+            let q = index_query(&groups);
+            let repo = &st.ctx.al_repo;
+            let total = repo.count_al_files(&q).await?;
+            let rows = repo.search_al_files(&q, rows as i64, offset as i64).await?;
+            (total as usize, rows.iter().map(file_item).collect())
+        }
+        "result" => {
+            c.require(&["submission_view"])?;
+            let q = index_query(&groups);
+            let repo = &st.ctx.al_repo;
+            let total = repo.count_al_results(&q).await?;
+            let rows = repo
+                .search_al_results(&q, rows as i64, offset as i64)
+                .await?;
+            (total as usize, rows.iter().map(result_item).collect())
         }
         other => {
             return Err(AlError::bad(format!(
@@ -2117,6 +1746,7 @@ pub async fn search_post(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nestbox_core::al_result::host_of;
 
     #[test]
     fn lucene_subset() {
@@ -2135,6 +1765,10 @@ mod tests {
             ("NOT state:completed", false),
             ("-state:completed", false),
             ("hello.txt", true),
+            ("\"hello.txt\"", true),
+            ("files.name:\"hello.txt\"", true),
+            ("(files.name:hello.txt)", true),
+            ("\"state:completed\"", false),
         ] {
             assert_eq!(doc_matches(&parse_query(q), &doc), want, "{q}");
         }

@@ -11,11 +11,11 @@ use crate::harness::{Part, Resp, Server, nestbox_bin};
 /// The checklist submits more files than Assemblyline's default of 5 concurrent
 /// submissions per user while one worker analyses them: that quota is off here and
 /// tested on its own in `quotas_headers_and_503s`.
-const CONFIG: &str = "[cape]\nadmin_password = \"pw\"\n[analysis]\nworkers = 1\npoll_interval_ms = 50\n\
+pub(crate) const CONFIG: &str = "[cape]\nadmin_password = \"pw\"\n[analysis]\nworkers = 1\npoll_interval_ms = 50\n\
      [assemblyline.quotas]\nconcurrent_submissions = 0\n";
 const HELLO_SHA: &str = "a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447";
 
-fn apikey(s: &Server, args: &[&str]) -> String {
+pub(crate) fn apikey(s: &Server, args: &[&str]) -> String {
     let cfg = s.dir.path().join("nestbox.toml");
     let out = Command::new(nestbox_bin())
         .arg("apikey")
@@ -73,7 +73,7 @@ fn login(s: &Server, body: &str) -> (u16, Value, String, String, bool) {
     )
 }
 
-fn envelope(r: &Resp) -> Value {
+pub(crate) fn envelope(r: &Resp) -> Value {
     let v = r.json();
     let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
     assert_eq!(
@@ -91,11 +91,11 @@ fn envelope(r: &Resp) -> Value {
     v
 }
 
-fn h(key: &str) -> [(&str, &str); 2] {
+pub(crate) fn h(key: &str) -> [(&str, &str); 2] {
     [("X-USER", "admin"), ("X-APIKEY", key)]
 }
 
-fn wait_completed(s: &Server, key: &str, sid: &str) {
+pub(crate) fn wait_completed(s: &Server, key: &str, sid: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let r = s.get_with(&format!("/api/v4/submission/is_completed/{sid}/"), &h(key));
@@ -617,7 +617,7 @@ fn delete_with(s: &Server, path: &str, headers: &[(&str, &str)]) -> Resp {
     s.request_with("DELETE", path, headers)
 }
 
-fn submit_hello(s: &Server, key: &str, content: &[u8]) -> Resp {
+pub(crate) fn submit_hello(s: &Server, key: &str, content: &[u8]) -> Resp {
     s.post_multipart_with(
         "/api/v4/submit/",
         &[Part::File("bin", "hello.txt", content)],

@@ -3,6 +3,7 @@
 //!
 //! Index:
 //! - `assemblyline`: the Assemblyline /api/v4/ API, checklist items 1–27 of spec assemblyline.md
+//! - `assemblyline_search`: `search/result/` and `search/file/` served from the store's indexes
 //! - `cape`: the CAPEv2 /apiv2/ API, checklist items 1–37 of spec cape.md, auth, throttling
 //! - `cuckoo`: the Cuckoo REST API, one test per checklist group of spec cuckoo.md §10
 //! - `triage`: static triage against the reference tools (`file`, `ssdeep`, coreutils)
@@ -19,6 +20,7 @@
 //!   PostgreSQL + S3 (ignored here; `make s3-test` runs them)
 
 mod assemblyline;
+mod assemblyline_search;
 mod cape;
 mod cli;
 mod cluster;

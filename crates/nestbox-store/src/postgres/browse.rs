@@ -103,6 +103,54 @@ impl PgRepo {
         .execute(&mut *tx)
         .await
         .map_err(Error::store)?;
+        // The result index: this task's rows are replaced; a key another task held (an
+        // earlier analysis of the same file) now names this newer one.
+        sqlx::query("DELETE FROM al_results WHERE task_id = $1")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::store)?;
+        for e in &index.al_results {
+            sqlx::query("DELETE FROM al_result_fields WHERE key = $1")
+                .bind(&e.key)
+                .execute(&mut *tx)
+                .await
+                .map_err(Error::store)?;
+            sqlx::query(
+                "INSERT INTO al_results (key, task_id, sha256, service, score, created, \
+                 file_type, size) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (key) DO UPDATE SET task_id = excluded.task_id, \
+                 sha256 = excluded.sha256, service = excluded.service, score = excluded.score, \
+                 created = excluded.created, file_type = excluded.file_type, size = excluded.size",
+            )
+            .bind(&e.key)
+            .bind(id.0)
+            .bind(&e.sha256)
+            .bind(&e.service)
+            .bind(e.score)
+            .bind(e.created.0)
+            .bind(&e.file_type)
+            .bind(e.size)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::store)?;
+            let (fields, values): (Vec<&str>, Vec<&str>) = e
+                .fields
+                .iter()
+                .map(|(f, v)| (f.as_str(), v.as_str()))
+                .unzip();
+            sqlx::query(
+                "INSERT INTO al_result_fields (field, value, key) \
+                 SELECT f, v, $1 FROM unnest($2::text[], $3::text[]) AS x (f, v) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&e.key)
+            .bind(fields)
+            .bind(values)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::store)?;
+        }
         tx.commit().await.map_err(Error::store)
     }
 

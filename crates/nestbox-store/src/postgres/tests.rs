@@ -55,6 +55,10 @@ async fn pg_al_conformance() {
         return;
     };
     testsuite::run_al_search(&other, &other).await;
+    let Some(third) = super::tests::repo("alindex").await else {
+        return;
+    };
+    testsuite::run_al_index(&third, &third).await;
 }
 
 #[tokio::test]

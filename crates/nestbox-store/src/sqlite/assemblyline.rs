@@ -3,13 +3,15 @@
 
 use async_trait::async_trait;
 use nestbox_core::assemblyline::{
-    AlColumn, AlCond, AlFilter, AlIngest, AlMatch, AlRepo, AlSubmission,
+    AlColumn, AlCond, AlFileRow, AlFilter, AlIngest, AlMatch, AlQuery, AlRepo, AlResultRow,
+    AlSubmission,
 };
 use nestbox_core::{Error, Result};
 use nestbox_types::Timestamp;
 
 use super::SqliteRepo;
-use crate::rows::{ingest_from_row, sub_from_row};
+use crate::al_query::{FILE_COLUMNS, Ph, RESULT_COLUMNS, Stmt};
+use crate::rows::{al_file_from_row, al_result_from_row, ingest_from_row, sub_from_row};
 
 const SUB_COLUMNS: &str = "SELECT sid, submission_id, task_id, user_id, name, sha256, size, \
      metadata, params, scan_key, created_on FROM al_submissions";
@@ -102,6 +104,116 @@ fn filter_sql(f: &AlFilter, binds: &mut Vec<String>) -> String {
 
 #[async_trait]
 impl AlRepo for SqliteRepo {
+    async fn search_al_results(
+        &self,
+        query: &AlQuery,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<AlResultRow>> {
+        let mut st = Stmt::new(Ph::Sqlite);
+        let clause = st.result_clause(query);
+        let sql = format!(
+            "{RESULT_COLUMNS} WHERE {clause} ORDER BY r.created DESC, r.key LIMIT {} OFFSET {}",
+            st.next_placeholder(1),
+            st.next_placeholder(2)
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for b in st.binds {
+            q = q.bind(b);
+        }
+        let rows = q
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(Error::store)?;
+        rows.iter().map(al_result_from_row).collect()
+    }
+
+    async fn count_al_results(&self, query: &AlQuery) -> Result<i64> {
+        let mut st = Stmt::new(Ph::Sqlite);
+        let clause = st.result_clause(query);
+        let sql = format!("SELECT COUNT(*) FROM al_results r WHERE {clause}");
+        let mut q = sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(sql));
+        for b in st.binds {
+            q = q.bind(b);
+        }
+        let (n,) = q.fetch_one(&self.reader).await.map_err(Error::store)?;
+        Ok(n)
+    }
+
+    async fn al_result(&self, key: &str) -> Result<Option<AlResultRow>> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{RESULT_COLUMNS} WHERE r.key = ?1"
+        )))
+        .bind(key)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(Error::store)?
+        .as_ref()
+        .map(al_result_from_row)
+        .transpose()
+    }
+
+    async fn note_al_file(&self, sha256: &str, file_type: &str, seen: Timestamp) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO al_files (sha256, file_type, seen_count, seen_first, seen_last) \
+             VALUES (?1, ?2, 1, ?3, ?3) \
+             ON CONFLICT (sha256) DO UPDATE SET seen_count = al_files.seen_count + 1, \
+             seen_first = MIN(al_files.seen_first, excluded.seen_first), \
+             seen_last = MAX(al_files.seen_last, excluded.seen_last), \
+             file_type = CASE WHEN excluded.file_type = '' THEN al_files.file_type \
+             ELSE excluded.file_type END",
+        )
+        .bind(sha256)
+        .bind(file_type)
+        .bind(seen.0)
+        .execute(&self.writer)
+        .await
+        .map_err(Error::store)?;
+        Ok(())
+    }
+
+    async fn search_al_files(
+        &self,
+        query: &AlQuery,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<AlFileRow>> {
+        let mut st = Stmt::new(Ph::Sqlite);
+        let clause = st.file_clause(query);
+        let sql = format!(
+            "{FILE_COLUMNS} WHERE {clause} ORDER BY a.seen_last DESC, a.sha256 LIMIT {} OFFSET {}",
+            st.next_placeholder(1),
+            st.next_placeholder(2)
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for b in st.binds {
+            q = q.bind(b);
+        }
+        let rows = q
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(Error::store)?;
+        rows.iter().map(al_file_from_row).collect()
+    }
+
+    async fn count_al_files(&self, query: &AlQuery) -> Result<i64> {
+        let mut st = Stmt::new(Ph::Sqlite);
+        let clause = st.file_clause(query);
+        let sql = format!(
+            "SELECT COUNT(*) FROM al_files a JOIN samples s ON s.sha256 = a.sha256 WHERE {clause}"
+        );
+        let mut q = sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(sql));
+        for b in st.binds {
+            q = q.bind(b);
+        }
+        let (n,) = q.fetch_one(&self.reader).await.map_err(Error::store)?;
+        Ok(n)
+    }
+
     async fn search_al_submissions(
         &self,
         filter: &AlFilter,
@@ -297,5 +409,11 @@ mod tests {
     async fn submissions_search_and_ingest_queue() {
         let repo = super::SqliteRepo::open_in_memory().await.unwrap();
         crate::testsuite::run_al_search(&repo, &repo).await;
+    }
+
+    #[tokio::test]
+    async fn result_and_file_indexes() {
+        let repo = super::SqliteRepo::open_in_memory().await.unwrap();
+        crate::testsuite::run_al_index(&repo, &repo).await;
     }
 }

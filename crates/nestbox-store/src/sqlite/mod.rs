@@ -118,6 +118,11 @@ fn migrator() -> Migrator {
             "worker beats",
             include_str!("../../migrations/sqlite/0008_worker_beats.sql"),
         ),
+        (
+            9,
+            "al_index",
+            include_str!("../../migrations/sqlite/0009_al_index.sql"),
+        ),
     ])
 }
 
