@@ -46,6 +46,7 @@ pub mod signatures;
 pub mod strace;
 pub mod tls;
 pub mod tracer;
+mod udp;
 pub mod unpack;
 
 mod cleanup;

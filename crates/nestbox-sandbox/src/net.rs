@@ -15,8 +15,9 @@
 //! `redirect` in the sink sends every TCP port to one catch-all listener, which reads the
 //! original destination back (`SO_ORIGINAL_DST`) and recognises the protocol from the first
 //! bytes, as INetSim's dummy services do. Without `nft` the sink falls back to listeners
-//! on common ports (other ports answer RST, visible in the capture). UDP is recorded from
-//! the capture. Route `drop`: the same wiring with nothing listening. DNS is answered only at the resolver address of the sandbox's resolv.conf
+//! on common ports (other ports answer RST, visible in the capture). UDP goes to a
+//! catch-all too (`tproxy`, see [`crate::udp`]: DNS on any address, NTP, the rest taken
+//! silently); every UDP flow is recorded from the capture. Route `drop`: the same wiring with nothing listening. DNS is answered only at the resolver address of the sandbox's resolv.conf
 //! (replies must come from the queried address; queries to hard-coded resolvers stay
 //! unanswered but are in the capture). The sink services are threads of the server whose sockets were created
 //! inside S (`setns` on a short-lived thread); the capture is a raw `AF_PACKET` socket in S.
@@ -52,8 +53,8 @@ const CATCHALL_PORT: u16 = 65_000;
 const MAX_CONNS: usize = 64;
 
 #[derive(Default)]
-struct Logs {
-    dns: Vec<Value>,
+pub(crate) struct Logs {
+    pub(crate) dns: Vec<Value>,
     http: Vec<Value>,
     tls: Vec<Value>,
     frames: Vec<(f64, Vec<u8>)>,
@@ -76,6 +77,7 @@ pub struct SlotNet {
     guest: std::fs::File,
     sink: std::fs::File,
     catchall: bool,
+    udp_catchall: bool,
     display: Option<crate::display::Server>,
 }
 
@@ -97,7 +99,7 @@ impl SlotNet {
         let guest = format!("nbg-{pid}-s{k}");
         let sink = format!("nbs-{pid}-s{k}");
         let configured = configure(&guest, &sink, k);
-        let opened = configured.and_then(|catchall| {
+        let opened = configured.and_then(|(catchall, udp_catchall)| {
             let open = |n: &str| {
                 std::fs::File::open(PathBuf::from("/run/netns").join(n))
                     .map_err(|e| format!("netns {n}: {e}"))
@@ -106,6 +108,7 @@ impl SlotNet {
                 guest: open(&guest)?,
                 sink: open(&sink)?,
                 catchall,
+                udp_catchall,
                 display: None,
             })
         });
@@ -134,8 +137,8 @@ impl SlotNet {
 }
 
 /// Creates and configures the named namespaces `guest` and `sink`; whether every TCP
-/// port is redirected to the catch-all (nftables worked).
-fn configure(guest: &str, sink: &str, k: u32) -> Result<bool, String> {
+/// port, and every UDP port, goes to its catch-all (nftables and `tproxy` worked).
+fn configure(guest: &str, sink: &str, k: u32) -> Result<(bool, bool), String> {
     let id = format!("{:05}{k:05}", std::process::id() % 100_000);
     let (vg, vs) = (format!("nb{id}g"), format!("nb{id}s"));
     ip(&["netns", "add", guest])?;
@@ -181,7 +184,10 @@ fn configure(guest: &str, sink: &str, k: u32) -> Result<bool, String> {
         a.extend(cmd);
         ip(&a)?;
     }
-    Ok(redirect_all_tcp(sink, &vs).is_ok())
+    Ok((
+        redirect_all_tcp(sink, &vs).is_ok(),
+        tproxy_all_udp(sink, &vs).is_ok(),
+    ))
 }
 
 /// The slots' networks while no task uses them.
@@ -339,15 +345,22 @@ impl NetSandbox {
     fn start_sink(&mut self, listen: bool) -> Result<(), String> {
         let slot = self.slot.as_ref().ok_or("no slot network")?;
         let path = fd_path(&slot.sink);
+        let sink_path = path.clone();
         let catchall = slot.catchall;
+        let udp_catchall = slot.udp_catchall;
         // Sockets belong to the namespace they are created in: make them on a thread that
         // entered S, then serve them from ordinary threads.
-        type Socks = (OwnedFd, Option<UdpSocket>, Vec<TcpListener>);
+        type Socks = (
+            OwnedFd,
+            Option<UdpSocket>,
+            Vec<TcpListener>,
+            Option<OwnedFd>,
+        );
         let socks: Socks = std::thread::spawn(move || -> Result<Socks, String> {
             enter_netns(&path).map_err(|e| format!("sink {e}"))?;
             let cap = packet_socket_here()?;
             if !listen {
-                return Ok((cap, None, Vec::new()));
+                return Ok((cap, None, Vec::new(), None));
             }
             let dns = UdpSocket::bind((DNS_IP, 53)).map_err(|e| format!("dns: {e}"))?;
             let ports: Vec<u16> = if catchall {
@@ -361,11 +374,22 @@ impl NetSandbox {
                 l.set_nonblocking(true).map_err(|e| e.to_string())?;
                 tcp.push(l);
             }
-            Ok((cap, Some(dns), tcp))
+            let udp = if udp_catchall {
+                Some(crate::udp::catchall_socket()?)
+            } else {
+                None
+            };
+            Ok((cap, Some(dns), tcp, udp))
         })
         .join()
         .map_err(|_| "the sink set-up thread panicked".to_owned())??;
-        let (cap, dns, tcp) = socks;
+        let (cap, dns, tcp, udp) = socks;
+        if let Some(udp) = udp {
+            let (stop, logs) = (self.stop.clone(), self.logs.clone());
+            self.threads.push(std::thread::spawn(move || {
+                crate::udp::serve(&sink_path, udp, stop, logs)
+            }));
+        }
         let (stop, logs) = (self.stop.clone(), self.logs.clone());
         self.threads
             .push(std::thread::spawn(move || capture(cap, stop, logs, false)));
@@ -495,42 +519,52 @@ fn serve_dns(sock: UdpSocket, stop: Arc<Stop>, logs: Arc<Mutex<Logs>>) {
         let Ok((n, from)) = sock.recv_from(&mut buf) else {
             continue;
         };
-        let q = &buf[..n];
-        let Some((name, qtype, qend)) = parse_question(q) else {
+        let Some((resp, entry)) = dns_reply(&buf[..n]) else {
             continue;
         };
-        let a = qtype == 1;
-        let mut resp = Vec::with_capacity(qend + 16);
-        resp.extend_from_slice(&q[..2]);
-        resp.extend_from_slice(&[0x81, 0x80, 0, 1, 0, u8::from(a), 0, 0, 0, 0]);
-        resp.extend_from_slice(&q[12..qend]);
-        if a {
-            resp.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 2, 2]);
-        }
         let _ = sock.send_to(&resp, from);
-        let t = match qtype {
-            1 => "A",
-            28 => "AAAA",
-            5 => "CNAME",
-            15 => "MX",
-            16 => "TXT",
-            _ => "OTHER",
-        };
-        let answers = if a {
-            json!([{"type": "A", "data": SINK_IP}])
-        } else {
-            json!([])
-        };
         logs.lock()
             .unwrap_or_else(|e| e.into_inner())
             .dns
-            .push(json!({"request": name, "type": t, "answers": answers, "time": now()}));
+            .push(entry);
     }
+}
+
+/// The sink's answer to a DNS query (every A record is the sink) and its `network.dns`
+/// entry; `None` for anything that is not a query.
+pub(crate) fn dns_reply(q: &[u8]) -> Option<(Vec<u8>, Value)> {
+    let (name, qtype, qend) = parse_question(q)?;
+    let a = qtype == 1;
+    let mut resp = Vec::with_capacity(qend + 16);
+    resp.extend_from_slice(&q[..2]);
+    resp.extend_from_slice(&[0x81, 0x80, 0, 1, 0, u8::from(a), 0, 0, 0, 0]);
+    resp.extend_from_slice(q.get(12..qend)?);
+    if a {
+        resp.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 2, 2]);
+    }
+    let t = match qtype {
+        1 => "A",
+        28 => "AAAA",
+        5 => "CNAME",
+        15 => "MX",
+        16 => "TXT",
+        _ => "OTHER",
+    };
+    let answers = if a {
+        json!([{"type": "A", "data": SINK_IP}])
+    } else {
+        json!([])
+    };
+    Some((
+        resp,
+        json!({"request": name, "type": t, "answers": answers, "time": now()}),
+    ))
 }
 
 /// `(name, qtype, end of question)` of a DNS query.
 fn parse_question(q: &[u8]) -> Option<(String, u16, usize)> {
-    if q.len() < 17 || q[2] & 0x80 != 0 {
+    // A standard query (QR 0, opcode 0) with one question.
+    if q.len() < 17 || q[2] & 0xf8 != 0 || q[4..6] != [0, 1] {
         return None;
     }
     let mut i = 12;
@@ -555,11 +589,32 @@ const BODY: &str = "<html><head><title>nestbox</title></head><body>It works.</bo
 
 /// Sends every TCP connection arriving on the sink's veth to the catch-all port.
 fn redirect_all_tcp(sink: &str, veth: &str) -> Result<(), String> {
-    let rules = format!(
-        "table ip nestbox {{\n chain prerouting {{\n  type nat hook prerouting priority dstnat; policy accept;\n  iifname \"{veth}\" meta l4proto tcp redirect to :{CATCHALL_PORT}\n }}\n}}\n"
-    );
+    nft(
+        sink,
+        &format!(
+            "table ip nestbox {{\n chain prerouting {{\n  type nat hook prerouting priority dstnat; policy accept;\n  iifname \"{veth}\" meta l4proto tcp redirect to :{CATCHALL_PORT}\n }}\n}}\n"
+        ),
+    )
+}
+
+/// Hands every UDP datagram arriving on the sink's veth, except those for the resolver
+/// address, to the UDP catch-all socket (`tproxy` keeps the original destination, which
+/// the socket reads back). A table of its own: a kernel without `nft_tproxy` then only
+/// loses the UDP catch-all.
+fn tproxy_all_udp(sink: &str, veth: &str) -> Result<(), String> {
+    let port = crate::udp::UDP_CATCHALL_PORT;
+    nft(
+        sink,
+        &format!(
+            "table ip nestbox_udp {{\n chain prerouting {{\n  type filter hook prerouting priority mangle; policy accept;\n  iifname \"{veth}\" ip daddr != {DNS_IP} meta l4proto udp tproxy to :{port}\n }}\n}}\n"
+        ),
+    )
+}
+
+/// Loads `rules` into the named namespace `ns` with `nft -f -`.
+fn nft(ns: &str, rules: &str) -> Result<(), String> {
     let mut child = Command::new("ip")
-        .args(["netns", "exec", sink, "nft", "-f", "-"])
+        .args(["netns", "exec", ns, "nft", "-f", "-"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

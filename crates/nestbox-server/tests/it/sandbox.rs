@@ -545,8 +545,69 @@ fn network_sink_answers_dns_and_http_and_everything_is_captured() {
     let text = String::from_utf8_lossy(&pcap.body);
     assert!(text.contains("GET /payload.bin?id=7"));
     assert_eq!(net["pcap_sha256"].as_str().unwrap().len(), 64);
+
+    // UDP to any address and port reaches the sink's catch-all, which answers from the
+    // address the sample aimed at: DNS at a hard-coded resolver, NTP; other ports take
+    // the datagram silently. Every flow is in network.udp.
+    let id = submit(&s, "udp.py", UDP_PY.as_bytes(), 30, "");
+    let r = report(&s, id);
+    let net = &r["network"];
+    let text = dropped_text(&s, id);
+    assert!(
+        text.contains("dns 192.0.2.53 53 0a000202"),
+        "{text} {}",
+        r["debug"]
+    );
+    assert!(text.contains("ntp 192.0.2.123 123 48 4"), "{text}");
+    assert!(text.contains("silent timeout"), "{text}");
+    let udp = net["udp"].as_array().unwrap();
+    for (dst, dport) in [
+        ("192.0.2.53", 53),
+        ("192.0.2.123", 123),
+        ("198.51.100.30", 9999),
+    ] {
+        assert!(
+            udp.iter().any(|f| f["dst"] == dst
+                && f["dport"] == dport
+                && f["src"] == "10.0.2.15"
+                && f["sport"].as_u64().is_some_and(|p| p > 0)
+                && f["time"].is_number()),
+            "no udp flow to {dst}:{dport}: {udp:?}"
+        );
+    }
+    assert!(
+        net["dns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["request"] == "hardres.test" && d["answers"][0]["data"] == "10.0.2.2"),
+        "{}",
+        net["dns"]
+    );
     assert_no_leftovers(uid_base);
 }
+
+/// Sends UDP to test addresses (inside the sandbox's network only) and writes what came
+/// back to /tmp/udp.txt (a dropped file).
+const UDP_PY: &str = r#"import socket
+out = open("/tmp/udp.txt", "w")
+def ask(dst, port, data):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    s.sendto(data, (dst, port))
+    try:
+        return s.recvfrom(512)
+    except socket.timeout:
+        return None, None
+q = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07hardres\x04test\x00\x00\x01\x00\x01"
+d, a = ask("192.0.2.53", 53, q)
+out.write("dns %s %d %s\n" % (a[0], a[1], d[-4:].hex()))
+d, a = ask("192.0.2.123", 123, b"\x23" + bytes(47))
+out.write("ntp %s %d %d %d\n" % (a[0], a[1], len(d), d[0] & 7))
+d, a = ask("198.51.100.30", 9999, b"knock")
+out.write("silent timeout\n" if d is None else "answered\n")
+out.close()
+"#;
 
 #[test]
 fn machinery_none_keeps_static_analysis_only() {
