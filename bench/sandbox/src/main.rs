@@ -292,7 +292,10 @@ async fn main() {
         h.await.expect("warm-up");
     }
     let ideal = slots as f64 * 3600.0 / 5.0;
-    for (label, options) in [("traced (native tracer)", ""), ("untraced (free=yes)", "free=yes")] {
+    for (label, options) in [
+        ("traced (native tracer)", ""),
+        ("untraced (free=yes)", "free=yes"),
+    ] {
         let t0 = Instant::now();
         let mut handles = Vec::new();
         for s in 1..=slots {
