@@ -1,7 +1,10 @@
 //! Bomb-safe extraction of archives and compressed files, from bytes to bytes.
 //!
 //! Formats: zip (stored/deflate, ZipCrypto and WinZip AES with a list of passwords), 7z
-//! (including encrypted headers), tar, gzip, bzip2, xz and zstd, nested up to a depth.
+//! (including encrypted headers), tar, gzip, bzip2, xz, zstd and ISO 9660 (Joliet names
+//! when present), nested up to a depth. RAR (v4/v5) is recognised and its entries are
+//! listed from the headers (`listed`), with an "extraction unsupported" finding: there is
+//! no maintained pure-Rust RAR decoder.
 //! Nothing is written anywhere: members come back as byte vectors under names reduced to
 //! safe relative paths (no `..`, no absolute paths, no drive letters, bounded length).
 //!
@@ -60,6 +63,10 @@ pub enum Format {
     Xz,
     /// Zstandard.
     Zstd,
+    /// ISO 9660 image.
+    Iso,
+    /// RAR v4/v5 (listed only).
+    Rar,
 }
 
 impl Format {
@@ -73,6 +80,8 @@ impl Format {
             Format::Bzip2 => "bzip2",
             Format::Xz => "xz",
             Format::Zstd => "zstd",
+            Format::Iso => "iso",
+            Format::Rar => "rar",
         }
     }
 }
@@ -93,6 +102,10 @@ pub fn format_of(data: &[u8]) -> Option<Format> {
         Some(Format::Zstd)
     } else if data.len() >= 262 && &data[257..262] == b"ustar" {
         Some(Format::Tar)
+    } else if data.starts_with(rar::RAR4) || data.starts_with(rar::RAR5) {
+        Some(Format::Rar)
+    } else if iso::is_iso(data) {
+        Some(Format::Iso)
     } else {
         None
     }
@@ -125,6 +138,9 @@ pub struct Unpacked {
     pub findings: Vec<String>,
     /// Damage: what could not be read.
     pub errors: Vec<String>,
+    /// Entries listed but not extracted (RAR): `{archive, name, size, packed_size,
+    /// encrypted}`.
+    pub listed: Vec<serde_json::Value>,
 }
 
 /// Running totals shared by all levels.
@@ -277,6 +293,8 @@ fn unpack_level_named(data: &[u8], prefix: &str, base: &str, depth: u32, st: &mu
         Format::Zip => unzip(data, prefix, depth, st),
         Format::SevenZ => un7z(data, prefix, depth, st),
         Format::Tar => untar(Cursor::new(data), prefix, depth, st, data.len() as u64),
+        Format::Iso => iso::uniso(data, prefix, depth, st),
+        Format::Rar => rar::unrar(data, prefix, st),
         Format::Gzip | Format::Bzip2 | Format::Xz | Format::Zstd => {
             let inner_name = strip_compression_ext(base);
             let reader: Result<Box<dyn Read + '_>, String> = match format {
@@ -553,6 +571,7 @@ impl Unpacked {
             "members": members,
             "findings": self.findings,
             "errors": self.errors,
+            "listed": self.listed,
         })
     }
 }
@@ -597,5 +616,10 @@ pub fn safe_path(name: &str, max_len: usize) -> String {
     path
 }
 
+mod iso;
+mod rar;
+
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_iso_rar;
