@@ -47,7 +47,8 @@ web-test: build
 
 ## Server-side render times of the web UI at 1M tasks and a 50k-call report (BENCHMARKS.md);
 ## not part of `make test`.
-## Per-analysis overhead of the emulator machinery (BENCHMARKS.md); not part of `make test`.
+## Per-analysis overhead of the emulator and qemu (cold vs warm TCG guest) machineries
+## (BENCHMARKS.md); not part of `make test`.
 bench-machinery: bootstrap emulator-venv
 	./bench/machinery/run.sh
 

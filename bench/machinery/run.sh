@@ -98,3 +98,27 @@ print(row("runner in the sandbox (bwrap + seccomp + rlimits + uid drop)", sandbo
 print(row("detonation stage (scratch tree, sandboxed run, mapping, signatures)", stage))
 print(row("submit → reported (static triage + detonation + report)", e2e))
 PY
+
+# The qemu machinery: the project's Linux guest under TCG (scripts/guest-image.sh), each
+# round one cold-boot analysis and one resumed from a saved state, through the machinery
+# (overlay, QEMU, agent sequence, the sample under strace in the guest, result server,
+# teardown). "agent ready" is from the start of the agent session, just after QEMU launch.
+echo
+(cd "$ROOT" && NESTBOX_BENCH_QEMU_RUNS="$RUNS" cargo test -q -p nestbox-qemu --test real_guest -- --nocapture 2>/dev/null) |
+  grep '^BENCH ' | python3 -c '
+import re, statistics, sys
+rows = {}
+for l in sys.stdin:
+    kind, ready, total = re.match(r"BENCH (\w+) ready=([0-9.na]+) total=([0-9.]+)", l).groups()
+    rows.setdefault(kind, []).append((float(ready), float(total)))
+def row(name, xs):
+    return f"| {name} | {statistics.median(xs):.3f} | {min(xs):.3f} | {max(xs):.3f} |"
+n = len(rows.get("cold", []))
+print(f"QEMU per-analysis overhead (TCG, 256 MiB, 1 vCPU, shell-script sample), {n} runs each, seconds:\n")
+print("| step | median | min | max |\n|---|---|---|---|")
+for kind in ("cold", "warm"):
+    xs = rows.get(kind, [])
+    if xs:
+        print(row(f"{kind}: launch → agent ready", [r for r, _ in xs]))
+        print(row(f"{kind}: whole analysis (overlay → results → teardown)", [t for _, t in xs]))
+'

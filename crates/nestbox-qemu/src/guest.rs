@@ -136,9 +136,16 @@ pub fn run(agent: &AgentClient, spec: &AnalysisSpec<'_>) -> Result<Outcome, Gues
     let limit = spec.timeout + spec.critical;
     let deadline = started + limit;
     let mut log = Vec::new();
-    // 1. Wait for the agent's port.
+    // 1–2. Wait for the agent and ask what it is. A connect alone proves nothing behind
+    // slirp (QEMU accepts on the forwarded port before the guest listens), so the wait
+    // is for an HTTP answer to `GET /`, polled finer than Cuckoo's 1 s: a guest resumed
+    // from a saved state answers in a fraction of a second.
     let dead = || spec.alive.is_some_and(|alive| !alive());
-    while !agent.reachable() {
+    // A request made while a resumed VM is still loading its state waits for slirp's SYN
+    // retransmission; a short first timeout that grows on each miss keeps slow guests
+    // working.
+    let mut wait = Duration::from_millis(400);
+    let hello = loop {
         if dead() {
             return Err(GuestError::Failed(
                 "the VM exited before its agent answered".to_owned(),
@@ -147,11 +154,19 @@ pub fn run(agent: &AgentClient, spec: &AnalysisSpec<'_>) -> Result<Outcome, Gues
         if Instant::now() >= deadline {
             return Err(GuestError::Unreachable(limit));
         }
-        std::thread::sleep(spec.poll.min(Duration::from_secs(1)));
-    }
+        if agent.reachable()
+            && let Ok(r) = AgentClient::new(agent.addr, wait).get("/")
+        {
+            break r;
+        }
+        wait = (wait * 3 / 2).min(Duration::from_secs(5));
+        std::thread::sleep(spec.poll.min(Duration::from_millis(100)));
+    };
+    log.push(format!(
+        "agent ready after {:.3} s",
+        started.elapsed().as_secs_f64()
+    ));
     let fail = |what: &str, e: &dyn std::fmt::Display| GuestError::Failed(format!("{what}: {e}"));
-    // 2. What the agent is.
-    let hello = agent.get("/").map_err(|e| fail("GET /", &e))?;
     if hello.status == 501 {
         return Err(GuestError::Failed(
             "the guest runs the legacy XML-RPC agent (Cuckoo ≤ 2.0-rc); install agent.py 0.10+"

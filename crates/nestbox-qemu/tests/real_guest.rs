@@ -209,4 +209,26 @@ async fn a_linux_guest_boots_runs_the_sample_and_reports_behaviour_from_pristine
     let processes = det3.behavior.processes.len();
     assert!(processes >= 2, "{:?}", det3.behavior.processes);
     eprintln!("cold boot to agent: {:.2} s", saved.boot.as_secs_f64());
+    // `make bench-machinery` (bench/machinery/run.sh) asks for timed rounds.
+    let rounds: i64 = std::env::var("NESTBOX_BENCH_QEMU_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    for i in 0..rounds {
+        for (kind, m) in [("cold", &m), ("warm", &warm)] {
+            let t = Instant::now();
+            let det = detonate(m, d.path(), 10 + 2 * i + i64::from(kind == "warm")).await;
+            assert!(det.errors.is_empty(), "{:?}", det.errors);
+            let ready = det
+                .log
+                .iter()
+                .find_map(|l| l.strip_prefix("qemu: agent ready after "))
+                .and_then(|s| s.trim_end_matches(" s").parse::<f64>().ok())
+                .unwrap_or(f64::NAN);
+            println!(
+                "BENCH {kind} ready={ready:.3} total={:.3}",
+                t.elapsed().as_secs_f64()
+            );
+        }
+    }
 }
