@@ -215,6 +215,24 @@ pub trait AlRepo: Send + Sync {
     ) -> Result<Vec<AlFileRow>>;
     /// How many files match `query`.
     async fn count_al_files(&self, query: &AlQuery) -> Result<i64>;
+    /// Adds `delta` to a quota counter `(user, kind, period)` unless the result would pass
+    /// `max`, atomically for every node sharing the store: the new value, or `None` when
+    /// refused. A counter past its expiry counts as 0 and starts a new window that ends at
+    /// `expires_on` (a live window keeps its end). The value never goes below 0.
+    async fn bump_quota(
+        &self,
+        user_id: i64,
+        kind: &str,
+        period: i64,
+        delta: i64,
+        max: i64,
+        expires_on: Timestamp,
+    ) -> Result<Option<i64>>;
+    /// A quota counter (0 when missing or expired).
+    async fn quota_counter(&self, user_id: i64, kind: &str, period: i64) -> Result<i64>;
+    /// The user's submissions whose task is not finished (pending, running, or completed
+    /// but not reported yet): those made by ingest (`is_async`) or the others.
+    async fn unfinished_al_submissions(&self, user_id: i64, is_async: bool) -> Result<i64>;
     /// Records a submission; [`crate::Error::Invalid`] if the sid exists.
     async fn add_al_submission(&self, s: &AlSubmission) -> Result<()>;
     /// A submission by sid.

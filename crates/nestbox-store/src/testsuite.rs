@@ -2570,3 +2570,142 @@ pub async fn run_al_index(al: &dyn nestbox_core::assemblyline::AlRepo, tasks: &d
     let page = al.search_al_files(&q(vec![]), 1, 1).await.expect("page");
     assert_eq!(sha(page), vec![s2.sha256.clone()]);
 }
+
+/// The Assemblyline quota counters and the unfinished-submission count, against an empty
+/// store (`al` and `tasks` are its two sides).
+pub async fn run_al_quota(al: &dyn nestbox_core::assemblyline::AlRepo, tasks: &dyn TaskRepo) {
+    use nestbox_core::assemblyline::{AlIngest, AlSubmission};
+    use serde_json::json;
+    let later = Timestamp(Timestamp::now().0 + 3_600_000_000);
+    let bump = |delta: i64, max: i64| al.bump_quota(1, "api_daily", 7, delta, max, later);
+    assert_eq!(bump(1, 2).await.expect("bump"), Some(1));
+    assert_eq!(bump(1, 2).await.expect("bump"), Some(2));
+    assert_eq!(bump(1, 2).await.expect("bump"), None, "past the max");
+    assert_eq!(al.quota_counter(1, "api_daily", 7).await.expect("get"), 2);
+    assert_eq!(
+        al.quota_counter(1, "api_daily", 8).await.expect("get"),
+        0,
+        "per period"
+    );
+    assert_eq!(
+        al.quota_counter(2, "api_daily", 7).await.expect("get"),
+        0,
+        "per user"
+    );
+    assert_eq!(bump(-1, i64::MAX).await.expect("bump"), Some(1));
+    assert_eq!(
+        bump(-5, i64::MAX).await.expect("bump"),
+        Some(0),
+        "never below 0"
+    );
+    assert_eq!(
+        al.bump_quota(1, "x", 0, -1, i64::MAX, later)
+            .await
+            .expect("bump"),
+        Some(0),
+        "a first decrement starts at 0"
+    );
+    assert_eq!(
+        al.bump_quota(1, "x", 0, 1, 0, later).await.expect("bump"),
+        None
+    );
+    // An expired window counts as 0 and the next bump opens a new one.
+    let past = Timestamp(Timestamp::now().0 - 1);
+    assert_eq!(
+        al.bump_quota(1, "w", 0, 1, 1, past).await.expect("bump"),
+        Some(1)
+    );
+    assert_eq!(al.quota_counter(1, "w", 0).await.expect("get"), 0);
+    assert_eq!(
+        al.bump_quota(1, "w", 0, 1, 1, later).await.expect("bump"),
+        Some(1)
+    );
+    assert_eq!(
+        al.bump_quota(1, "w", 0, 1, 1, later).await.expect("bump"),
+        None
+    );
+    assert_eq!(al.quota_counter(1, "w", 0).await.expect("get"), 1);
+    // Concurrent bumps never pass the max.
+    let one = || al.bump_quota(3, "c", 0, 1, 5, later);
+    let got = futures_util::future::join_all((0..20).map(|_| one())).await;
+    let granted = got
+        .into_iter()
+        .map(|r| r.expect("bump"))
+        .filter(Option::is_some)
+        .count();
+    assert_eq!(granted, 5);
+    assert_eq!(al.quota_counter(3, "c", 0).await.expect("get"), 5);
+
+    // Unfinished submissions, by ingest or not.
+    let sub_id = tasks
+        .add_submission(&NewSubmission {
+            submit_type: "assemblyline".into(),
+            data: json!({}),
+        })
+        .await
+        .expect("add_submission");
+    let mut ids = Vec::new();
+    for (i, sid) in ["s1", "s2", "s3"].iter().enumerate() {
+        let task_id = tasks
+            .add_task(&url_task("http://q.test/"))
+            .await
+            .expect("task");
+        ids.push(task_id);
+        al.add_al_submission(&AlSubmission {
+            sid: (*sid).into(),
+            submission_id: sub_id,
+            task_id,
+            user_id: 9,
+            name: "n".into(),
+            sha256: "00".into(),
+            size: 1,
+            metadata: json!({}),
+            params: json!({}),
+            scan_key: format!("k{i}"),
+            created_on: Timestamp::now(),
+        })
+        .await
+        .expect("add");
+    }
+    al.add_al_ingest(&AlIngest {
+        ingest_id: "i".into(),
+        user_id: 9,
+        sid: "s3".into(),
+        queue: String::new(),
+        threshold: None,
+        generate_alert: false,
+        created_on: Timestamp::now(),
+        notified_on: None,
+    })
+    .await
+    .expect("ingest");
+    let counts = || async {
+        (
+            al.unfinished_al_submissions(9, false).await.expect("sync"),
+            al.unfinished_al_submissions(9, true).await.expect("async"),
+        )
+    };
+    assert_eq!(counts().await, (2, 1));
+    assert!(
+        tasks
+            .transition(ids[0], &[TaskStatus::Pending], TaskStatus::Completed)
+            .await
+            .expect("transition")
+    );
+    assert_eq!(counts().await, (2, 1), "completed is not finished yet");
+    assert!(
+        tasks
+            .transition(ids[0], &[TaskStatus::Completed], TaskStatus::Reported)
+            .await
+            .expect("transition")
+    );
+    assert_eq!(counts().await, (1, 1));
+    assert!(tasks.delete_task(ids[2]).await.expect("delete"));
+    assert_eq!(counts().await, (1, 0), "a deleted task is finished");
+    assert_eq!(
+        al.unfinished_al_submissions(10, false)
+            .await
+            .expect("other"),
+        0
+    );
+}

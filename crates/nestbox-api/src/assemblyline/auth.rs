@@ -110,7 +110,11 @@ pub async fn authenticate(State(st): St, mut req: Request, next: Next) -> Respon
         return next.run(req).await;
     }
     let q = settings.quotas_of(&c.user.username);
-    let Some(guard) = st.quota.begin_call(c.user.id, q.concurrent_api_calls) else {
+    let guard = match quota::begin_call(&st.ctx.al_repo, c.user.id, q.concurrent_api_calls).await {
+        Ok(g) => g,
+        Err(e) => return e.into_response(),
+    };
+    let Some(guard) = guard else {
         return AlError::Status(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
@@ -122,7 +126,7 @@ pub async fn authenticate(State(st): St, mut req: Request, next: Next) -> Respon
     };
     let mut remaining = None;
     if q.daily_api_calls != 0 && quota::counts_toward_quota(&c.path) {
-        match st.quota.count_call(c.user.id, q.daily_api_calls) {
+        match quota::count_call(st.ctx.al_repo.as_ref(), c.user.id, q.daily_api_calls).await {
             Ok(n) => remaining = Some(n),
             Err(e) => return e.into_response(),
         }
@@ -270,7 +274,11 @@ pub async fn logout(State(st): St, headers: HeaderMap) -> Response {
 pub async fn whoami(State(st): St, Extension(c): Extension<Caller>) -> Response {
     let s = &st.ctx.assemblyline;
     let q = s.quotas_of(&c.user.username);
-    let (api_left, sub_left) = st.quota.remaining(c.user.id, &q);
+    let (api_left, sub_left) = match quota::remaining(st.ctx.al_repo.as_ref(), c.user.id, &q).await
+    {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
     let mut types = vec!["user"];
     if c.is_admin() {
         types = vec!["admin"];
@@ -349,7 +357,7 @@ pub async fn quotas(
         }
     };
     let q = st.ctx.assemblyline.quotas_of(&user);
-    let (api, submission) = st.quota.remaining(user_id, &q);
+    let (api, submission) = quota::remaining(st.ctx.al_repo.as_ref(), user_id, &q).await?;
     Ok(ok(
         json!({"daily_api": api, "daily_submission": submission}),
     ))

@@ -92,7 +92,6 @@ impl AlSettings {
 pub struct AlState {
     ctx: Arc<ApiContext>,
     sessions: Mutex<std::collections::HashMap<String, Session>>,
-    quota: quota::Tracker,
     live: live::WatchQueues,
 }
 
@@ -219,7 +218,6 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
     let state = Arc::new(AlState {
         ctx,
         sessions: Mutex::new(Default::default()),
-        quota: Default::default(),
         live: Default::default(),
     });
     let protected = Router::new()

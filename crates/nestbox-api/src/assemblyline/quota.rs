@@ -14,15 +14,23 @@
 //!
 //! 0 means unlimited. Daily counters reset at 00:00 UTC. The client treats a 503 whose
 //! message holds "quota" and "daily" as an error and retries any other 503, which is why the
-//! messages must be exact. Counters live in memory (Assemblyline's live in Redis): a restart
-//! resets them.
+//! messages must be exact.
+//!
+//! The counters live in the store (Assemblyline keeps them in Redis), so every API node
+//! behind one PostgreSQL database counts the same calls and a restart forgets nothing: one
+//! atomic conditional increment per counted event ([`AlRepo::bump_quota`]), nothing when
+//! a quota is 0. Concurrent calls are a counter taken before the view and given back
+//! after it; its window ends [`INFLIGHT_WINDOW`] after it opened, so counts a crashed
+//! node never gave back are forgotten then. Concurrent submissions are the user's
+//! unfinished submissions (a store count) plus the ones being made right now (a counter
+//! given back once the submission's records are written, so no moment counts neither).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::Arc;
 
-use nestbox_types::{TaskId, TaskStatus};
+use nestbox_core::assemblyline::AlRepo;
+use nestbox_types::Timestamp;
 
-use super::{AlError, AlState};
+use super::AlError;
 use axum::http::StatusCode;
 
 /// One user's limits (0 = unlimited).
@@ -53,222 +61,220 @@ impl Default for Quotas {
     }
 }
 
-#[derive(Default)]
-struct Daily {
-    day: i64,
-    api: u64,
-    submissions: u64,
-}
+/// How long a window of the concurrent-call counter lasts: a count a crashed node never
+/// gave back is forgotten by then (Assemblyline's Redis counters expire the same way).
+pub const INFLIGHT_WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
+/// How long a submission may take to write its records while it holds a concurrent slot.
+const RESERVED_WINDOW: i64 = 600_000_000;
+const DAY: i64 = 86_400_000_000;
 
-/// A reserved submission slot, to be bound to its task or released.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Slot(u64);
+const API_INFLIGHT: &str = "api_inflight";
+const API_DAILY: &str = "api_daily";
+const SUBMISSION_DAILY: &str = "submission_daily";
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Held {
-    Reserved(Slot),
-    Task(TaskId),
-}
-
-/// The trackers of every user.
-#[derive(Default)]
-pub struct Tracker {
-    inflight: Mutex<HashMap<i64, u64>>,
-    daily: Mutex<HashMap<i64, Daily>>,
-    /// `(user, async)` → the unfinished submissions.
-    running: Mutex<HashMap<(i64, bool), Vec<Held>>>,
-    next_slot: std::sync::atomic::AtomicU64,
-}
-
-fn today() -> i64 {
-    chrono::Utc::now().timestamp().div_euclid(86_400)
-}
-
-/// A user's counters for today (yesterday's are dropped: the daily reset).
-fn today_of(m: &mut HashMap<i64, Daily>, user: i64) -> &mut Daily {
-    let d = m.entry(user).or_default();
-    let day = today();
-    if d.day != day {
-        *d = Daily {
-            day,
-            ..Daily::default()
-        };
+fn reserved_kind(is_async: bool) -> &'static str {
+    if is_async {
+        "async_submission_reserved"
+    } else {
+        "submission_reserved"
     }
-    d
+}
+
+/// Today (UTC) as a day number, and the end of it.
+fn today() -> (i64, Timestamp) {
+    let day = Timestamp::now().0.div_euclid(DAY);
+    (day, Timestamp((day + 1) * DAY))
+}
+
+fn in_micros(us: i64) -> Timestamp {
+    Timestamp(Timestamp::now().0.saturating_add(us))
+}
+
+fn limit(max: u64) -> i64 {
+    i64::try_from(max).unwrap_or(i64::MAX)
 }
 
 fn unavailable(msg: String) -> AlError {
     AlError::Status(StatusCode::SERVICE_UNAVAILABLE, msg)
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+/// A concurrent submission slot taken by [`begin_submission`], to be given back by
+/// [`end_submission`] once the submission's records are written (or it failed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    is_async: bool,
+    reserved: bool,
+    daily: bool,
 }
 
-impl Tracker {
-    /// Starts an API call; `None` when over the concurrent quota. The guard ends it.
-    pub fn begin_call(&self, user: i64, max: u64) -> Option<CallGuard<'_>> {
-        let mut m = lock(&self.inflight);
-        let n = m.entry(user).or_default();
-        if max != 0 && *n >= max {
-            return None;
-        }
-        *n += 1;
-        Some(CallGuard {
-            tracker: self,
+/// Starts an API call of `user` under the concurrent quota `max`: `None` when over it.
+/// The guard gives the call back when dropped.
+pub async fn begin_call(
+    repo: &Arc<dyn AlRepo>,
+    user: i64,
+    max: u64,
+) -> Result<Option<CallGuard>, AlError> {
+    if max == 0 {
+        return Ok(Some(CallGuard { repo: None, user }));
+    }
+    let window = in_micros(INFLIGHT_WINDOW.as_micros() as i64);
+    Ok(repo
+        .bump_quota(user, API_INFLIGHT, 0, 1, limit(max), window)
+        .await?
+        .map(|_| CallGuard {
+            repo: Some(repo.clone()),
             user,
-        })
-    }
+        }))
+}
 
-    /// Counts an API call; `Err` when it goes past the daily quota, else the remaining.
-    pub fn count_call(&self, user: i64, max: u64) -> Result<u64, AlError> {
-        let mut m = lock(&self.daily);
-        let d = today_of(&mut m, user);
-        d.api += 1;
-        if d.api > max {
+/// Counts an API call toward the daily quota `max` (not 0): `Err` past it, else the
+/// calls left today.
+pub async fn count_call(repo: &dyn AlRepo, user: i64, max: u64) -> Result<u64, AlError> {
+    let (day, end) = today();
+    match repo
+        .bump_quota(user, API_DAILY, day, 1, limit(max), end)
+        .await?
+    {
+        Some(n) => Ok(max.saturating_sub(n.unsigned_abs())),
+        None => Err(unavailable(format!(
+            "You've exceeded your daily maximum API calls quota of {max}"
+        ))),
+    }
+}
+
+/// Remaining daily `(api, submissions)` for `user/quotas/` and `whoami`.
+pub async fn remaining(repo: &dyn AlRepo, user: i64, q: &Quotas) -> Result<(u64, u64), AlError> {
+    let (day, _) = today();
+    let api = if q.daily_api_calls == 0 {
+        0
+    } else {
+        repo.quota_counter(user, API_DAILY, day).await?
+    };
+    let sub = if q.daily_submissions == 0 {
+        0
+    } else {
+        repo.quota_counter(user, SUBMISSION_DAILY, day).await?
+    };
+    Ok((
+        q.daily_api_calls.saturating_sub(api.unsigned_abs()),
+        q.daily_submissions.saturating_sub(sub.unsigned_abs()),
+    ))
+}
+
+/// `check_submission_quota` / `check_async_submission_quota`: takes one daily submission
+/// and one concurrent slot. Returns the slot and the remaining daily submissions (`None`
+/// when the daily quota is off).
+pub async fn begin_submission(
+    repo: &dyn AlRepo,
+    user: i64,
+    q: &Quotas,
+    is_async: bool,
+) -> Result<(Slot, Option<u64>), AlError> {
+    let mut slot = Slot {
+        is_async,
+        reserved: false,
+        daily: false,
+    };
+    let mut remaining = None;
+    if q.daily_submissions != 0 {
+        let (day, end) = today();
+        let Some(n) = repo
+            .bump_quota(
+                user,
+                SUBMISSION_DAILY,
+                day,
+                1,
+                limit(q.daily_submissions),
+                end,
+            )
+            .await?
+        else {
             return Err(unavailable(format!(
-                "You've exceeded your daily maximum API calls quota of {max}"
+                "You've reached your daily maximum submission quota of {}",
+                q.daily_submissions
             )));
-        }
-        Ok(max - d.api)
-    }
-
-    /// Remaining daily `(api, submissions)` for `user/quotas/` and `whoami`.
-    pub fn remaining(&self, user: i64, q: &Quotas) -> (u64, u64) {
-        let m = lock(&self.daily);
-        let (api, sub) = match m.get(&user) {
-            Some(d) if d.day == today() => (d.api, d.submissions),
-            _ => (0, 0),
         };
-        (
-            q.daily_api_calls.saturating_sub(api),
-            q.daily_submissions.saturating_sub(sub),
-        )
+        slot.daily = true;
+        remaining = Some(q.daily_submissions.saturating_sub(n.unsigned_abs()));
     }
-
-    fn add_submission(&self, user: i64, delta: i64) {
-        let mut m = lock(&self.daily);
-        let d = today_of(&mut m, user);
-        d.submissions = d.submissions.saturating_add_signed(delta);
-    }
-
-    /// `check_submission_quota` / `check_async_submission_quota`: takes one daily
-    /// submission and one concurrent slot. Returns the slot and the remaining daily
-    /// submissions (`None` when the daily quota is off).
-    pub async fn begin_submission(
-        &self,
-        st: &AlState,
-        user: i64,
-        q: &Quotas,
-        is_async: bool,
-    ) -> Result<(Slot, Option<u64>), AlError> {
-        let mut remaining = None;
-        if q.daily_submissions != 0 {
-            let mut m = lock(&self.daily);
-            let d = today_of(&mut m, user);
-            if d.submissions >= q.daily_submissions {
-                return Err(unavailable(format!(
-                    "You've reached your daily maximum submission quota of {}",
-                    q.daily_submissions
-                )));
-            }
-            d.submissions += 1;
-            remaining = Some(q.daily_submissions - d.submissions);
+    let max = if is_async {
+        q.concurrent_async_submissions
+    } else {
+        q.concurrent_submissions
+    };
+    if max != 0 {
+        // The slots left once the unfinished submissions are counted; the ones being made
+        // right now hold a reservation each.
+        let unfinished = repo.unfinished_al_submissions(user, is_async).await?;
+        let free = limit(max).saturating_sub(unfinished);
+        let taken = repo
+            .bump_quota(
+                user,
+                reserved_kind(is_async),
+                0,
+                1,
+                free,
+                in_micros(RESERVED_WINDOW),
+            )
+            .await?;
+        if taken.is_none() {
+            end_submission(repo, user, slot, false).await;
+            return Err(unavailable(if is_async {
+                format!("You've exceeded your maximum async concurrent submission quota of {max}")
+            } else {
+                format!("You've exceeded your maximum concurrent submission quota of {max}")
+            }));
         }
-        let max = if is_async {
-            q.concurrent_async_submissions
-        } else {
-            q.concurrent_submissions
-        };
-        let slot = Slot(
-            self.next_slot
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-        );
-        if max != 0 {
-            // Forget the submissions that finished (the dispatcher's `end`), then count.
-            let tasks: Vec<TaskId> = lock(&self.running)
-                .get(&(user, is_async))
-                .map(|v| {
-                    v.iter()
-                        .filter_map(|h| match h {
-                            Held::Task(t) => Some(*t),
-                            Held::Reserved(_) => None,
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            let mut done = Vec::new();
-            for t in tasks {
-                let finished = match st.ctx.core.repo.task(t).await {
-                    Ok(Some(task)) => !matches!(
-                        task.status,
-                        TaskStatus::Pending | TaskStatus::Running | TaskStatus::Completed
-                    ),
-                    Ok(None) => true,
-                    Err(_) => false,
-                };
-                if finished {
-                    done.push(t);
-                }
-            }
-            let mut m = lock(&self.running);
-            let held = m.entry((user, is_async)).or_default();
-            held.retain(|h| !matches!(h, Held::Task(t) if done.contains(t)));
-            if held.len() as u64 >= max {
-                drop(m);
-                if q.daily_submissions != 0 {
-                    self.add_submission(user, -1);
-                }
-                return Err(unavailable(if is_async {
-                    format!(
-                        "You've exceeded your maximum async concurrent submission quota of {max}"
-                    )
-                } else {
-                    format!("You've exceeded your maximum concurrent submission quota of {max}")
-                }));
-            }
-            held.push(Held::Reserved(slot));
-        }
-        Ok((slot, remaining))
+        slot.reserved = true;
     }
+    Ok((slot, remaining))
+}
 
-    /// Binds a slot to the task that now runs the submission.
-    pub fn bind(&self, user: i64, is_async: bool, slot: Slot, task: TaskId) {
-        if let Some(v) = lock(&self.running).get_mut(&(user, is_async)) {
-            for h in v.iter_mut() {
-                if *h == Held::Reserved(slot) {
-                    *h = Held::Task(task);
-                }
-            }
+/// Gives back a slot's reservation once its submission is recorded (it now counts as
+/// unfinished by itself); after a failed submission (`done` false) its daily submission too.
+pub async fn end_submission(repo: &dyn AlRepo, user: i64, slot: Slot, done: bool) {
+    if slot.reserved {
+        let kind = reserved_kind(slot.is_async);
+        // A window that ended meanwhile is not reopened by the decrement.
+        let now = Timestamp::now();
+        if let Err(e) = repo.bump_quota(user, kind, 0, -1, i64::MAX, now).await {
+            tracing::warn!(error = %e, "assemblyline: giving back a submission slot failed");
         }
     }
-
-    /// Gives back a slot and its daily submission after a failed submission.
-    pub fn release(&self, user: i64, is_async: bool, slot: Slot, q: &Quotas) {
-        if let Some(v) = lock(&self.running).get_mut(&(user, is_async)) {
-            v.retain(|h| *h != Held::Reserved(slot));
-        }
-        if q.daily_submissions != 0 {
-            self.add_submission(user, -1);
+    if slot.daily && !done {
+        let (day, end) = today();
+        if let Err(e) = repo
+            .bump_quota(user, SUBMISSION_DAILY, day, -1, i64::MAX, end)
+            .await
+        {
+            tracing::warn!(error = %e, "assemblyline: giving back a daily submission failed");
         }
     }
 }
 
-/// Ends an API call of the concurrent quota when dropped.
-pub struct CallGuard<'a> {
-    tracker: &'a Tracker,
+/// Ends an API call of the concurrent quota when dropped (also when the client went away
+/// and the view was cancelled).
+pub struct CallGuard {
+    repo: Option<Arc<dyn AlRepo>>,
     user: i64,
 }
 
-impl Drop for CallGuard<'_> {
+impl Drop for CallGuard {
     fn drop(&mut self) {
-        let mut m = lock(&self.tracker.inflight);
-        if let Some(n) = m.get_mut(&self.user) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                m.remove(&self.user);
+        let Some(repo) = self.repo.take() else {
+            return;
+        };
+        let user = self.user;
+        tokio::spawn(async move {
+            // A live window keeps its end; one that ended is not reopened.
+            let now = Timestamp::now();
+            if let Err(e) = repo
+                .bump_quota(user, API_INFLIGHT, 0, -1, i64::MAX, now)
+                .await
+            {
+                tracing::warn!(error = %e, "assemblyline: ending a concurrent API call failed");
             }
-        }
+        });
     }
 }
 
@@ -297,39 +303,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn concurrent_calls_are_bounded_and_released() {
-        let t = Tracker::default();
-        let a = t.begin_call(1, 2).unwrap();
-        let _b = t.begin_call(1, 2).unwrap();
-        assert!(t.begin_call(1, 2).is_none());
-        assert!(t.begin_call(2, 2).is_some(), "per user");
-        drop(a);
-        assert!(t.begin_call(1, 2).is_some());
-        assert!(t.begin_call(1, 0).is_some(), "0 = unlimited");
-    }
-
-    #[test]
-    fn daily_calls_count_down_then_refuse() {
-        let t = Tracker::default();
-        assert_eq!(t.count_call(1, 2).unwrap(), 1);
-        assert_eq!(t.count_call(1, 2).unwrap(), 0);
-        match t.count_call(1, 2) {
-            Err(AlError::Status(code, msg)) => {
-                assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
-                assert_eq!(
-                    msg,
-                    "You've exceeded your daily maximum API calls quota of 2"
-                );
-            }
-            other => panic!("{other:?}"),
-        }
-        let q = Quotas {
-            daily_api_calls: 5,
-            ..Quotas::default()
-        };
-        assert_eq!(t.remaining(1, &q), (2, 0));
+    fn quota_endpoints() {
         assert!(counts_toward_quota("/api/v4/submission/x/"));
         assert!(!counts_toward_quota("/api/v4/submit/"));
         assert!(!counts_toward_quota("/api/"));
+        assert!(!counts_toward_quota("/api/v4/search/result/"));
     }
 }

@@ -22,7 +22,7 @@ use serde_json::{Map, Value, json};
 use sha2::Digest as _;
 
 use super::views::{self, Loaded};
-use super::{AlError, AlState, Caller, Result, St, iso, ok, random_id};
+use super::{AlError, AlState, Caller, Result, St, iso, ok, quota, random_id};
 use crate::common::form::{FormError, read_form};
 
 const BAD_JSON: &str = "No data block provided or data block not in JSON format.'";
@@ -555,20 +555,11 @@ async fn with_quota(
         return work.await.map(|(rec, _)| (rec, None));
     }
     let q = st.ctx.assemblyline.quotas_of(&c.user.username);
-    let (slot, remaining) = st
-        .quota
-        .begin_submission(st, c.user.id, &q, is_async)
-        .await?;
-    match work.await {
-        Ok((rec, _)) => {
-            st.quota.bind(c.user.id, is_async, slot, rec.task_id);
-            Ok((rec, remaining))
-        }
-        Err(e) => {
-            st.quota.release(c.user.id, is_async, slot, &q);
-            Err(e)
-        }
-    }
+    let repo = st.ctx.al_repo.as_ref();
+    let (slot, remaining) = quota::begin_submission(repo, c.user.id, &q, is_async).await?;
+    let done = work.await;
+    quota::end_submission(repo, c.user.id, slot, done.is_ok()).await;
+    done.map(|(rec, _)| (rec, remaining))
 }
 
 fn quota_header(mut r: Response, remaining: Option<u64>) -> Response {
@@ -609,21 +600,27 @@ pub async fn ingest(
             .and_then(|p| p.get("generate_alert"))
             .and_then(Value::as_bool)
             == Some(true);
-    let (rec, remaining) = with_quota(&st, &c, true, intake(&st, &c, parsed, true)).await?;
     let ingest_id = random_id();
-    st.ctx
-        .al_repo
-        .add_al_ingest(&AlIngest {
-            ingest_id: ingest_id.clone(),
-            user_id: c.user.id,
-            sid: rec.sid,
-            queue,
-            threshold,
-            generate_alert,
-            created_on: Timestamp::now(),
-            notified_on: None,
-        })
-        .await?;
+    // The ingest row is written inside the quota's reservation: from then on the
+    // submission counts as an unfinished ingest by itself.
+    let (_, remaining) = with_quota(&st, &c, true, async {
+        let (rec, dedup) = intake(&st, &c, parsed, true).await?;
+        st.ctx
+            .al_repo
+            .add_al_ingest(&AlIngest {
+                ingest_id: ingest_id.clone(),
+                user_id: c.user.id,
+                sid: rec.sid.clone(),
+                queue,
+                threshold,
+                generate_alert,
+                created_on: Timestamp::now(),
+                notified_on: None,
+            })
+            .await?;
+        Ok((rec, dedup))
+    })
+    .await?;
     Ok(quota_header(
         ok(json!({ "ingest_id": ingest_id })),
         remaining,

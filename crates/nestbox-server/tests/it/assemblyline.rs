@@ -629,11 +629,7 @@ pub(crate) fn submit_hello(s: &Server, key: &str, content: &[u8]) -> Resp {
 /// submission quota is deterministic).
 #[test]
 fn quotas_headers_and_503s() {
-    let s = Server::start(
-        "[cape]\nadmin_password = \"pw\"\n[analysis]\nworkers = 0\n\
-         [assemblyline.quotas]\nconcurrent_submissions = 1\ndaily_submissions = 2\n\
-         daily_api_calls = 4\n",
-    );
+    let s = Server::start(QUOTA_CONFIG);
     let k = apikey(&s, &["add", "admin", "k", "--priv", "RW"]);
     // Concurrent submissions: the first is pending, the second is refused (and gives its
     // daily submission back).
@@ -699,6 +695,60 @@ fn quotas_headers_and_503s() {
             .as_str()
             .unwrap()
             .ends_with("[You are not allowed to view settings for another user then yourself.]")
+    );
+    // The counters are in the store: a restart forgets none of today's.
+    let s = Server::start_in(s.kill(), QUOTA_CONFIG);
+    let r = s.get_with("/api/v4/user/whoami/", &h(&k));
+    assert_eq!(r.status, 503, "{}", r.text());
+    let r = submit_hello(&s, &k, b"four");
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        envelope(&r)["api_error_message"],
+        "You've reached your daily maximum submission quota of 2"
+    );
+}
+
+const QUOTA_CONFIG: &str = "[cape]\nadmin_password = \"pw\"\n[analysis]\nworkers = 0\n\
+     [assemblyline.quotas]\nconcurrent_submissions = 1\ndaily_submissions = 2\n\
+     daily_api_calls = 4\n";
+
+/// Two API nodes on one PostgreSQL database count the same quotas (`make pg`).
+#[test]
+fn quotas_are_shared_by_api_nodes() {
+    if std::env::var("NESTBOX_IT_DATABASE").as_deref() != Ok("postgres") {
+        eprintln!(
+            "quotas_are_shared_by_api_nodes: runs with NESTBOX_IT_DATABASE=postgres (make pg)"
+        );
+        return;
+    }
+    let url = crate::harness::pg_database("quotas");
+    let config = format!(
+        "[cape]\nadmin_password = \"pw\"\n[analysis]\nworkers = 0\n\
+         [assemblyline.quotas]\nconcurrent_submissions = 1\ndaily_api_calls = 3\n\
+         [database]\nurl = {url:?}\n"
+    );
+    let a = Server::start_args(tempfile::tempdir().unwrap(), &config, &["--role", "api"]);
+    let b = Server::start_args(tempfile::tempdir().unwrap(), &config, &["--role", "api"]);
+    let k = apikey(&a, &["add", "admin", "k", "--priv", "RW"]);
+    for (node, left) in [(&a, "2"), (&b, "1"), (&a, "0")] {
+        let r = node.get_with("/api/v4/user/whoami/", &h(&k));
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("x-remaining-quota-api"), Some(left));
+    }
+    let r = b.get_with("/api/v4/user/whoami/", &h(&k));
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        envelope(&r)["api_error_message"],
+        "You've exceeded your daily maximum API calls quota of 3"
+    );
+    // One pending submission through a fills the concurrent quota on b too.
+    let r = submit_hello(&a, &k, b"one");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = submit_hello(&b, &k, b"two");
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        envelope(&r)["api_error_message"],
+        "You've exceeded your maximum concurrent submission quota of 1"
     );
 }
 

@@ -59,6 +59,10 @@ async fn pg_al_conformance() {
         return;
     };
     testsuite::run_al_index(&third, &third).await;
+    let Some(fourth) = super::tests::repo("alquota").await else {
+        return;
+    };
+    testsuite::run_al_quota(&fourth, &fourth).await;
 }
 
 #[tokio::test]

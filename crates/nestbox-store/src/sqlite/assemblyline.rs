@@ -200,6 +200,69 @@ impl AlRepo for SqliteRepo {
         rows.iter().map(al_file_from_row).collect()
     }
 
+    async fn bump_quota(
+        &self,
+        user_id: i64,
+        kind: &str,
+        period: i64,
+        delta: i64,
+        max: i64,
+        expires_on: Timestamp,
+    ) -> Result<Option<i64>> {
+        // `live` is the counter's value in its window (0 once expired).
+        let n: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO quota_counters (user_id, kind, period, n, expires_on) \
+             SELECT ?1, ?2, ?3, MAX(?4, 0), ?6 WHERE ?4 <= ?5 \
+             ON CONFLICT (user_id, kind, period) DO UPDATE SET \
+             n = MAX(0, (CASE WHEN quota_counters.expires_on <= ?7 THEN 0 \
+                 ELSE quota_counters.n END) + ?4), \
+             expires_on = CASE WHEN quota_counters.expires_on <= ?7 THEN ?6 \
+                 ELSE quota_counters.expires_on END \
+             WHERE (CASE WHEN quota_counters.expires_on <= ?7 THEN 0 \
+                 ELSE quota_counters.n END) + ?4 <= ?5 \
+             RETURNING n",
+        )
+        .bind(user_id)
+        .bind(kind)
+        .bind(period)
+        .bind(delta)
+        .bind(max)
+        .bind(expires_on.0)
+        .bind(Timestamp::now().0)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(Error::store)?;
+        Ok(n)
+    }
+
+    async fn quota_counter(&self, user_id: i64, kind: &str, period: i64) -> Result<i64> {
+        let n: Option<i64> = sqlx::query_scalar(
+            "SELECT n FROM quota_counters WHERE user_id = ?1 AND kind = ?2 AND period = ?3 \
+             AND expires_on > ?4",
+        )
+        .bind(user_id)
+        .bind(kind)
+        .bind(period)
+        .bind(Timestamp::now().0)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(Error::store)?;
+        Ok(n.unwrap_or(0))
+    }
+
+    async fn unfinished_al_submissions(&self, user_id: i64, is_async: bool) -> Result<i64> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM al_submissions a JOIN tasks t ON t.id = a.task_id \
+             WHERE a.user_id = ?1 AND t.status IN ('pending', 'running', 'completed') \
+             AND EXISTS (SELECT 1 FROM al_ingests i WHERE i.sid = a.sid) = ?2",
+        )
+        .bind(user_id)
+        .bind(i64::from(is_async))
+        .fetch_one(&self.reader)
+        .await
+        .map_err(Error::store)
+    }
+
     async fn count_al_files(&self, query: &AlQuery) -> Result<i64> {
         let mut st = Stmt::new(Ph::Sqlite);
         let clause = st.file_clause(query);
@@ -415,5 +478,11 @@ mod tests {
     async fn result_and_file_indexes() {
         let repo = super::SqliteRepo::open_in_memory().await.unwrap();
         crate::testsuite::run_al_index(&repo, &repo).await;
+    }
+
+    #[tokio::test]
+    async fn quota_counters() {
+        let repo = super::SqliteRepo::open_in_memory().await.unwrap();
+        crate::testsuite::run_al_quota(&repo, &repo).await;
     }
 }
