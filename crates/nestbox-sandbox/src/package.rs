@@ -77,6 +77,94 @@ pub fn is_shared_object(head: &[u8]) -> bool {
     true
 }
 
+/// PDF viewers, by preference: the first one installed opens PDFs (on the virtual display).
+pub const PDF_VIEWERS: &[&str] = &[
+    "/usr/bin/mupdf",
+    "/usr/bin/xpdf",
+    "/usr/bin/evince",
+    "/usr/bin/zathura",
+];
+/// Office suites that open documents (LibreOffice's `soffice`), by preference.
+pub const OFFICE_VIEWERS: &[&str] = &["/usr/bin/soffice", "/usr/lib/libreoffice/program/soffice"];
+
+/// A document opened by a viewer rather than run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Document {
+    /// A PDF.
+    Pdf,
+    /// A Word/Excel/PowerPoint/RTF/OpenDocument file.
+    Office,
+}
+
+impl Document {
+    /// The viewers that can open it.
+    pub fn viewers(self) -> &'static [&'static str] {
+        match self {
+            Document::Pdf => PDF_VIEWERS,
+            Document::Office => OFFICE_VIEWERS,
+        }
+    }
+
+    /// A name for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Document::Pdf => "PDF",
+            Document::Office => "Office document",
+        }
+    }
+}
+
+/// Whether the file is a document, from the `package` option, its first bytes or its
+/// extension (Cuckoo's `pdf`, `doc`, `xls`, `ppt` packages).
+pub fn document_kind(package: &str, file_name: &str, head: &[u8]) -> Option<Document> {
+    match package.to_ascii_lowercase().as_str() {
+        "pdf" => return Some(Document::Pdf),
+        "doc" | "docx" | "xls" | "xlsx" | "ppt" | "pptx" | "rtf" | "office" | "word" | "excel"
+        | "powerpoint" => return Some(Document::Office),
+        "" => {}
+        _ => return None,
+    }
+    if head.starts_with(b"%PDF-") {
+        return Some(Document::Pdf);
+    }
+    let ext = file_name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    let ole = head.starts_with(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1");
+    let zip = head.starts_with(b"PK\x03\x04");
+    match ext.as_str() {
+        "pdf" => Some(Document::Pdf),
+        "doc" | "dot" | "xls" | "xlt" | "ppt" | "pps" if ole => Some(Document::Office),
+        "docx" | "docm" | "xlsx" | "xlsm" | "pptx" | "pptm" | "odt" | "ods" | "odp" if zip => {
+            Some(Document::Office)
+        }
+        "rtf" if head.starts_with(b"{\\rt") => Some(Document::Office),
+        _ if ole => Some(Document::Office),
+        _ => None,
+    }
+}
+
+/// How a document is opened: the first installed viewer, on the sandbox's display;
+/// `None` when no viewer is installed.
+pub fn document(kind: Document, sample: &str) -> Option<Launch> {
+    let viewer = kind.viewers().iter().find(|v| Path::new(v).exists())?;
+    let args = match kind {
+        Document::Pdf => vec![sample.to_owned()],
+        Document::Office => ["--norestore", "--nologo", "--nodefault", "--view", sample]
+            .map(String::from)
+            .to_vec(),
+    };
+    Some(Launch {
+        package: match kind {
+            Document::Pdf => "pdf",
+            Document::Office => "doc",
+        },
+        entry: (*viewer).to_owned(),
+        args,
+    })
+}
+
 /// Chooses the package. `sample` is the sample's path inside the sandbox, `head` its first
 /// bytes. `None`: nothing to run.
 pub fn choose(
@@ -135,6 +223,9 @@ pub fn choose(
             l
         })
     };
+    if let Some(kind) = document_kind(package, file_name, head) {
+        return document(kind, sample);
+    }
     match package.to_ascii_lowercase().as_str() {
         "elf" | "bin" | "exe" => return direct("elf"),
         "so" | "dll" | "lib" => return so(),
@@ -305,6 +396,36 @@ mod tests {
         };
         let l = choose("so", "x.bin", b"", "/tmp/x.bin", &opts).unwrap();
         assert_eq!(l.args.last().unwrap(), "run");
+    }
+
+    #[test]
+    fn documents_by_magic_extension_and_option() {
+        let pdf = b"%PDF-1.4\n";
+        assert_eq!(document_kind("", "x.bin", pdf), Some(Document::Pdf));
+        assert_eq!(document_kind("pdf", "x", b""), Some(Document::Pdf));
+        let ole = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1rest";
+        assert_eq!(document_kind("", "a.doc", ole), Some(Document::Office));
+        assert_eq!(
+            document_kind("", "a.docx", b"PK\x03\x04"),
+            Some(Document::Office)
+        );
+        assert_eq!(document_kind("", "a.zip", b"PK\x03\x04"), None);
+        assert_eq!(
+            document_kind("", "a.rtf", b"{\\rtf1"),
+            Some(Document::Office)
+        );
+        // An explicit other package wins over the magic.
+        assert_eq!(document_kind("sh", "a.pdf", pdf), None);
+        assert_eq!(document_kind("", "a.txt", b"hello"), None);
+        let none = PackageOptions::default();
+        match choose("", "a.pdf", pdf, "/tmp/a.pdf", &none) {
+            Some(l) => {
+                assert_eq!(l.package, "pdf");
+                assert!(PDF_VIEWERS.contains(&l.entry.as_str()));
+                assert_eq!(l.args, vec!["/tmp/a.pdf"]);
+            }
+            None => assert!(PDF_VIEWERS.iter().all(|v| !Path::new(v).exists())),
+        }
     }
 
     #[test]

@@ -779,12 +779,25 @@ pub(crate) async fn detonate(
     };
     let setup_ms = t0.elapsed().as_secs_f64() * 1000.0;
     let netns = net.as_ref().map(|n| n.guest_path());
+    // A viewer never exits by itself: a document is shown for `view_time` seconds
+    // (default 5: enough to load, render and be captured), within the timeout.
+    let viewer = matches!(launch.package, "pdf" | "doc");
+    let run_limit = if viewer {
+        let view = opts
+            .get("view_time")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(5)
+            .max(1);
+        job.timeout.min(Duration::from_secs(view))
+    } else {
+        job.timeout
+    };
     let mut outcome = match execute(
         s,
         &p,
         &launch,
         group.as_ref(),
-        job.timeout,
+        run_limit,
         trace,
         netns.as_deref(),
     )
@@ -809,7 +822,12 @@ pub(crate) async fn detonate(
             (false, None) => "ended".to_owned(),
         }
     ));
-    if outcome.timed_out {
+    if outcome.timed_out && run_limit < job.timeout {
+        det.log.push(format!(
+            "ns: the viewer was closed after showing the document for {} s (view_time)",
+            run_limit.as_secs()
+        ));
+    } else if outcome.timed_out {
         det.log.push(format!(
             "ns: the analysis timeout ({} s) was reached",
             job.timeout.as_secs()
@@ -1016,13 +1034,20 @@ fn stage_file(
     };
     let pkg = job.task.spec.package.to_ascii_lowercase();
     let is_jar = name.to_ascii_lowercase().ends_with(".jar") || pkg == "jar";
-    let none = || {
-        Stop::Log(format!(
+    let none = || match package::document_kind(&pkg, &name, &head) {
+        // A document nothing here can open: say so as an error (the static report stays).
+        Some(kind) => Stop::Error(format!(
+            "No {} viewer is installed on this node (looked for {}); the document was not opened, static analysis only",
+            kind.describe(),
+            kind.viewers().join(", ")
+        )),
+        None => Stop::Log(format!(
             "ns: no analysis package runs this file ({name}); static analysis only"
-        ))
+        )),
     };
     if unpack::is_archive(&head)
         && !is_jar
+        && package::document_kind(&pkg, &name, &head).is_none()
         && matches!(pkg.as_str(), "" | "zip" | "archive" | "tar" | "7z")
     {
         let (host_dir, inside_dir) = unpack::dirs(&tmp, &name);

@@ -1173,3 +1173,106 @@ fn packages_shared_object_jar_archive_and_html() {
     );
     assert_no_leftovers(uid_base);
 }
+
+/// A real one-page PDF (catalog, page tree, page, content stream drawing a black box and
+/// text with a standard font, xref with exact offsets).
+fn pdf_with_text(text: &str) -> Vec<u8> {
+    let content = format!("0 0 0 rg 72 500 300 150 re f BT /F1 36 Tf 72 400 Td ({text}) Tj ET");
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
+         /Resources << /Font << /F1 5 0 R >> >> >>"
+            .to_owned(),
+        format!(
+            "<< /Length {} >>\nstream\n{content}\nendstream",
+            content.len()
+        ),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_owned(),
+    ];
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (n, o) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", n + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
+    for o in offsets {
+        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+#[test]
+fn documents_open_in_a_viewer_with_screenshots_or_say_why_not() {
+    let uid_base = 300_000;
+    let s = sandbox_server(uid_base);
+    let pdf = pdf_with_text("nestbox viewer test");
+    let id = submit(&s, "invoice.pdf", &pdf, 60, "view_time=4");
+    let r = report(&s, id);
+    let log = r["debug"]["log"].to_string();
+    assert!(log.contains("package pdf ran /usr/bin/mupdf"), "{log}");
+    assert!(
+        log.contains("the viewer was closed after showing the document for 4 s"),
+        "{log}"
+    );
+    // The viewer is the root of the process tree, and what it showed is in the shots.
+    let procs = r["behavior"]["processes"].as_array().unwrap();
+    assert!(
+        procs.iter().any(|p| p["process_name"] == "mupdf"),
+        "{procs:?}"
+    );
+    let shots = r["screenshots"].as_array().unwrap();
+    assert!(!shots.is_empty(), "{}", r["debug"]);
+    let mut drawn = false;
+    for n in 1..=shots.len() {
+        let shot = s.get(&format!("/tasks/screenshots/{id}/{n:04}"));
+        assert_eq!(shot.status, 200);
+        let (w, _, raw) = png_pixels(&shot.body);
+        let pixels: Vec<u8> = raw
+            .chunks(1 + w as usize * 3)
+            .flat_map(|row| row[1..].iter().copied())
+            .collect();
+        // The page is white with a black box and text on the display's black root.
+        let white = pixels
+            .chunks(3)
+            .filter(|p| p.iter().all(|c| *c > 240))
+            .count();
+        let black = pixels
+            .chunks(3)
+            .filter(|p| p.iter().all(|c| *c < 16))
+            .count();
+        drawn |= white > 50_000 && black > 10_000;
+    }
+    assert!(drawn, "no screenshot shows the rendered page");
+    // The static report is there too.
+    assert_eq!(r["target"]["file"]["name"], "invoice.pdf");
+
+    // An Office document with no Office suite installed: a clear error, static report kept.
+    if package_missing(&["/usr/bin/soffice", "/usr/lib/libreoffice/program/soffice"]) {
+        let ole = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1 not really a document";
+        let id = submit(&s, "report.doc", ole, 5, "");
+        let r = report(&s, id);
+        let errors = r["debug"]["errors"].to_string();
+        assert!(
+            errors.contains("No Office document viewer is installed on this node"),
+            "{errors}"
+        );
+        assert_eq!(r["target"]["file"]["name"], "report.doc");
+    }
+    assert_no_leftovers(uid_base);
+}
+
+fn package_missing(paths: &[&str]) -> bool {
+    paths.iter().all(|p| !Path::new(p).exists())
+}
