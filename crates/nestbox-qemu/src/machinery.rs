@@ -82,13 +82,7 @@ fn probe_boot(g: &GuestConfig, accel: &str) -> bool {
         vm::create_overlay(&g.image, &p.overlay).ok()?;
         let port = vm::free_port().ok()?;
         let argv = vm::command(g, &p, accel, port);
-        let mut child = std::process::Command::new(&argv[0])
-            .args(&argv[1..])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .ok()?;
+        let mut child = vm::spawn_quiet(&argv).ok()?;
         let agent = AgentClient::new(([127, 0, 0, 1], port).into(), Duration::from_secs(2));
         let deadline = Instant::now() + vm::PROBE_TIMEOUT;
         let mut up = false;
@@ -400,15 +394,9 @@ impl Machinery for QemuMachinery {
         det.log.extend(notes);
         let _ = stop_qemu.send(());
         if let Ok(Some(status)) = watcher.await {
-            let tail = std::fs::read_to_string(run_dir.join("qemu.log")).unwrap_or_default();
-            let tail: String = tail
-                .chars()
-                .rev()
-                .take(600)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
+            // QEMU's last words (why it stopped), capped.
+            let out = std::fs::read(run_dir.join("qemu.log")).unwrap_or_default();
+            let tail = String::from_utf8_lossy(&out[out.len().saturating_sub(600)..]);
             det.errors.push(format!(
                 "qemu: the VM exited before the analysis ended ({status}): {}",
                 tail.trim()

@@ -60,13 +60,7 @@ pub fn save(
     let port = vm::free_port().map_err(|e| e.to_string())?;
     let argv = vm::command(&g, &p, accel, port);
     let t0 = Instant::now();
-    let mut child = std::process::Command::new(&argv[0])
-        .args(&argv[1..])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| format!("starting {}: {e}", argv[0]))?;
+    let mut child = vm::spawn_quiet(&argv).map_err(|e| format!("starting {}: {e}", argv[0]))?;
     let r = (|| {
         let agent = AgentClient::new(([127, 0, 0, 1], port).into(), Duration::from_secs(2));
         loop {

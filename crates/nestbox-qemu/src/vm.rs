@@ -175,6 +175,20 @@ pub fn choose_accel(
     }
 }
 
+/// Starts QEMU with `argv` detached from the terminal, its output discarded (probe boots
+/// and state saves; detonations keep it in `qemu.log`).
+pub fn spawn_quiet(argv: &[String]) -> std::io::Result<std::process::Child> {
+    let (exe, args) = argv
+        .split_first()
+        .ok_or_else(|| std::io::Error::other("empty command line"))?;
+    std::process::Command::new(exe)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+}
+
 /// A free loopback port for the agent forward (bound and released; QEMU binds it next).
 pub fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?

@@ -25,6 +25,14 @@ fn base_image(dir: &Path) -> PathBuf {
 }
 
 fn machinery(dir: &Path, critical: u64) -> QemuMachinery {
+    machinery_with(
+        dir,
+        critical,
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake_qemu.py"),
+    )
+}
+
+fn machinery_with(dir: &Path, critical: u64, qemu: &Path) -> QemuMachinery {
     let analyzer = dir.join("analyzer/windows");
     std::fs::create_dir_all(&analyzer).unwrap();
     std::fs::write(analyzer.join("analyzer.py"), "# the operator's analyzer\n").unwrap();
@@ -43,7 +51,7 @@ fn machinery(dir: &Path, critical: u64) -> QemuMachinery {
             agent_port: 8000,
             ip: "10.0.2.15".into(),
             guestfwd: vec![],
-            qemu: Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake_qemu.py"),
+            qemu: qemu.to_path_buf(),
         }],
         analyzer_dir: Some(dir.join("analyzer")),
         resultserver_ip: "10.0.2.2".into(),
@@ -168,4 +176,44 @@ async fn a_guest_that_never_answers_is_timed_out_and_stopped() {
         det.errors
     );
     assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[tokio::test]
+async fn a_vm_that_exits_at_once_ends_the_wait_with_qemus_words() {
+    let d = tempfile::tempdir().unwrap();
+    // A "QEMU" that refuses its command line, as a real one does with a bad option.
+    let qemu = d.path().join("bad-qemu");
+    std::fs::write(
+        &qemu,
+        "#!/bin/sh\necho 'qemu: -netdev: invalid option' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("755")
+        .arg(&qemu)
+        .status()
+        .unwrap();
+    let m = machinery_with(d.path(), 60, &qemu);
+    let work = d.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let (t, mach) = (task(), machine());
+    let started = std::time::Instant::now();
+    let det = m
+        .detonate(DetonationJob {
+            task: &t,
+            machine: &mach,
+            sample: None,
+            file_name: "s.exe",
+            workdir: &work,
+            timeout: Duration::from_secs(60),
+        })
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "waited for a dead VM"
+    );
+    let all = det.errors.join("\n");
+    assert!(all.contains("exited before its agent answered"), "{all}");
+    assert!(all.contains("invalid option"), "{all}");
 }
