@@ -11,6 +11,8 @@
 local size = tonumber(os.getenv("BENCH_FILE_SIZE") or "10240")
 local text = os.getenv("BENCH_FILE_KIND") == "text"
 local boundary = "nestboxbench0b7f3c9a1e5d"
+-- BENCH_FILE_FIELD: the form field of the file (`file`; Assemblyline's submit/ takes `bin`).
+local field = os.getenv("BENCH_FILE_FIELD") or "file"
 
 -- Park-Miller generator: exact in doubles, so LuaJIT and Lua 5.x give the same bytes.
 local chunks, x = {}, 12345
@@ -28,11 +30,20 @@ if auth and auth ~= "" then
   wrk.headers["Authorization"] = auth
 end
 
+-- BENCH_HEADERS: more request headers, one "Name: value" per line (the Assemblyline
+-- cells' X-USER and X-APIKEY).
+for line in (os.getenv("BENCH_HEADERS") or ""):gmatch("[^\n]+") do
+  local name, value = line:match("^([^:]+):%s*(.*)$")
+  if name then
+    wrk.headers[name] = value
+  end
+end
+
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "multipart/form-data; boundary=" .. boundary
 wrk.body = table.concat({
   "--" .. boundary,
-  'Content-Disposition: form-data; name="file"; filename="sample.bin"',
+  'Content-Disposition: form-data; name="' .. field .. '"; filename="sample.bin"',
   "Content-Type: application/octet-stream",
   "",
   file,

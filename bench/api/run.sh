@@ -223,6 +223,13 @@ workers = 0
 token_auth_enabled = true
 ratelimit = false
 admin_password = "bench-admin"
+
+# The /api/v4/ cells run with Assemblyline's quotas enforced (the concurrent-call counter
+# is taken and given back in the store on every request) but high enough never to refuse;
+# the concurrent submission quota is off (no worker: every submission stays pending).
+[assemblyline.quotas]
+concurrent_api_calls = 1000
+concurrent_submissions = 0
 EOF
 if [[ -n "${BENCH_NESTBOX_LOG:-}" ]]; then
     export NESTBOX_LOG="$BENCH_NESTBOX_LOG"
@@ -258,6 +265,16 @@ curl -fsS -H "Authorization: $CAPE_AUTH" "$BASE/apiv2/tasks/view/$VIEW_ID/" | gr
 [[ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/apiv2/tasks/view/$VIEW_ID/")" == 401 ]] ||
     die "apiv2 answers without a token"
 
+AL_KEY="$("$NESTBOX" apikey add admin bench --priv RW --config "$TMP/nestbox.toml" | tail -n1)" ||
+    die "apikey add failed"
+AL_HEADERS=$'X-USER: admin\nX-APIKEY: '"$AL_KEY"
+AL_SID="$(head -c 10240 /dev/urandom >"$TMP/al.bin" &&
+    curl -fsS -H "X-USER: admin" -H "X-APIKEY: $AL_KEY" -F "bin=@$TMP/al.bin" "$BASE/api/v4/submit/" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["api_response"]["sid"])')" ||
+    die "api/v4/submit failed"
+curl -fsS -H "X-USER: admin" -H "X-APIKEY: $AL_KEY" "$BASE/api/v4/submission/$AL_SID/" |
+    grep -q '"api_status_code": *200' || die "api/v4/submission/$AL_SID failed"
+
 # One concurrency after the other, its ceiling first, so that a cell and its ceiling are
 # measured close in time. Creates add tasks with higher ids: the viewed task and the first
 # page of the list (oldest first) stay the same, so later reads measure the same thing.
@@ -284,6 +301,12 @@ for c in $CONNECTIONS; do
         "$BASE/apiv2/tasks/list/50/" "$HERE/auth.lua"
     BENCH_AUTH="$CAPE_AUTH" cell "POST /apiv2/tasks/create/file/ (token, 10 KB $BENCH_FILE_KIND)" "$c" "$NESTBOX_PID" \
         "$BASE/apiv2/tasks/create/file/" "$HERE/create_file.lua"
+    # Assemblyline /api/v4/ (X-USER + X-APIKEY, quotas enforced).
+    BENCH_HEADERS="$AL_HEADERS" cell "GET /api/v4/submission/<sid>/ (API key)" "$c" "$NESTBOX_PID" \
+        "$BASE/api/v4/submission/$AL_SID/" "$HERE/auth.lua"
+    BENCH_HEADERS="$AL_HEADERS" BENCH_FILE_FIELD=bin \
+        cell "POST /api/v4/submit/ (API key, 10 KB $BENCH_FILE_KIND)" "$c" "$NESTBOX_PID" \
+        "$BASE/api/v4/submit/" "$HERE/create_file.lua"
 done
 kill -0 "$NESTBOX_PID" 2>/dev/null || die "nestbox died during the run"
 kill -0 "$HELLO_PID" 2>/dev/null || die "hello died during the run"

@@ -404,6 +404,11 @@ pub(crate) fn json_response(v: &Value) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
+/// A 200 answer with an already rendered JSON body.
+pub(crate) fn json_bytes(body: bytes::Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
 /// A 200 JSON answer.
 pub(crate) fn ok(v: Value) -> Response {
     json_response(&v)

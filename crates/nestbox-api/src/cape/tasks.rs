@@ -10,7 +10,9 @@ use nestbox_core::Error as CoreError;
 use nestbox_types::{Category, NewTask, TaskId, TaskOptions, TaskQuery, TaskStatus, Timestamp};
 use serde_json::{Map, Value, json};
 
-use super::{Caller, CapeError, Ctx, app_error, dto, json_response, ok, queued, task_id};
+use super::{
+    Caller, CapeError, Ctx, app_error, dto, json_bytes, json_response, ok, queued, task_id,
+};
 use crate::ApiContext;
 use crate::common::form::{FormError, FormInput, UploadedFile, parse_tags, read_form};
 use nestbox_core::report_fields;
@@ -479,6 +481,11 @@ async fn task_entry(ctx: &ApiContext, t: &nestbox_types::Task) -> Result<Map<Str
     Ok(dto::task(t, user_id))
 }
 
+/// A rendered JSON body for the response cache.
+fn body_of(v: &Value) -> bytes::Bytes {
+    bytes::Bytes::from(serde_json::to_vec(v).unwrap_or_default())
+}
+
 fn basename(target: &str) -> String {
     target.rsplit('/').next().unwrap_or("").to_owned()
 }
@@ -828,13 +835,11 @@ async fn list(
         .filter(|s| !s.is_empty())
         .map(|s| s.split('|').filter_map(|x| x.trim().parse().ok()).collect());
     resp.insert("data".into(), json!([]));
-    resp.insert(
-        "config".into(),
-        json!(format!(
-            "Limit: {limit}, Offset: {}",
-            offset.map_or("None".to_owned(), |o| o.to_string())
-        )),
+    let config_note = format!(
+        "Limit: {limit}, Offset: {}",
+        offset.map_or("None".to_owned(), |o| o.to_string())
     );
+    resp.insert("config".into(), json!(config_note));
     resp.insert("buf".into(), json!(0));
     if statuses.as_ref().is_some_and(Vec::is_empty) {
         // Only unknown statuses were asked for: nothing matches.
@@ -858,19 +863,31 @@ async fn list(
         offset,
         ..Default::default()
     };
-    let page = ctx.core.list_tasks(&query).await?;
-    if q.ids.is_some() {
-        let ids: Vec<Value> = page.iter().map(|t| json!({ "id": t.id.0 })).collect();
-        resp.insert("data".into(), Value::Array(ids));
-        return Ok(ok(Value::Object(resp)));
-    }
-    let mut data = Vec::new();
-    for t in &page {
-        data.push(Value::Object(task_entry(ctx, t).await?));
-    }
-    resp.insert("buf".into(), json!(data.len()));
-    resp.insert("data".into(), Value::Array(data));
-    Ok(ok(Value::Object(resp)))
+    let ids_only = q.ids.is_some();
+    let render = || async {
+        let page = ctx.core.list_tasks(&query).await?;
+        if ids_only {
+            let ids: Vec<Value> = page.iter().map(|t| json!({ "id": t.id.0 })).collect();
+            resp.insert("data".into(), Value::Array(ids));
+        } else {
+            let mut data = Vec::new();
+            for t in &page {
+                data.push(Value::Object(task_entry(ctx, t).await?));
+            }
+            resp.insert("buf".into(), json!(data.len()));
+            resp.insert("data".into(), Value::Array(data));
+        }
+        Ok::<_, CapeError>(Some(body_of(&Value::Object(resp))))
+    };
+    // The page changes only when the store does (the data-version cache Cuckoo's list
+    // uses), unless a `window` makes it a function of the clock too.
+    let body = if window.is_some_and(|w| w != 0) && q.completed_after.is_none() {
+        render().await?
+    } else {
+        let key = format!("cape:list:{query:?}:{ids_only}:{}", config_note);
+        crate::common::cache::cached(ctx, key, render).await?
+    };
+    Ok(json_bytes(body.unwrap_or_default()))
 }
 
 /// `GET tasks/list/`.
@@ -952,32 +969,40 @@ pub async fn tasks_view(State(ctx): Ctx, Path(id): Path<String>) -> Result<Respo
     if !ctx.cape.endpoints.taskview {
         return Ok(app_error("Task View API is Disabled"));
     }
-    let Some(mut t) = ctx.core.repo.task(id).await? else {
-        return Ok(app_error("Task not found in database"));
-    };
-    if t.status == TaskStatus::Recovered
-        && let Some(n) = recovery_target(&t.spec.custom)
-        && let Some(new) = ctx.core.repo.task(n).await?
-    {
-        t = new;
-    }
-    let mut entry = task_entry(&ctx, &t).await?;
-    if t.spec.category != Category::Url {
-        entry.insert("target".into(), json!(basename(&t.spec.target)));
-    }
-    if t.status == TaskStatus::Reported
-        && let Some(r) = report_value(&ctx, t.id).await
-    {
-        entry.insert(
-            "malscore".into(),
-            r.get("malscore").cloned().unwrap_or(json!(0.0)),
-        );
-        entry.insert(
-            "detections".into(),
-            r.get("detections").cloned().unwrap_or(json!([])),
-        );
-    }
-    Ok(ok(json!({ "error": false, "data": entry })))
+    // Clients poll this: the answer is cached until the store changes (a report is
+    // written before the status that announces it, so it is never missed).
+    let body = crate::common::cache::cached(&ctx, format!("cape:view:{}", id.0), || async {
+        let Some(mut t) = ctx.core.repo.task(id).await? else {
+            return Ok::<_, CapeError>(Some(body_of(&json!({
+                "error": true, "error_value": "Task not found in database"
+            }))));
+        };
+        if t.status == TaskStatus::Recovered
+            && let Some(n) = recovery_target(&t.spec.custom)
+            && let Some(new) = ctx.core.repo.task(n).await?
+        {
+            t = new;
+        }
+        let mut entry = task_entry(&ctx, &t).await?;
+        if t.spec.category != Category::Url {
+            entry.insert("target".into(), json!(basename(&t.spec.target)));
+        }
+        if t.status == TaskStatus::Reported
+            && let Some(r) = report_value(&ctx, t.id).await
+        {
+            entry.insert(
+                "malscore".into(),
+                r.get("malscore").cloned().unwrap_or(json!(0.0)),
+            );
+            entry.insert(
+                "detections".into(),
+                r.get("detections").cloned().unwrap_or(json!([])),
+            );
+        }
+        Ok(Some(body_of(&json!({ "error": false, "data": entry }))))
+    })
+    .await?;
+    Ok(json_bytes(body.unwrap_or_default()))
 }
 
 /// `Recovery_<N>` → N.

@@ -43,6 +43,36 @@ impl ResponseCache {
     }
 }
 
+/// Serves a body from the context's response cache when the store has not changed since
+/// it was rendered; otherwise renders it (`None` = no such resource, never cached) and
+/// caches it. Without a store version nothing is cached.
+pub async fn cached<F, Fut, E>(
+    ctx: &crate::ApiContext,
+    key: String,
+    render_body: F,
+) -> Result<Option<Bytes>, E>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<Bytes>, E>>,
+    E: From<nestbox_core::Error>,
+{
+    // The version is read before the data, so a body is never filed under a newer version
+    // than the data it shows.
+    let version = ctx.core.repo.data_version().await?;
+    if let Some(v) = version
+        && let Some(body) = ctx.cache.get(&key, v)
+    {
+        return Ok(Some(body));
+    }
+    let Some(body) = render_body().await? else {
+        return Ok(None);
+    };
+    if let Some(v) = version {
+        ctx.cache.put(key, v, body.clone());
+    }
+    Ok(Some(body))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

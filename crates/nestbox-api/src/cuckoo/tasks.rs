@@ -361,8 +361,7 @@ async fn list(ctx: &crate::ApiContext, mut query: TaskQuery, q: ListQuery) -> Re
     body.ok_or_else(|| CuckooError::not_found("Task not found"))
 }
 
-/// Serves a body from the response cache when the store has not changed since it was
-/// rendered; otherwise renders it (`None` = no such resource, never cached).
+/// A JSON response from the response cache (see [`crate::common::cache::cached`]).
 async fn cached<F, Fut>(
     ctx: &crate::ApiContext,
     key: String,
@@ -372,21 +371,9 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<Option<bytes::Bytes>>>,
 {
-    // The version is read before the data, so a body is never filed under a newer version
-    // than the data it shows.
-    let version = ctx.core.repo.data_version().await?;
-    if let Some(v) = version
-        && let Some(body) = ctx.cache.get(&key, v)
-    {
-        return Ok(Some(json_body(body)));
-    }
-    let Some(body) = render_body().await? else {
-        return Ok(None);
-    };
-    if let Some(v) = version {
-        ctx.cache.put(key, v, body.clone());
-    }
-    Ok(Some(json_body(body)))
+    Ok(crate::common::cache::cached(ctx, key, render_body)
+        .await?
+        .map(json_body))
 }
 
 /// `GET /tasks/list`.

@@ -548,6 +548,24 @@ fn checklist_anonymous() {
         r["errors"],
         json!([{ "again.exe": "Duplicated file, disable unique option on submit or in conf/web.conf to force submission" }])
     );
+    // The list and the view are served from the response cache until the store changes:
+    // a new task, and each of its status changes, show at once.
+    let count = || {
+        s.get("/apiv2/tasks/list/50/?ids=1").json()["data"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let before = count();
+    assert_eq!(count(), before, "the same page again");
+    let made = create_file(&s, "cache.txt", b"cache check\n", &[]);
+    let id = made["data"]["task_ids"][0].as_i64().unwrap();
+    assert_eq!(count(), before + 1);
+    let view = s.get(&format!("/apiv2/tasks/view/{id}/")).json();
+    assert_eq!(view["data"]["id"], id);
+    wait_reported(&s, id);
+    let view = s.get(&format!("/apiv2/tasks/view/{id}/")).json();
+    assert_eq!(view["data"]["status"], "reported", "{view}");
 }
 
 #[test]
