@@ -14,7 +14,6 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use nestbox_core::machinery::{Detonation, DetonationJob, DroppedFile};
-use nestbox_types::report::FileInfo;
 use serde_json::{Value, json};
 
 use crate::EmulatorSettings;
@@ -55,63 +54,27 @@ fn read_head(p: &Path) -> Vec<u8> {
     buf
 }
 
-/// The whole command line: seccomp fd, parent-death signal, uid drop, rlimits, bwrap.
+/// The whole command line: seccomp fd, parent-death signal, uid drop, rlimits (the `ns`
+/// machinery's chain, [`nestbox_sandbox::launch::chain`]), then bwrap with its system view
+/// and no network.
 fn command(
     s: &EmulatorSettings,
     root: &Path,
     uid: Option<u32>,
     cpu_secs: u64,
 ) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg("exec 3<\"$NBX_SECCOMP\" || exit 125; exec \"$@\"")
-        .arg("nestbox-emulator")
-        .args(["setpriv", "--pdeathsig", "KILL"]);
-    if let Some(uid) = uid {
-        cmd.arg(format!("--reuid={uid}"))
-            .arg(format!("--regid={uid}"))
-            .arg("--clear-groups");
-    }
-    cmd.args(["--", "prlimit"])
-        .arg(format!("--as={}", s.address_space))
-        .arg(format!("--cpu={cpu_secs}"))
-        .arg(format!("--fsize={}", s.max_file_size.max(256 << 20)))
-        .args(["--core=0", "--nofile=256", "--"]);
+    let limits = [
+        format!("--as={}", s.address_space),
+        format!("--cpu={cpu_secs}"),
+        format!("--fsize={}", s.max_file_size.max(256 << 20)),
+        "--core=0".to_owned(),
+        "--nofile=256".to_owned(),
+    ];
+    let mut cmd = nestbox_sandbox::launch::chain("nestbox-emulator", uid, &limits);
     let venv = std::path::absolute(&s.venv).unwrap_or_else(|_| s.venv.clone());
-    let mut a: Vec<String> = Vec::new();
+    let mut a = nestbox_sandbox::launch::bwrap_base("win-emulator", false);
     let mut push = |xs: &[&str]| a.extend(xs.iter().map(|x| (*x).to_owned()));
     push(&[
-        "bwrap",
-        "--unshare-all",
-        "--unshare-user",
-        "--disable-userns",
-        "--die-with-parent",
-        "--new-session",
-        "--cap-drop",
-        "ALL",
-        "--uid",
-        "1000",
-        "--gid",
-        "1000",
-        "--hostname",
-        "win-emulator",
-        "--ro-bind",
-        "/usr",
-        "/usr",
-    ]);
-    for l in ["bin", "lib", "lib32", "lib64", "libx32", "sbin"] {
-        let host = Path::new("/").join(l);
-        match std::fs::read_link(&host) {
-            Ok(t) => push(&["--symlink", &t.to_string_lossy(), &format!("/{l}")]),
-            Err(_) if host.is_dir() => push(&["--ro-bind", &format!("/{l}"), &format!("/{l}")]),
-            Err(_) => {}
-        }
-    }
-    push(&[
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
         "--tmpfs",
         "/tmp",
         "--ro-bind",
@@ -446,35 +409,14 @@ fn collect_dropped(
             notes.push(format!("dropped file {inside} not kept: {e}"));
             continue;
         }
-        let d = nestbox_analyzers::digest_bytes(&data);
-        let ft = nestbox_analyzers::file_type_bytes(&data);
-        let name = inside
-            .rsplit(['\\', '/'])
-            .next()
-            .filter(|n| !n.is_empty())
-            .unwrap_or("file")
-            .to_owned();
-        files.push(DroppedFile {
-            info: FileInfo {
-                name,
-                path: local.to_string_lossy().into_owned(),
-                size: d.size,
-                crc32: d.crc32,
-                md5: d.md5,
-                sha1: d.sha1,
-                sha256: d.sha256,
-                sha512: d.sha512,
-                ssdeep: Some(d.ssdeep),
-                tlsh: d.tlsh,
-                file_type: ft.description,
-                mime: ft.mime,
-                urls: nestbox_analyzers::extract_urls(&data),
-                pids: vec![SAMPLE_PID],
-                filepath: Some(inside),
-                ..FileInfo::default()
-            },
-            local,
-        });
+        let writers = std::collections::BTreeMap::from([(
+            inside.clone(),
+            std::collections::BTreeSet::from([SAMPLE_PID]),
+        )]);
+        match nestbox_sandbox::dropped::describe(local, inside.clone(), &writers) {
+            Some(d) => files.push(d),
+            None => notes.push(format!("dropped file {inside} could not be read back")),
+        }
     }
     (files, notes)
 }

@@ -126,7 +126,7 @@ fn file_path(f: &DroppedFile) -> String {
 
 /// A dropped file's report entry: hashes, type and URLs of the copy at `local`, `inside`
 /// its path in the sandbox or guest, `writers` the pids that wrote each path. Shared with
-/// the `qemu` machinery, whose guests upload their dropped files.
+/// the `qemu` machinery, whose guests upload their dropped files, and the emulator.
 pub fn describe(
     local: std::path::PathBuf,
     inside: String,
@@ -137,7 +137,13 @@ pub fn describe(
     let urls = std::fs::read(&local)
         .map(|b| nestbox_analyzers::extract_urls(&b))
         .unwrap_or_default();
-    let name = inside.rsplit('/').next().unwrap_or("file").to_owned();
+    // Guest paths may be Windows paths.
+    let name = inside
+        .rsplit(['\\', '/'])
+        .next()
+        .filter(|n| !n.is_empty())
+        .unwrap_or("file")
+        .to_owned();
     Some(DroppedFile {
         info: FileInfo {
             name,

@@ -15,7 +15,7 @@ mod network;
 mod persistence;
 
 use nestbox_types::report::{Behavior, Network, SignatureHit};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::report::base_name;
 
@@ -156,14 +156,15 @@ pub(crate) struct Sig {
 
 impl Signature for Sig {
     fn check(&self, ev: &Evidence<'_>) -> Option<SignatureHit> {
-        hit(
-            self.name,
-            self.description,
-            self.severity,
-            self.categories,
-            self.ttp,
-            (self.find)(ev),
-        )
+        let meta = nestbox_sandbox::signatures::Meta {
+            name: self.name,
+            description: self.description,
+            severity: self.severity,
+            categories: self.categories,
+            ttp: self.ttp,
+            families: &[],
+        };
+        nestbox_sandbox::signatures::hit_for(&meta, (self.find)(ev))
     }
 }
 
@@ -212,50 +213,6 @@ pub fn evaluate(ev: &Evidence<'_>) -> Vec<SignatureHit> {
     all().iter().filter_map(|s| s.check(ev)).collect()
 }
 
-/// A hit with Cuckoo's/CAPE's fields; `iocs` are `(category, indicator)` marks.
-pub(crate) fn hit(
-    name: &str,
-    description: &str,
-    severity: i64,
-    categories: &[&str],
-    ttp: &[(&str, &str)],
-    mut iocs: Vec<(String, String)>,
-) -> Option<SignatureHit> {
-    iocs.sort();
-    iocs.dedup();
-    if iocs.is_empty() {
-        return None;
-    }
-    let marks: Vec<Value> = iocs
-        .iter()
-        .take(50)
-        .map(|(category, ioc)| json!({"type": "ioc", "category": category, "ioc": ioc, "description": null}))
-        .collect();
-    let mut t = Map::new();
-    for (id, label) in ttp {
-        t.insert((*id).to_owned(), json!(label));
-    }
-    Some(SignatureHit {
-        name: name.to_owned(),
-        description: description.to_owned(),
-        severity,
-        confidence: 100,
-        weight: severity,
-        categories: categories.iter().map(|c| (*c).to_owned()).collect(),
-        families: Vec::new(),
-        references: Vec::new(),
-        markcount: iocs.len() as i64,
-        data: iocs
-            .iter()
-            .take(50)
-            .map(|(c, i)| json!({ c.as_str(): i }))
-            .collect(),
-        marks,
-        ttp: t,
-        alert: false,
-    })
-}
-
 /// `(category, text)` marks from calls.
 pub(crate) fn call_marks(calls: &[&Call<'_>]) -> Vec<(String, String)> {
     calls
@@ -273,6 +230,7 @@ pub(crate) fn contains_ci(hay: &str, needle: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn api(name: &str, args: &[&str]) -> Value {
         json!({"pc": "0x401000", "api_name": name, "args": args, "ret_val": "0x1"})

@@ -141,12 +141,16 @@ impl<'a> Evidence<'a> {
     }
 }
 
-/// A signature's fixed description (everything but the evidence).
-pub(crate) struct Meta {
+/// A signature's fixed description (everything but the evidence); shared with the other
+/// machineries' signature sets so every hit has the same shape.
+pub struct Meta {
+    /// Cuckoo's signature name (`persistence_cron`).
     pub name: &'static str,
+    /// One line for the report.
     pub description: &'static str,
     /// 1 informational, 2 suspicious, 3 malicious (Cuckoo's scale).
     pub severity: i64,
+    /// Cuckoo's categories.
     pub categories: &'static [&'static str],
     /// ATT&CK technique id → name.
     pub ttp: &'static [(&'static str, &'static str)],
@@ -155,7 +159,7 @@ pub(crate) struct Meta {
 }
 
 /// IOC marks: (category, value).
-pub(crate) type Marks = Vec<(String, String)>;
+pub type Marks = Vec<(String, String)>;
 
 /// A signature written as code.
 pub(crate) type Check = fn(&Evidence<'_>) -> Marks;
@@ -184,18 +188,21 @@ pub(crate) fn all() -> Vec<Entry> {
 pub fn evaluate(ev: &Evidence<'_>) -> Vec<SignatureHit> {
     all()
         .iter()
-        .filter_map(|(meta, check)| {
-            let mut marks = check(ev);
-            marks.sort();
-            marks.dedup();
-            (!marks.is_empty()).then(|| hit(meta, marks))
-        })
+        .filter_map(|(meta, check)| hit_for(meta, check(ev)))
         .collect()
 }
 
 /// Names of every shipped signature.
 pub fn names() -> Vec<&'static str> {
     all().iter().map(|(m, _)| m.name).collect()
+}
+
+/// The hit of `meta` for the evidence `iocs` (sorted and deduplicated here), or `None`
+/// without evidence.
+pub fn hit_for(meta: &Meta, mut iocs: Marks) -> Option<SignatureHit> {
+    iocs.sort();
+    iocs.dedup();
+    (!iocs.is_empty()).then(|| hit(meta, iocs))
 }
 
 /// A hit with Cuckoo's/CAPE's fields; `marks` are IOC marks.
