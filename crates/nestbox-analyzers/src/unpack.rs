@@ -1,7 +1,8 @@
 //! Bomb-safe extraction of archives and compressed files, from bytes to bytes.
 //!
 //! Formats: zip (stored/deflate, ZipCrypto and WinZip AES with a list of passwords), 7z
-//! (including encrypted headers), tar, gzip, bzip2, xz, zstd and ISO 9660 (Joliet names
+//! (including encrypted headers), tar, gzip, bzip2, xz, zstd, cab (stored and MSZIP; LZX
+//! folders listed) and ISO 9660 (Joliet names
 //! when present), nested up to a depth. RAR (v4/v5) is recognised and its entries are
 //! listed from the headers (`listed`), with an "extraction unsupported" finding: there is
 //! no maintained pure-Rust RAR decoder.
@@ -67,6 +68,8 @@ pub enum Format {
     Iso,
     /// RAR v4/v5 (listed only).
     Rar,
+    /// Microsoft cabinet.
+    Cab,
 }
 
 impl Format {
@@ -82,6 +85,7 @@ impl Format {
             Format::Zstd => "zstd",
             Format::Iso => "iso",
             Format::Rar => "rar",
+            Format::Cab => "cab",
         }
     }
 }
@@ -102,6 +106,8 @@ pub fn format_of(data: &[u8]) -> Option<Format> {
         Some(Format::Zstd)
     } else if data.len() >= 262 && &data[257..262] == b"ustar" {
         Some(Format::Tar)
+    } else if cab::is_cab(data) {
+        Some(Format::Cab)
     } else if data.starts_with(rar::RAR4) || data.starts_with(rar::RAR5) {
         Some(Format::Rar)
     } else if iso::is_iso(data) {
@@ -295,6 +301,7 @@ fn unpack_level_named(data: &[u8], prefix: &str, base: &str, depth: u32, st: &mu
         Format::Tar => untar(Cursor::new(data), prefix, depth, st, data.len() as u64),
         Format::Iso => iso::uniso(data, prefix, depth, st),
         Format::Rar => rar::unrar(data, prefix, st),
+        Format::Cab => cab::uncab(data, prefix, depth, st),
         Format::Gzip | Format::Bzip2 | Format::Xz | Format::Zstd => {
             let inner_name = strip_compression_ext(base);
             let reader: Result<Box<dyn Read + '_>, String> = match format {
@@ -616,6 +623,7 @@ pub fn safe_path(name: &str, max_len: usize) -> String {
     path
 }
 
+mod cab;
 mod iso;
 mod rar;
 

@@ -204,3 +204,82 @@ fn rar_is_listed_not_extracted() {
     let u = unpack(&bad4, "x.rar", &[], &UnpackLimits::default());
     assert!(u.listed.is_empty());
 }
+
+fn big() -> Vec<u8> {
+    (0..110_000u32)
+        .map(|i| (i / 7 % 251) as u8 ^ (i % 3) as u8)
+        .collect()
+}
+
+/// A cabinet written by GNOME's gcab (MSZIP-compressed) with nested paths.
+fn gcab() -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("sub")).unwrap();
+    std::fs::write(dir.path().join("setup.exe"), b"MZ setup ".repeat(500)).unwrap();
+    std::fs::write(dir.path().join("sub/readme.txt"), b"read me").unwrap();
+    // Over three 32 KiB MSZIP blocks, with matches reaching back across block boundaries.
+    std::fs::write(dir.path().join("big.bin"), big()).unwrap();
+    let st = std::process::Command::new("gcab")
+        .current_dir(dir.path())
+        .args([
+            "-c",
+            "-z",
+            "x.cab",
+            "setup.exe",
+            "sub/readme.txt",
+            "big.bin",
+        ])
+        .status()
+        .expect("gcab (scripts/bootstrap.sh installs it)");
+    assert!(st.success());
+    std::fs::read(dir.path().join("x.cab")).unwrap()
+}
+
+#[test]
+fn cab_from_gcab_and_hostile_names() {
+    let data = gcab();
+    let u = unpack(&data, "x.cab", &[], &UnpackLimits::default());
+    assert_eq!(u.format, Some(Format::Cab));
+    assert!(u.errors.is_empty(), "{:?}", u.errors);
+    assert_eq!(sorted_names(&u), ["big.bin", "setup.exe", "sub/readme.txt"]);
+    let b = u.members.iter().find(|m| m.name == "big.bin").unwrap();
+    assert!(
+        b.data == big(),
+        "MSZIP blocks chained through their dictionaries"
+    );
+    let setup = u.members.iter().find(|m| m.name == "setup.exe").unwrap();
+    assert_eq!(setup.data, b"MZ setup ".repeat(500));
+    // Traversal and absolute names: gcab keeps the names it is given.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("evil.exe"), b"MZ").unwrap();
+    let st = std::process::Command::new("gcab")
+        .current_dir(dir.path())
+        .args(["-c", "-n", "h.cab", "evil.exe"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut hostile = std::fs::read(dir.path().join("h.cab")).unwrap();
+    // Rename the entry in place to a same-length traversal name.
+    let at = hostile.windows(8).position(|w| w == b"evil.exe").unwrap();
+    hostile[at..at + 8].copy_from_slice(b"..\\e.exe");
+    let u = unpack(&hostile, "h.cab", &[], &UnpackLimits::default());
+    assert_eq!(sorted_names(&u), ["e.exe"]);
+    assert!(
+        u.findings.iter().any(|f| f.contains("neutralised")),
+        "{:?}",
+        u.findings
+    );
+    // Every truncation and a sweep of corruptions end in a result.
+    for cut in (0..data.len()).step_by(5) {
+        let u = unpack(&data[..cut], "x.cab", &[], &UnpackLimits::default());
+        assert!(u.members.len() <= 3);
+    }
+    for i in (0..data.len()).filter(|i| *i < 600 || i % 31 == 0) {
+        for v in [0x00, 0xff] {
+            let mut bad = data.clone();
+            bad[i] = v;
+            let u = unpack(&bad, "x.cab", &[], &UnpackLimits::default());
+            assert!(u.members.len() <= 3);
+        }
+    }
+}
