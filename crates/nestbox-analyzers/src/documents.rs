@@ -32,6 +32,18 @@ pub struct Findings {
     pub errors: Vec<String>,
 }
 
+/// A little-endian u16 at `o`, if the data reaches that far (binary formats' fields).
+fn u16_at(d: &[u8], o: usize) -> Option<u16> {
+    d.get(o..o.checked_add(2)?)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]))
+}
+
+/// A little-endian u32 at `o`, if the data reaches that far.
+fn u32_at(d: &[u8], o: usize) -> Option<u32> {
+    d.get(o..o.checked_add(4)?)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
 /// Analyses a document or script. Files of no recognised kind give empty findings.
 pub fn analyze(data: &[u8], name: &str) -> Findings {
     let mut f = Findings::default();

@@ -166,6 +166,14 @@ impl State<'_> {
         self.out.members.len() >= self.limits.max_members || self.room() == 0
     }
 
+    /// Records that the member count or total size limit stopped `label`'s walk.
+    fn limit_reached(&mut self, label: &str) {
+        self.finding(format!(
+            "{label}: member count limit ({}) or total size limit reached",
+            self.limits.max_members
+        ));
+    }
+
     fn finding(&mut self, s: String) {
         if self.out.findings.len() < 1000 && !self.out.findings.contains(&s) {
             self.out.findings.push(s);

@@ -109,15 +109,7 @@ pub fn ole<F: Read + Seek>(
     out
 }
 
-fn u16_at(d: &[u8], o: usize) -> Option<u16> {
-    d.get(o..o.checked_add(2)?)
-        .map(|b| u16::from_le_bytes([b[0], b[1]]))
-}
-
-fn u32_at(d: &[u8], o: usize) -> Option<u32> {
-    d.get(o..o.checked_add(4)?)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-}
+use super::{u16_at, u32_at};
 
 /// Reads the first property set of a property set stream into `out`.
 fn property_set(d: &[u8], names: &[&str], out: &mut Map<String, Value>) -> Result<(), String> {
@@ -231,25 +223,8 @@ pub fn filetime(ticks: u64) -> String {
     let micros = ticks / 10;
     let secs = micros / 1_000_000;
     let frac = micros % 1_000_000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Days since 1601-01-01 to a civil date (Howard Hinnant's algorithm on days since
-    // 1970-01-01; 1601-01-01 is day -134774).
-    let z = days - 134_774 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let mut s = format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    );
+    // 1601-01-01 is 11 644 473 600 s before the Unix epoch.
+    let mut s = crate::pe::utc_datetime(secs as i64 - 11_644_473_600);
     if frac != 0 {
         s.push_str(&format!(".{frac:06}"));
     }

@@ -36,15 +36,7 @@ pub struct Xlm {
     pub suspicious: Vec<(String, String)>,
 }
 
-fn u16_at(d: &[u8], o: usize) -> Option<u16> {
-    d.get(o..o.checked_add(2)?)
-        .map(|b| u16::from_le_bytes([b[0], b[1]]))
-}
-
-fn u32_at(d: &[u8], o: usize) -> Option<u32> {
-    d.get(o..o.checked_add(4)?)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-}
+use super::{u16_at, u32_at};
 
 /// Records `(type, body)` from `pos` to the end of the stream (or an EOF record when
 /// `stop_at_eof`).

@@ -180,10 +180,7 @@ pub(super) fn uncab(data: &[u8], prefix: &str, depth: u32, st: &mut State<'_>) {
             continue;
         }
         if st.full() {
-            st.finding(format!(
-                "{label}: member count limit ({}) or total size limit reached",
-                st.limits.max_members
-            ));
+            st.limit_reached(label);
             return;
         }
         let cap = usize::try_from(st.room()).unwrap_or(usize::MAX);
@@ -207,10 +204,7 @@ pub(super) fn uncab(data: &[u8], prefix: &str, depth: u32, st: &mut State<'_>) {
                 continue;
             };
             if st.full() {
-                st.finding(format!(
-                    "{label}: member count limit ({}) or total size limit reached",
-                    st.limits.max_members
-                ));
+                st.limit_reached(label);
                 return;
             }
             let mut r = content;

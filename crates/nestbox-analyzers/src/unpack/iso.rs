@@ -130,10 +130,7 @@ pub(super) fn uniso(data: &[u8], prefix: &str, depth: u32, st: &mut State<'_>) {
                 continue;
             }
             if st.full() {
-                st.finding(format!(
-                    "{label}: member count limit ({}) or total size limit reached",
-                    st.limits.max_members
-                ));
+                st.limit_reached(label);
                 return;
             }
             let off = r.extent.saturating_mul(block);
