@@ -18,10 +18,11 @@
 //! into Cuckoo's `behavior` ([`behavior`]); `strace --seccomp-bpf -f -ff` is the fallback
 //! (`[sandbox] tracer = "strace"`, or automatically when the native tracer fails the probe).
 //!
-//! Network ([`net`]): the sandbox joins a per-task network namespace whose only link is a
-//! veth to a per-task sink namespace with no route anywhere else; the sink answers DNS
-//! (every name → the sink), HTTP (logged, harmless page) and TCP on common ports for any
-//! address, and everything is captured with `AF_PACKET` into the task's `dump.pcap` and
+//! Network ([`net`]): the sandbox joins its slot's network namespace (made once per slot
+//! and reused, see [`net::SlotNet`]) whose only link is a veth to the slot's sink namespace
+//! with no route anywhere else; per task the sink answers DNS (every name → the sink),
+//! HTTP (logged, harmless page), TLS (SNI/JA3) and any other TCP port, and UDP on any port
+//! (DNS at any resolver, NTP; [`udp`]), for any address, and everything is captured with `AF_PACKET` into the task's `dump.pcap` and
 //! summarised into `network` (hosts, domains, dns, http, tcp, udp, icmp).
 //!
 //! What this crate is not: it has no HTTP or SQL and does not store artifacts; it returns

@@ -1,4 +1,4 @@
-//! The per-task network: a guest namespace joined by a veth pair to a sink namespace that
+//! The task network: a guest namespace joined by a veth pair to a sink namespace that
 //! has no other link, so no packet can reach the host or the internet.
 //!
 //! ```text
