@@ -73,7 +73,7 @@ start() {
 base_of() {
     local addr="" i
     for ((i = 0; i < 300; i++)); do
-        addr=$(grep -o 'listening addr=[0-9.:]*' "$tmp/$1.log" | head -n1 | cut -d= -f2 || true)
+        addr=$(grep -so 'listening addr=[0-9.:]*' "$tmp/$1.log" | head -n1 | cut -d= -f2 || true)
         [[ -n $addr ]] && break
         sleep 0.1
     done
