@@ -626,7 +626,9 @@ pub fn safe_path(name: &str, max_len: usize) -> String {
         while !path.is_char_boundary(cut) {
             cut -= 1;
         }
-        path = format!("{}{ext}", &path[..cut]);
+        // The cut can end a component in "/" or turn "..x" into "..": filter again (the
+        // result is short enough now, so this recurses once).
+        return safe_path(&format!("{}{ext}", &path[..cut]), max_len);
     }
     path
 }

@@ -283,3 +283,21 @@ fn cab_from_gcab_and_hostile_names() {
         }
     }
 }
+
+#[test]
+fn truncated_long_names_stay_safe() {
+    // A cut right after a separator, and one that leaves "..".
+    for name in [
+        format!("{}/{}", "a".repeat(99), "b".repeat(300)),
+        format!("{}/..{}", "a".repeat(98), "c".repeat(300)),
+    ] {
+        let safe = safe_path(&name, 100);
+        assert!(safe.len() <= 100, "{safe}");
+        assert!(
+            !safe
+                .split('/')
+                .any(|c| c.is_empty() || c == ".." || c == "."),
+            "{safe:?}"
+        );
+    }
+}
