@@ -28,12 +28,13 @@
 //! What this crate is not: it has no HTTP or SQL and does not store artifacts; it returns
 //! a [`Detonation`] and the worker stores it.
 //!
-//! Key decision and trade-off: bubblewrap + strace as subprocesses instead of calling
-//! `clone(2)`/`ptrace(2)` from Rust. Both are small, audited Debian packages, measured at
-//! ~5 ms (bwrap) and ~1.35× on syscall-heavy code (strace with a seccomp-bpf pre-filter);
-//! a native tracer would be faster to start but is far more code to get right. The
-//! sandbox must never be weaker than bwrap's, so the probe refuses the machinery when any
-//! piece is missing rather than running with less isolation.
+//! Key decisions and trade-offs: isolation is bubblewrap as a subprocess (a small,
+//! audited Debian package, ~5 ms) rather than `clone(2)` from Rust; tracing is native
+//! ([`tracer`]) because strace's per-stop cost (formatting, a write per line, files to
+//! parse back) made open-heavy samples an order of magnitude slower, while the events
+//! stay strace-shaped so strace remains a drop-in fallback. The sandbox must never be
+//! weaker than bwrap's, so the probe refuses the machinery when any piece is missing
+//! rather than running with less isolation.
 #![deny(missing_docs)]
 
 pub mod behavior;

@@ -91,7 +91,11 @@ pub fn spawn(cmd: &Command, filter: &[libc::sock_filter]) -> Result<Pid, String>
             if libc::read(r_fd, (&raw mut b).cast(), 1) != 1 {
                 libc::_exit(125);
             }
-            if libc::syscall(libc::SYS_seccomp, 1 /* SET_MODE_FILTER */, 0, &prog) != 0 {
+            // A root tracer would let setuid programs run with their owner's rights under
+            // ptrace; with no_new_privs no traced process ever gains privileges by exec.
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::syscall(libc::SYS_seccomp, 1 /* SET_MODE_FILTER */, 0, &prog) != 0
+            {
                 libc::_exit(126);
             }
             libc::execve(program.as_ptr(), argv.as_ptr(), envp.as_ptr());

@@ -19,6 +19,12 @@
 //! [`Tracing::kill_all`] from the caller (at the timeout) SIGKILLs every known tracee,
 //! which always ends the loop. Memory is bounded: at most [`Limits::max_events`] events
 //! are kept (the rest counted), strings are cut like strace's `-s 256`.
+//!
+//! Repeats: a thread making the same call with the same arguments again and again (a
+//! polling loop) gets its first [`FOLD_AFTER`] successful repeats recorded; later ones
+//! are counted into `apistats`/`calls_total` without waiting for their result, which halves
+//! their cost. The summary cannot differ (it lists each path and address once, and the
+//! call already succeeded); only their individual lines in the call log are missing.
 
 pub mod child;
 pub mod decode;
@@ -90,7 +96,8 @@ pub struct Finished {
     pub traces: BTreeMap<i64, Vec<Event>>,
     /// How the command (the first process) ended.
     pub status: Option<ExitStatus>,
-    /// Calls seen but not kept (over [`Limits::max_events`]), per pid and call name.
+    /// Calls seen but not kept (over [`Limits::max_events`], or repeats folded after
+    /// [`FOLD_AFTER`]), per pid and call name.
     pub unrecorded: BTreeMap<i64, BTreeMap<String, u64>>,
     /// Counters for the log.
     pub stops: u64,
@@ -136,7 +143,8 @@ pub fn account(t: &mut crate::behavior::Traced, f: &Finished) {
             p["calls_total"] = json!(kept + total);
         }
         t.notes.push(format!(
-            "process {pid}: {total} calls over the trace bound ({}) were counted, not recorded",
+            "process {pid}: {total} calls were counted, not recorded (the same call more than \
+             {FOLD_AFTER} times in a row, or over the trace bound of {} calls)",
             Limits::default().max_events
         ));
     }
@@ -218,6 +226,7 @@ pub fn spawn(cmd: child::Command, limits: Limits) -> Result<Tracing, String> {
 
 /// A recorded call waiting for its syscall-exit stop.
 struct Pending {
+    key: u64,
     time: f64,
     api: String,
     args: Vec<String>,
@@ -228,6 +237,23 @@ struct Pending {
 #[derive(Default)]
 struct Task {
     pending: Option<Pending>,
+    /// The last completed call (hash of name and arguments) and whether it succeeded.
+    last: Option<(u64, bool)>,
+    /// How many times in a row it was made.
+    repeats: u32,
+}
+
+/// Identical successful calls a thread may make in a row with full recording; later ones
+/// are counted only (they cannot change the summary: its lists hold each path, address
+/// and command once) and cost one stop instead of two.
+pub const FOLD_AFTER: u32 = 16;
+
+fn call_key(api: &str, args: &[String]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    api.hash(&mut h);
+    args.hash(&mut h);
+    h.finish()
 }
 
 struct Tracer {
@@ -429,18 +455,24 @@ impl Tracer {
             } else {
                 format!("syscall32_{nr:#x}")
             };
-            *self
-                .out
-                .unrecorded
-                .entry(i64::from(pid.as_raw()))
-                .or_default()
-                .entry(api)
-                .or_default() += 1;
+            self.count(pid, api);
             self.deny_if_needed(pid, native, nr, args);
             return;
         }
         let e = decode::entry(pid, native, nr, args);
+        let key = call_key(&e.api, &e.args);
+        if e.action == Action::Run
+            && !structural
+            && let Some(t) = self.tasks.get(&pid.as_raw())
+            && t.last == Some((key, true))
+            && t.repeats >= FOLD_AFTER
+        {
+            self.count(pid, e.api);
+            restart(libc::PTRACE_CONT, pid, 0);
+            return;
+        }
         let pending = Pending {
+            key,
             time,
             api: e.api,
             args: e.args,
@@ -499,6 +531,11 @@ impl Tracer {
                 } else {
                     (rval.to_string(), None)
                 };
+                if let Some(t) = self.tasks.get_mut(&pid.as_raw()) {
+                    let same = t.last.is_some_and(|(k, _)| k == p.key);
+                    t.repeats = if same { t.repeats.saturating_add(1) } else { 0 };
+                    t.last = Some((p.key, !is_error));
+                }
                 self.push(pid, p, ret, errno);
             }
             (Some(i), Some(p)) if i.op == OP_ENTRY => {
@@ -509,6 +546,17 @@ impl Tracer {
             _ => {}
         }
         restart(libc::PTRACE_CONT, pid, 0);
+    }
+
+    /// A call seen but not kept.
+    fn count(&mut self, pid: Pid, api: String) {
+        *self
+            .out
+            .unrecorded
+            .entry(i64::from(pid.as_raw()))
+            .or_default()
+            .entry(api)
+            .or_default() += 1;
     }
 
     fn push(&mut self, pid: Pid, p: Pending, ret: String, errno: Option<String>) {

@@ -17,12 +17,17 @@ fn command(args: &[&str], dir: &std::path::Path) -> child::Command {
 }
 
 fn trace_with(args: &[&str], limits: Limits, kill_after: Option<Duration>) -> Finished {
+    trace_output(args, limits, kill_after).0
+}
+
+/// The trace and what the command printed.
+fn trace_output(args: &[&str], limits: Limits, kill_after: Option<Duration>) -> (Finished, String) {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async {
+    let f = rt.block_on(async {
         let mut t = spawn(command(args, dir.path()), limits).unwrap();
         if let Some(d) = kill_after {
             tokio::time::sleep(d).await;
@@ -31,7 +36,9 @@ fn trace_with(args: &[&str], limits: Limits, kill_after: Option<Duration>) -> Fi
         tokio::time::timeout(Duration::from_secs(60), t.finished())
             .await
             .expect("the trace did not end")
-    })
+    });
+    let out = std::fs::read_to_string(dir.path().join("out.txt")).unwrap_or_default();
+    (f, out)
 }
 
 fn trace(args: &[&str]) -> Finished {
@@ -398,4 +405,102 @@ fn the_same_behaviour_as_strace() {
         m
     };
     assert_eq!(stats(&a), stats(&b));
+}
+
+#[test]
+fn untraced_clones_are_refused_and_setuid_exec_gains_nothing() {
+    let (_d, exe) = gcc(r#"
+#define _GNU_SOURCE
+#include <sched.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+int main(void) {
+    long r = syscall(SYS_clone, CLONE_UNTRACED | SIGCHLD, 0, 0, 0, 0);
+    if (r == 0) _exit(0);
+    return r == -1 ? 0 : 1;
+}
+"#);
+    let f = trace(&[&exe]);
+    assert_eq!(
+        f.status.and_then(|s| s.code()),
+        Some(0),
+        "the clone was not refused"
+    );
+    let c = calls(&f, "clone");
+    assert_eq!(c.len(), 1);
+    assert!(
+        c[0].1.args[1].contains("CLONE_UNTRACED"),
+        "{:?}",
+        c[0].1.args
+    );
+    assert_eq!(c[0].1.errno.as_deref(), Some("EPERM"));
+
+    // A setuid-root copy of `id`, run by nobody: untraced it reports uid 0 ...
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let id = dir.path().join("id");
+    std::fs::copy("/usr/bin/id", &id).unwrap();
+    std::fs::set_permissions(&id, std::os::unix::fs::PermissionsExt::from_mode(0o4755)).unwrap();
+    let id = id.to_string_lossy().into_owned();
+    let as_nobody = [
+        "/usr/bin/setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+        id.as_str(),
+        "-u",
+    ];
+    let bare = std::process::Command::new(as_nobody[0])
+        .args(&as_nobody[1..])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&bare.stdout).trim(), "0");
+    // ... traced (by root) it stays nobody.
+    let (f, out) = trace_output(&as_nobody, Limits::default(), None);
+    assert_eq!(out.trim(), "65534", "{:?}", f.notes);
+}
+
+#[test]
+fn repeated_calls_are_folded_but_counted() {
+    let (_d, exe) = gcc(r#"
+#include <fcntl.h>
+#include <unistd.h>
+int main(void) {
+    for (int i = 0; i < 1000; i++) { int fd = open("/etc/hostname", O_RDONLY); close(fd); }
+    for (int i = 0; i < 3; i++) { int fd = open("/nonexistent", O_RDONLY); if (fd >= 0) close(fd); }
+    int fd = open("/etc/passwd", O_RDONLY);
+    return fd < 0;
+}
+"#);
+    let f = trace(&[&exe]);
+    assert_eq!(f.status.and_then(|s| s.code()), Some(0));
+    let kept = |p: &str| {
+        calls(&f, "openat")
+            .iter()
+            .filter(|(_, c)| c.args[1] == format!("\"{p}\""))
+            .count()
+    };
+    assert_eq!(kept("/etc/hostname"), FOLD_AFTER as usize + 1);
+    assert_eq!(kept("/nonexistent"), 3, "failures are never folded");
+    assert_eq!(kept("/etc/passwd"), 1);
+    let mut t = behavior::build(&f.traces, &exe, "/", 100);
+    account(&mut t, &f);
+    let root = t.behavior.processes[0]["pid"].as_i64().unwrap();
+    let openat = t.behavior.apistats[&root.to_string()]["openat"]
+        .as_u64()
+        .unwrap();
+    assert!(openat >= 1004, "{openat}");
+    assert_eq!(
+        t.behavior.processes[0]["calls_total"].as_u64(),
+        Some(openat + 2)
+    );
+    let read = &t.behavior.summary["read_files"];
+    assert!(read.contains(&serde_json::json!("/etc/hostname")));
+    assert!(read.contains(&serde_json::json!("/etc/passwd")));
 }

@@ -1276,3 +1276,89 @@ fn documents_open_in_a_viewer_with_screenshots_or_say_why_not() {
 fn package_missing(paths: &[&str]) -> bool {
     paths.iter().all(|p| !Path::new(p).exists())
 }
+
+const HOSTILE_C: &str = r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static void *spin(void *a) { for (;;) pause(); return a; }
+
+int main(void) {
+    FILE *out = fopen("/tmp/hostile.txt", "w");
+    pid_t parent = getppid();
+    errno = 0;
+    long rc = ptrace(PTRACE_ATTACH, parent, 0, 0);
+    fprintf(out, "attach=%ld %s\n", rc, strerrorname_np(errno));
+    errno = 0;
+    rc = syscall(SYS_clone, CLONE_UNTRACED | SIGCHLD, 0, 0, 0, 0);
+    if (rc == 0) _exit(0);
+    fprintf(out, "untraced=%ld %s\n", rc, strerrorname_np(errno));
+    /* Signals for everything it can see: the tracer is not among it. */
+    rc = kill(1, SIGSTOP);
+    fprintf(out, "stop_init=%ld\n", rc);
+    kill(1, SIGCONT);
+    fflush(out);
+    pthread_t t;
+    for (int i = 0; i < 4; i++) pthread_create(&t, 0, spin, 0);
+    /* A child that stops itself, and a zombie nobody reaps. */
+    if (fork() == 0) { raise(SIGSTOP); _exit(0); }
+    if (fork() == 0) _exit(7);
+    fclose(out);
+    kill(-1, SIGKILL);
+    return 0;
+}
+"#;
+
+/// A sample that attacks its tracer and the tree around it (ptrace of its parent, an
+/// untraced clone, SIGSTOP to the sandbox's init, kill(-1), a self-stopped child, a zombie,
+/// spinning threads): the analysis ends with a report, the attempts are in it, the server
+/// that traces it is untouched, and nothing is left behind.
+#[test]
+fn hostile_sample_cannot_escape_or_stop_the_tracer() {
+    let uid_base = 310_000;
+    let s = sandbox_server(uid_base);
+    let dir = tempfile::tempdir().unwrap();
+    let elf = gcc(dir.path(), "hostile", HOSTILE_C);
+    let t0 = Instant::now();
+    let id = submit(&s, "hostile", &elf, 5, "");
+    let r = report(&s, id);
+    assert!(t0.elapsed() < Duration::from_secs(30));
+    let calls = all_calls(&r);
+    let ptrace = calls
+        .iter()
+        .find(|c| c["api"] == "ptrace")
+        .expect("ptrace recorded");
+    assert_eq!(ptrace["arguments"]["request"], "PTRACE_ATTACH");
+    assert_eq!(ptrace["errno"], "EPERM", "{ptrace}");
+    let untraced = calls
+        .iter()
+        .find(|c| {
+            c["api"] == "clone"
+                && c["arguments"]["flags"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("CLONE_UNTRACED")
+        })
+        .expect("the untraced clone recorded");
+    assert_eq!(untraced["errno"], "EPERM");
+    assert!(
+        calls
+            .iter()
+            .any(|c| c["api"] == "kill" && c["arguments"]["pid"] == "-1"),
+        "kill(-1) recorded"
+    );
+    let tar = s.get(&format!("/tasks/report/{id}/dropped?tar=tar"));
+    let body = String::from_utf8_lossy(&tar.body);
+    assert!(body.contains("attach=-1 EPERM"), "{body}");
+    assert!(body.contains("untraced=-1 EPERM"), "{body}");
+    // The server (the tracer's process) is alive and answers.
+    assert_eq!(s.get("/cuckoo/status").status, 200);
+    assert_no_leftovers(uid_base);
+}
