@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | `Characterize` | Static Analysis / CORE | `target.file` identity, libmagic type, PE imphash |
 //! | `Strings` | Static Analysis / CORE | `strings`, `target.file.urls` (tags `network.static.*`) |
+//! | `YARA` | Static Analysis / CORE | `target.file.yara` (one heuristic per rule, tag `file.rule.yara`) |
 //! | `Signatures` | Static Analysis / POST | `signatures` (one heuristic each, score by severity) |
 //! | `Sandbox` | Dynamic Analysis / CORE | `behavior.processes`, `network` (tags `network.dynamic.*`) |
 //!
@@ -86,6 +87,12 @@ pub const SERVICES: &[(&str, &str, &str, &str)] = &[
         "Static Analysis",
         "CORE",
         "Printable strings and embedded URLs",
+    ),
+    (
+        "YARA",
+        "Static Analysis",
+        "CORE",
+        "YARA rules (yara-x): the starter set and the operator's rule directories",
     ),
     (
         "Signatures",
@@ -248,6 +255,60 @@ pub fn host_of(url: &str) -> Option<&str> {
     (!host.is_empty()).then_some(host)
 }
 
+/// The heuristic of a YARA rule group (AL's YARA service: implant 1000, exploit/tool 500,
+/// technique 100, info 0). The group is the rule's `category` metadata as in AL's rule
+/// sets, else read from its tags (the starter rules tag `webshell`, `packer`, `dropper`…).
+fn yara_group(m: &Value) -> (&'static str, &'static str, i64) {
+    let tags: Vec<&str> = m["tags"]
+        .as_array()
+        .map(|t| t.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let category = m["meta"]["category"].as_str().unwrap_or("");
+    let has = |names: &[&str]| {
+        names
+            .iter()
+            .any(|n| category.eq_ignore_ascii_case(n) || tags.iter().any(|t| t == n))
+    };
+    if has(&["implant", "malware", "webshell"]) {
+        ("YARA.1", "Implant", 1000)
+    } else if has(&["exploit"]) {
+        ("YARA.2", "Exploit", 500)
+    } else if has(&["tool"]) {
+        ("YARA.3", "Tool", 500)
+    } else if has(&[
+        "technique",
+        "suspicious",
+        "dropper",
+        "packer",
+        "protector",
+        "macro",
+    ]) {
+        ("YARA.4", "Technique", 100)
+    } else {
+        ("YARA.5", "Info", 0)
+    }
+}
+
+/// One section per matching rule, its metadata as the body, tagged `file.rule.yara`.
+fn yara_sections(matches: &Value) -> Vec<Value> {
+    let Some(list) = matches.as_array() else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(|m| {
+            let name = m["name"].as_str()?;
+            let (id, group, score) = yara_group(m);
+            Some(section(
+                &format!("[{group}] {name}"),
+                m["meta"].clone(),
+                "KEY_VALUE",
+                Some(heuristic(id, group, score, &[name.to_owned()])),
+                vec![tag("file.rule.yara", name)],
+            ))
+        })
+        .collect()
+}
+
 /// The Assemblyline file type of a libmagic description / MIME.
 pub fn al_type(magic: &str, mime: &str) -> String {
     let m = magic.to_ascii_lowercase();
@@ -402,6 +463,11 @@ pub fn derive(sha256: &str, task: Option<&Task>, report: Option<&Value>) -> Resu
         secs.push(sec);
     }
     push("Strings", secs);
+    // YARA.
+    let yara = yara_sections(&file["yara"]);
+    if !yara.is_empty() {
+        push("YARA", yara);
+    }
     // Signatures.
     if let Some(sigs) = r["signatures"].as_array().filter(|s| !s.is_empty()) {
         let secs = sigs
@@ -579,6 +645,48 @@ mod tests {
                      "md5": ["d41d8cd98f00b204e9800998ecf8427e"], "sha1": []},
             "signatures": [{"name": "creates_exe", "severity": 3, "description": "Creates an EXE"}],
         })
+    }
+
+    #[test]
+    fn yara_matches_become_a_yara_result() {
+        let report = json!({"target": {"file": {"yara": [
+            {"name": "EICAR_Test_File", "meta": {"description": "EICAR"}, "tags": ["test"]},
+            {"name": "UPX_Packed", "meta": {}, "tags": ["packer"]},
+            {"name": "Shell", "meta": {"category": "implant"}, "tags": []},
+        ]}}});
+        let r = derive("ab", None, Some(&report));
+        let (key, res) = r
+            .results
+            .iter()
+            .find(|(k, _)| k.contains(".YARA."))
+            .expect("a YARA result");
+        assert!(key.starts_with("ab.YARA.v"), "{key}");
+        assert_eq!(res["response"]["service_name"], "YARA");
+        let secs = res["result"]["sections"].as_array().unwrap();
+        let got: Vec<(&str, i64, &str)> = secs
+            .iter()
+            .map(|s| {
+                (
+                    s["title_text"].as_str().unwrap(),
+                    s["heuristic"]["score"].as_i64().unwrap(),
+                    s["tags"][0]["value"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("[Info] EICAR_Test_File", 0, "EICAR_Test_File"),
+                ("[Technique] UPX_Packed", 100, "UPX_Packed"),
+                ("[Implant] Shell", 1000, "Shell"),
+            ]
+        );
+        assert_eq!(secs[0]["tags"][0]["type"], "file.rule.yara");
+        assert_eq!(secs[0]["body"]["description"], "EICAR");
+        assert_eq!(res["result"]["score"], 1100);
+        // No matches, no YARA result.
+        let none = derive("ab", None, Some(&json!({"target": {"file": {"yara": []}}})));
+        assert!(!none.results.iter().any(|(k, _)| k.contains(".YARA.")));
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub struct Config {
     pub storage: crate::storage_config::StorageConfig,
     /// Log format and filter.
     pub logging: crate::logging_config::LoggingConfig,
+    /// YARA rules and scanning.
+    pub yara: crate::yara_config::YaraConfig,
 }
 
 /// `[server]`
@@ -190,6 +192,7 @@ impl Default for Config {
             qemu: crate::qemu_config::QemuConfig::default(),
             storage: crate::storage_config::StorageConfig::default(),
             logging: crate::logging_config::LoggingConfig::default(),
+            yara: crate::yara_config::YaraConfig::default(),
         }
     }
 }

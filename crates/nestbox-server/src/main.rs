@@ -4,6 +4,7 @@
 //! and API together. Everything else receives them as trait objects.
 
 mod al_config;
+mod analyze_cli;
 mod apikey_cli;
 mod cape_config;
 mod cluster_config;
@@ -17,6 +18,7 @@ mod storage_config;
 mod submit;
 mod users_cli;
 mod web_config;
+mod yara_config;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -29,7 +31,8 @@ use clap::{Parser, Subcommand};
 use nestbox_analyzers::StringsOptions;
 use nestbox_analyzers::unpack::UnpackLimits;
 use nestbox_api::{ApiContext, CuckooSettings};
-use nestbox_core::pipeline::{self, StaticSettings};
+use nestbox_core::pipeline::StaticSettings;
+use nestbox_core::rule_scan::RuleScanner;
 use nestbox_core::{Core, Limits};
 use nestbox_worker::{WorkerPool, WorkerSettings};
 use tokio::sync::watch;
@@ -125,11 +128,9 @@ enum Command {
         #[arg(long)]
         blobs_from: Option<PathBuf>,
     },
-    /// Print the JSON report of the static pipeline for a file, without a server.
-    Analyze {
-        /// The file to analyse.
-        file: PathBuf,
-    },
+    /// The full static pass (hashes, type, strings, documents, PE/ELF/Mach-O, YARA) on
+    /// files or directories, without a server: a JSON report, JSON lines or a summary.
+    Analyze(analyze_cli::AnalyzeArgs),
 }
 
 /// The part a `serve` process plays in a deployment.
@@ -158,7 +159,7 @@ fn main() -> ExitCode {
             server,
             token,
         } => submit::run(&target, &server, token.as_deref()),
-        Command::Analyze { file } => analyze(&file),
+        Command::Analyze(args) => analyze_cli::run(args, VERSION),
         Command::Migrate {
             from,
             to,
@@ -203,8 +204,10 @@ fn serve(
     rt.block_on(run_server(cfg, role))
 }
 
-fn static_settings(cfg: &Config) -> StaticSettings {
+/// The static stage's settings; `rules` is the YARA engine (`None`: no rule scan).
+fn static_settings(cfg: &Config, rules: Option<Arc<dyn RuleScanner>>) -> StaticSettings {
     StaticSettings {
+        rules,
         version: VERSION.to_owned(),
         strings: StringsOptions {
             min_len: cfg.analysis.strings_min_len,
@@ -305,6 +308,24 @@ async fn run_server(cfg: Config, role: Role) -> anyhow::Result<()> {
         }
     }
     clean_tmp(&core.tmp_dir);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // YARA where analyses run: compiled once here (a broken rule file is logged by name
+    // and line and left out), then kept current by the directory poll and SIGHUP.
+    let yara = match analyses {
+        false => None,
+        true => {
+            let (yara_cfg, dir) = (cfg.yara.clone(), data_dir.clone());
+            tokio::task::spawn_blocking(move || yara_cfg.engine(&dir)).await?
+        }
+    };
+    if let Some(engine) = &yara {
+        tokio::spawn(yara_config::watch(
+            engine.clone(),
+            cfg.yara.reload_interval,
+            yara_config::hangup_signal(),
+            shutdown_rx.clone(),
+        ));
+    }
 
     let mut pool = WorkerPool::new(
         core.clone(),
@@ -314,7 +335,7 @@ async fn run_server(cfg: Config, role: Role) -> anyhow::Result<()> {
             critical_timeout: Duration::from_secs(cfg.analysis.critical_timeout),
             poll_interval: Duration::from_millis(cfg.analysis.poll_interval_ms),
             manager: "static".to_owned(),
-            static_settings: static_settings(&cfg),
+            static_settings: static_settings(&cfg, yara.map(|e| e as Arc<dyn RuleScanner>)),
             html_report: cfg.analysis.html_report,
             node: cfg.cluster.node.clone(),
             lease: Duration::from_secs(cfg.cluster.lease_secs),
@@ -332,7 +353,6 @@ async fn run_server(cfg: Config, role: Role) -> anyhow::Result<()> {
     if let Some(m) = qemu {
         pool = pool.with_tagged_machinery(m);
     }
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let ctx = Arc::new(ApiContext {
         core,
         wake: pool.notify(),
@@ -444,42 +464,4 @@ fn clean_tmp(dir: &Path) {
             }
         }
     }
-}
-
-fn analyze(file: &Path) -> anyhow::Result<()> {
-    let meta = std::fs::metadata(file).with_context(|| format!("reading {}", file.display()))?;
-    if !meta.is_file() {
-        anyhow::bail!("{} is not a regular file", file.display());
-    }
-    let cfg = Config::load(None).unwrap_or_default();
-    let settings = static_settings(&cfg);
-    let now = nestbox_types::Timestamp::now();
-    let name = file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let task = nestbox_types::Task {
-        id: nestbox_types::TaskId(0),
-        spec: nestbox_types::NewTask::new(nestbox_types::Category::File, name.clone()),
-        clock: now,
-        added_on: now,
-        started_on: Some(now),
-        completed_on: None,
-        status: nestbox_types::TaskStatus::Running,
-        processing: None,
-        sample: None,
-        guest: None,
-        errors: Vec::new(),
-    };
-    let mut report = pipeline::skeleton(&task, VERSION);
-    pipeline::triage_file(&mut report, file, &name, None, &settings);
-    let ended = nestbox_types::Timestamp::now();
-    report.info.ended = Some(ended.epoch_f64());
-    pipeline::score(&mut report);
-    let json = nestbox_worker::render_report_json(&report);
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    out.write_all(&json)?;
-    out.write_all(b"\n")?;
-    Ok(())
 }

@@ -72,3 +72,96 @@ fn submit_file_and_url() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
 }
+
+#[test]
+fn analyze_walks_directories_with_yara() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(sub.join("eicar.com"), crate::yara::eicar()).unwrap();
+    std::fs::write(dir.path().join("a.txt"), "plain text").unwrap();
+    std::fs::copy("/bin/true", dir.path().join("true")).unwrap();
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(
+        rules.path().join("mine.yar"),
+        "rule Plain_Text { strings: $p = \"plain text\" condition: $p }\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("empty.toml");
+    std::fs::write(&cfg, format!("data_dir = {:?}\n", dir.path().join("d"))).unwrap();
+    let out = Command::new(nestbox_bin())
+        .args(["analyze", "--config", cfg.to_str().unwrap(), "--rules"])
+        .arg(rules.path())
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reports: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let names: Vec<&str> = reports
+        .iter()
+        .map(|r| r["target"]["file"]["name"].as_str().unwrap())
+        .collect();
+    // A sorted walk (the config file itself included), subdirectories in place.
+    assert_eq!(names, ["a.txt", "empty.toml", "eicar.com", "true"]);
+    assert_eq!(
+        reports[0]["target"]["file"]["yara"][0]["name"],
+        "Plain_Text"
+    );
+    assert_eq!(
+        reports[2]["target"]["file"]["yara"][0]["name"],
+        "EICAR_Test_File"
+    );
+    let elf = &reports[3]["static"]["elf"];
+    assert_eq!(elf["file_header"]["class"], "ELF64");
+
+    // Summary lines; --no-yara leaves the match column empty.
+    let out = Command::new(nestbox_bin())
+        .args([
+            "analyze",
+            "--format",
+            "summary",
+            "--no-yara",
+            "--config",
+            cfg.to_str().unwrap(),
+        ])
+        .arg(sub.join("eicar.com"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let line = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        line.contains("eicar.com") && line.trim_end().ends_with(" -"),
+        "{line}"
+    );
+    // A bad rule directory entry is reported by name and line on stderr; the rest runs.
+    std::fs::write(
+        rules.path().join("bad.yar"),
+        "rule Bad {\n condition: $x\n}\n",
+    )
+    .unwrap();
+    let out = Command::new(nestbox_bin())
+        .args([
+            "analyze",
+            "--format",
+            "summary",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--rules",
+        ])
+        .arg(rules.path())
+        .arg(dir.path().join("a.txt"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.yar:2:"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Plain_Text"));
+}

@@ -168,6 +168,11 @@ impl Server {
         }
     }
 
+    /// The server's process id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// The server's stderr lines so far.
     pub fn log_lines(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()

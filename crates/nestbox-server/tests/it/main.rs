@@ -16,6 +16,8 @@
 //! - `deps`: the crate dependency rules (house style §7.3)
 //! - `sandbox`: the `ns` machinery: real detonations, containment, behaviour, dropped files
 //! - `ops`: `/metrics`, `/health`, `/ready`, JSON logs with task ids
+//! - `yara`: YARA end to end: starter rules in every dialect, archive members, dropped
+//!   files, a broken rule file, reload on change and on SIGHUP
 //! - `s3`: the server on a real S3 bucket, migration into one, API + worker nodes on
 //!   PostgreSQL + S3 (ignored here; `make s3-test` runs them)
 
@@ -37,3 +39,4 @@ mod s3;
 mod sandbox;
 mod triage;
 mod web;
+mod yara;
