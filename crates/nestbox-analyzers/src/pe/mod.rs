@@ -304,7 +304,10 @@ pub fn entropy(data: &[u8]) -> f64 {
             let p = c as f64 / len;
             -p * p.log2()
         })
-        .sum()
+        .sum::<f64>()
+        // A single-valued section sums to -0.0, which `%.02f` prints as "-0.00";
+        // pefile says "0.00".
+        + 0.0
 }
 
 fn fill(info: &mut PeInfo, pe: &PE<'_>, data: &[u8]) {

@@ -273,3 +273,11 @@ fn write_seed() {
         std::fs::write(path, sample_pe()).unwrap();
     }
 }
+
+#[test]
+fn entropy_of_a_single_valued_section_is_plus_zero() {
+    // pefile prints 0.00 for a section of one repeated byte, never -0.00.
+    assert_eq!(format!("{:.2}", entropy(&[0u8; 512])), "0.00");
+    assert_eq!(format!("{:.2}", entropy(b"")), "0.00");
+    assert_eq!(format!("{:.2}", entropy(&[0u8, 1])), "1.00");
+}
