@@ -10,9 +10,9 @@ serve: bootstrap release
 	$(TARGET_DIR)/release/nestbox serve
 
 ## Everything CI checks: formatting, lints, unit + integration tests, real-client tests,
-## the web UI in a headless browser,
+## the static pass against pefile and the yara CLI, the web UI in a headless browser,
 ## and a replay of every fuzz target over its seeds and regression inputs.
-test: bootstrap check unit clients docs-ref web-test s3-test fuzz-smoke pg
+test: bootstrap check unit clients docs-ref static-check web-test s3-test fuzz-smoke pg
 
 bootstrap:
 	@./scripts/bootstrap.sh

@@ -18,7 +18,8 @@ export RUSTC_BOOTSTRAP=1
 
 if (($#)); then targets=("$@"); else mapfile -t targets < <(cargo fuzz list); fi
 
-cargo fuzz build --sanitizer "$sanitizer" || exit 1
+# --features yara: the yara_scan target needs the YARA engine (see Cargo.toml).
+cargo fuzz build --sanitizer "$sanitizer" --features yara || exit 1
 
 failed=()
 for t in "${targets[@]}"; do
@@ -27,7 +28,7 @@ for t in "${targets[@]}"; do
   dirs=("work/corpus/$t" "corpus/$t")
   [ -d "regressions/$t" ] && dirs+=("regressions/$t")
   # shellcheck disable=SC2086  # FUZZ_ARGS is a list of flags
-  if ! cargo fuzz run --sanitizer "$sanitizer" "$t" "${dirs[@]}" -- \
+  if ! cargo fuzz run --sanitizer "$sanitizer" --features yara "$t" "${dirs[@]}" -- \
       -max_total_time="$seconds" -timeout=10 -print_final_stats=1 ${FUZZ_ARGS:-}; then
     failed+=("$t")
   fi

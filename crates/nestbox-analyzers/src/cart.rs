@@ -142,8 +142,11 @@ impl Packer {
         let opt_header = if header.is_empty() {
             Vec::new()
         } else {
-            // serde_json's Map is sorted and to_vec is compact: cart.py's sort_keys + separators.
-            crypt(&key, serde_json::to_vec(header).unwrap_or_default())
+            // cart.py's sort_keys + compact separators. Sorted explicitly: serde_json's Map
+            // keeps insertion order in builds with `preserve_order` (yara-x turns it on).
+            let mut sorted = Value::Object(header.clone());
+            sorted.sort_all_objects();
+            crypt(&key, serde_json::to_vec(&sorted).unwrap_or_default())
         };
         let mut out = Vec::with_capacity(HEADER_LEN + opt_header.len());
         out.extend_from_slice(b"CART");

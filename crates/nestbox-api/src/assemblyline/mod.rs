@@ -165,7 +165,8 @@ impl IntoResponse for AlError {
 
 type Result<T, E = AlError> = std::result::Result<T, E>;
 
-/// `make_api_response`: the envelope, HTTP status = `api_status_code`.
+/// `make_api_response`: the envelope, HTTP status = `api_status_code`. Written as Flask's
+/// `jsonify` does outside debug mode: compact, `sort_keys`, `ensure_ascii`.
 pub fn envelope(code: StatusCode, response: Value, msg: &str) -> Response {
     let body = json!({
         "api_response": response,
@@ -176,7 +177,7 @@ pub fn envelope(code: StatusCode, response: Value, msg: &str) -> Response {
     let mut r = (
         code,
         [(header::CONTENT_TYPE, "application/json")],
-        serde_json::to_vec(&body).unwrap_or_default(),
+        crate::common::pyjson::to_vec(&body, crate::common::pyjson::Style::Compact),
     )
         .into_response();
     *r.status_mut() = code;

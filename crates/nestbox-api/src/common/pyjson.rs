@@ -8,13 +8,16 @@
 //!
 //! This is a `serde_json` [`Formatter`], so any `Serialize` value is written directly,
 //! without building a `serde_json::Value` first (the hot path of `tasks/view` and
-//! `tasks/list`). Key order is the caller's job: maps from `serde_json::Value` and
-//! `BTreeMap` are sorted; view structs declare their fields in sorted order.
+//! `tasks/list`). Object keys are sorted here, whatever the map type: yara-x turns on
+//! serde_json's `preserve_order` for the whole build, so a `serde_json::Value` keeps
+//! insertion order and cannot be trusted to arrive sorted. Each open object collects its
+//! entries in a buffer and writes them in key order when it closes; entries that arrive
+//! sorted (view structs declare their fields in order, `BTreeMap`s) cost one copy.
 
 use std::io::{self, Write};
 
 use serde::Serialize;
-use serde_json::ser::{CharEscape, Formatter};
+use serde_json::ser::{CharEscape, CompactFormatter, Formatter};
 
 /// Output style.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +61,40 @@ pub struct PyFormatter {
     style: Style,
     level: usize,
     has_value: bool,
+    /// One frame per open object, innermost last; while any is open, output goes to the
+    /// innermost frame's buffer instead of the writer.
+    objects: Vec<ObjectFrame>,
+}
+
+/// The entries of one open object: `"key": value` runs in `buf`, without separators (they
+/// depend on the final order, so they are written when the object closes).
+#[derive(Default)]
+struct ObjectFrame {
+    buf: Vec<u8>,
+    /// Per entry: where it starts in `buf` and where its key (quotes included) ends.
+    entries: Vec<(usize, usize)>,
+}
+
+impl ObjectFrame {
+    /// The key of entry `i` for sorting: the text between the quotes when it has no
+    /// escapes (always the case for ASCII names), else the decoded string, so that the
+    /// order is Python's code-point order rather than that of the `\uXXXX` escapes.
+    fn sort_key(&self, i: usize) -> std::borrow::Cow<'_, [u8]> {
+        let (start, key_end) = self.entries[i];
+        let quoted = &self.buf[start..key_end];
+        let inner = quoted.get(1..quoted.len().saturating_sub(1)).unwrap_or(b"");
+        if !inner.contains(&b'\\') {
+            return inner.into();
+        }
+        serde_json::from_slice::<String>(quoted)
+            .map(|s| s.into_bytes().into())
+            .unwrap_or_else(|_| inner.into())
+    }
+
+    fn entry(&self, i: usize) -> &[u8] {
+        let end = self.entries.get(i + 1).map_or(self.buf.len(), |e| e.0);
+        &self.buf[self.entries[i].0..end]
+    }
 }
 
 impl PyFormatter {
@@ -67,6 +104,15 @@ impl PyFormatter {
             style,
             level: 0,
             has_value: false,
+            objects: Vec::new(),
+        }
+    }
+
+    /// Where output goes now: the innermost open object's buffer, or the writer.
+    fn sink<'a, W: ?Sized + Write>(&'a mut self, w: &'a mut W) -> Sink<'a, W> {
+        match self.objects.last_mut() {
+            Some(frame) => Sink::Object(&mut frame.buf),
+            None => Sink::Out(w),
         }
     }
 
@@ -78,12 +124,6 @@ impl PyFormatter {
         Ok(())
     }
 
-    fn begin<W: ?Sized + Write>(&mut self, w: &mut W, open: &[u8]) -> io::Result<()> {
-        self.level += 1;
-        self.has_value = false;
-        w.write_all(open)
-    }
-
     fn end<W: ?Sized + Write>(&mut self, w: &mut W, close: &[u8]) -> io::Result<()> {
         self.level -= 1;
         if self.style == Style::Pretty && self.has_value {
@@ -93,7 +133,7 @@ impl PyFormatter {
         w.write_all(close)
     }
 
-    fn item<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+    fn item<W: ?Sized + Write>(&self, w: &mut W, first: bool) -> io::Result<()> {
         match self.style {
             Style::Pretty => {
                 if !first {
@@ -107,43 +147,157 @@ impl PyFormatter {
     }
 }
 
+/// The formatter's current output (see [`PyFormatter::sink`]).
+enum Sink<'a, W: ?Sized> {
+    Object(&'a mut Vec<u8>),
+    Out(&'a mut W),
+}
+
+impl<W: ?Sized + Write> Write for Sink<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::Object(v) => v.write(buf),
+            Sink::Out(w) => w.write(buf),
+        }
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Sink::Object(v) => v.write_all(buf),
+            Sink::Out(w) => w.write_all(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Object(_) => Ok(()),
+            Sink::Out(w) => w.flush(),
+        }
+    }
+}
+
+/// Writes serde_json's default rendering of a scalar into the formatter's current sink.
+macro_rules! to_sink {
+    ($($name:ident($t:ty)),* $(,)?) => {$(
+        fn $name<W: ?Sized + Write>(&mut self, w: &mut W, v: $t) -> io::Result<()> {
+            CompactFormatter.$name(&mut self.sink(w), v)
+        }
+    )*};
+}
+
 impl Formatter for PyFormatter {
+    to_sink!(
+        write_bool(bool),
+        write_i8(i8),
+        write_i16(i16),
+        write_i32(i32),
+        write_i64(i64),
+        write_i128(i128),
+        write_u8(u8),
+        write_u16(u16),
+        write_u32(u32),
+        write_u64(u64),
+        write_u128(u128),
+        write_number_str(&str),
+        write_raw_fragment(&str),
+        write_byte_array(&[u8]),
+    );
+    fn write_null<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.sink(w).write_all(b"null")
+    }
+    fn write_f32<W: ?Sized + Write>(&mut self, w: &mut W, f: f32) -> io::Result<()> {
+        self.write_f64(w, f64::from(f))
+    }
+    fn write_f64<W: ?Sized + Write>(&mut self, w: &mut W, f: f64) -> io::Result<()> {
+        self.sink(w).write_all(py_float_repr(f).as_bytes())
+    }
+    fn begin_string<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.sink(w).write_all(b"\"")
+    }
+    fn end_string<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.sink(w).write_all(b"\"")
+    }
+
     fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
-        self.begin(w, b"[")
+        self.level += 1;
+        self.has_value = false;
+        self.sink(w).write_all(b"[")
     }
     fn end_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
-        self.end(w, b"]")
+        match self.objects.last_mut() {
+            Some(frame) => {
+                let mut buf = std::mem::take(&mut frame.buf);
+                let r = self.end(&mut buf, b"]");
+                if let Some(frame) = self.objects.last_mut() {
+                    frame.buf = buf;
+                }
+                r
+            }
+            None => self.end(w, b"]"),
+        }
     }
     fn begin_array_value<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
-        self.item(w, first)
+        match self.objects.last_mut() {
+            Some(frame) => {
+                let mut buf = std::mem::take(&mut frame.buf);
+                let r = self.item(&mut buf, first);
+                if let Some(frame) = self.objects.last_mut() {
+                    frame.buf = buf;
+                }
+                r
+            }
+            None => self.item(w, first),
+        }
     }
     fn end_array_value<W: ?Sized + Write>(&mut self, _w: &mut W) -> io::Result<()> {
         self.has_value = true;
         Ok(())
     }
     fn begin_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
-        self.begin(w, b"{")
+        // The brace goes to the enclosing sink now; the entries collect in a new frame.
+        self.sink(w).write_all(b"{")?;
+        self.level += 1;
+        self.objects.push(ObjectFrame::default());
+        Ok(())
     }
     fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
-        self.end(w, b"}")
+        let Some(frame) = self.objects.pop() else {
+            return Ok(());
+        };
+        let mut order: Vec<usize> = (0..frame.entries.len()).collect();
+        order.sort_by(|&a, &b| frame.sort_key(a).cmp(&frame.sort_key(b)));
+        // Separators and indentation into a scratch buffer, then into the enclosing sink.
+        let mut out = Vec::with_capacity(frame.buf.len() + 4 * order.len() * (self.level + 1) + 2);
+        for (n, &i) in order.iter().enumerate() {
+            self.item(&mut out, n == 0)?;
+            out.extend_from_slice(frame.entry(i));
+        }
+        self.has_value = !order.is_empty();
+        self.end(&mut out, b"}")?;
+        self.sink(w).write_all(&out)
     }
-    fn begin_object_key<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
-        self.item(w, first)
+    fn begin_object_key<W: ?Sized + Write>(&mut self, _w: &mut W, _first: bool) -> io::Result<()> {
+        if let Some(frame) = self.objects.last_mut() {
+            let start = frame.buf.len();
+            frame.entries.push((start, start));
+        }
+        Ok(())
     }
-    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
-        w.write_all(if self.style == Style::Pretty {
+    fn begin_object_value<W: ?Sized + Write>(&mut self, _w: &mut W) -> io::Result<()> {
+        let colon: &[u8] = if self.style == Style::Pretty {
             b": "
         } else {
             b":"
-        })
-    }
-    fn end_object_value<W: ?Sized + Write>(&mut self, _w: &mut W) -> io::Result<()> {
-        self.has_value = true;
+        };
+        if let Some(frame) = self.objects.last_mut() {
+            let key_end = frame.buf.len();
+            if let Some(entry) = frame.entries.last_mut() {
+                entry.1 = key_end;
+            }
+            frame.buf.extend_from_slice(colon);
+        }
         Ok(())
     }
-
-    fn write_f64<W: ?Sized + Write>(&mut self, w: &mut W, f: f64) -> io::Result<()> {
-        w.write_all(py_float_repr(f).as_bytes())
+    fn end_object_value<W: ?Sized + Write>(&mut self, _w: &mut W) -> io::Result<()> {
+        Ok(())
     }
 
     fn write_string_fragment<W: ?Sized + Write>(
@@ -153,6 +307,7 @@ impl Formatter for PyFormatter {
     ) -> io::Result<()> {
         // serde_json hands over runs that need no JSON escaping; ensure_ascii still escapes
         // everything outside ' '..='~' (DEL included).
+        let w = &mut self.sink(w);
         let bytes = fragment.as_bytes();
         let mut start = 0;
         for (i, c) in fragment.char_indices() {
@@ -174,6 +329,7 @@ impl Formatter for PyFormatter {
         w: &mut W,
         escape: CharEscape,
     ) -> io::Result<()> {
+        let w = &mut self.sink(w);
         let s: &[u8] = match escape {
             CharEscape::Quote => b"\\\"",
             CharEscape::ReverseSolidus => b"\\\\",
@@ -302,6 +458,33 @@ mod tests {
         assert_eq!(
             to_string(&v, Style::Compact),
             r#"{"a":"x\"\n/","b":[1,{"c":true,"d":null}]}"#
+        );
+    }
+
+    #[test]
+    fn keys_sorted_by_code_point_whatever_the_map_order() {
+        // Insertion order is kept by serde_json::Map in this build (yara-x enables
+        // preserve_order); Python sorts by code point, not by the escaped form.
+        let mut m = serde_json::Map::new();
+        for (k, v) in [
+            ("z", 1),
+            ("\u{e9}", 2),
+            ("a\"b", 3),
+            ("\u{1f600}", 4),
+            ("\u{ffff}", 5),
+        ] {
+            m.insert(k.into(), v.into());
+        }
+        let v = json!([{"y": [m.clone(), {}], "x": null}, m]);
+        let inner = r#"{"a\"b":3,"z":1,"\u00e9":2,"\uffff":5,"\ud83d\ude00":4}"#;
+        assert_eq!(
+            to_string(&v, Style::Compact),
+            format!(r#"[{{"x":null,"y":[{inner},{{}}]}},{inner}]"#)
+        );
+        let pretty = to_string(&json!({"b": {"d": [1], "c": {}}, "a": []}), Style::Pretty);
+        assert_eq!(
+            pretty,
+            "{\n  \"a\": [], \n  \"b\": {\n    \"c\": {}, \n    \"d\": [\n      1\n    ]\n  }\n}\n"
         );
     }
 
