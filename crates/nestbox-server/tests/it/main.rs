@@ -10,6 +10,7 @@
 //! - `hostile`: bad input: traversal names, oversize uploads, malformed multipart
 //! - `lifecycle`: kill -9 while tasks run, recovery on restart
 //! - `cli`: `nestbox analyze` and `nestbox submit`
+//! - `golden`: `nestbox analyze` reports of the kept samples against `tests/golden/expected`
 //! - `documents`: Office/PDF analysis and indicators in the report and CAPE's iocs view
 //! - `cluster`: one API and several worker processes on PostgreSQL (kill -9, restarts)
 //! - `migrate`: `nestbox migrate` of rows and blobs, checked through the API
@@ -30,6 +31,7 @@ mod cuckoo;
 mod deps;
 mod documents;
 mod emulator;
+mod golden;
 mod harness;
 mod hostile;
 mod lifecycle;
