@@ -59,6 +59,10 @@ pub struct Detonation {
     /// Behavioural signature hits the machinery evaluated over what it saw (added to the
     /// report's `signatures` before scoring).
     pub signatures: Vec<SignatureHit>,
+    /// Set when the *machine* failed rather than the sample (the VM did not start, its
+    /// agent never answered): the worker takes it out of rotation for a while instead of
+    /// handing it the next task (Cuckoo/CAPE operators expect a broken VM to be skipped).
+    pub machine_fault: Option<String>,
 }
 
 /// A way to run samples.

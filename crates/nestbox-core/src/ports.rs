@@ -105,6 +105,14 @@ pub trait TaskRepo: Send + Sync {
     async fn machine(&self, name: &str) -> Result<Option<Machine>>;
     /// Releases a machine lock.
     async fn unlock_machine(&self, machine_id: i64) -> Result<()>;
+    /// Takes a machine out of rotation after it failed (did not start, its agent never
+    /// answered): it stays locked, by no task, with status `broken` stamped `now`, so no
+    /// claim picks it until [`TaskRepo::retry_broken_machines`] puts it back.
+    async fn set_machine_broken(&self, machine_id: i64, now: Timestamp) -> Result<()>;
+    /// Puts this node's machines that broke before `before` back into rotation (unlocked,
+    /// status `poweroff`, stamped `now`) and returns their names.
+    async fn retry_broken_machines(&self, before: Timestamp, now: Timestamp)
+    -> Result<Vec<String>>;
 
     /// Records that a machine started for a task; returns the guest id.
     async fn start_guest(&self, task: TaskId, machine: &Machine, manager: &str) -> Result<i64>;

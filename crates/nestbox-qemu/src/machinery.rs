@@ -237,6 +237,7 @@ impl Machinery for QemuMachinery {
         };
         if let Err(e) = prepared {
             det.errors.push(format!("qemu: {e}"));
+            det.machine_fault = Some(format!("its disk overlay could not be made: {e}"));
             return Ok(det);
         }
         let accel = {
@@ -270,6 +271,7 @@ impl Machinery for QemuMachinery {
             Err(e) => {
                 det.errors
                     .push(format!("qemu: starting {} failed: {e}", argv[0]));
+                det.machine_fault = Some(format!("QEMU did not start: {e}"));
                 return Ok(det);
             }
         };
@@ -381,10 +383,17 @@ impl Machinery for QemuMachinery {
                     )),
                 }
             }
-            Ok(Err(e)) => det.errors.push(format!("qemu: {}: {e}", g.name)),
-            Err(e) => det
-                .errors
-                .push(format!("qemu: the agent session crashed: {e}")),
+            // No agent session (the guest never answered, or its agent broke the
+            // protocol): the machine is at fault, not the sample.
+            Ok(Err(e)) => {
+                det.errors.push(format!("qemu: {}: {e}", g.name));
+                det.machine_fault = Some(format!("the guest agent failed: {e}"));
+            }
+            Err(e) => {
+                det.errors
+                    .push(format!("qemu: the agent session crashed: {e}"));
+                det.machine_fault = Some(format!("the agent session crashed: {e}"));
+            }
         }
         stop.store(true, Ordering::SeqCst);
         let (files, notes) = tokio::task::spawn_blocking(move || shots.join().unwrap_or_default())

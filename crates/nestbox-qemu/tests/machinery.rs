@@ -148,6 +148,7 @@ async fn a_detonation_runs_the_agent_sequence_and_collects_shots_and_pcap() {
         "{argv}"
     );
     assert!(argv.contains("restrict=on"));
+    assert_eq!(det.machine_fault, None, "a working guest is no fault");
 }
 
 #[tokio::test]
@@ -174,6 +175,14 @@ async fn a_guest_that_never_answers_is_timed_out_and_stopped() {
         det.errors.iter().any(|e| e.contains("did not answer")),
         "{:?}",
         det.errors
+    );
+    // The machine, not the sample, failed: the worker takes it out of rotation.
+    assert!(
+        det.machine_fault
+            .as_deref()
+            .is_some_and(|f| f.contains("agent")),
+        "{:?}",
+        det.machine_fault
     );
     assert!(started.elapsed() < Duration::from_secs(30));
 }
@@ -216,4 +225,5 @@ async fn a_vm_that_exits_at_once_ends_the_wait_with_qemus_words() {
     let all = det.errors.join("\n");
     assert!(all.contains("exited before its agent answered"), "{all}");
     assert!(all.contains("invalid option"), "{all}");
+    assert!(det.machine_fault.is_some());
 }

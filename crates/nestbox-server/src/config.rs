@@ -105,6 +105,9 @@ pub struct AnalysisConfig {
     /// Tasks a crash left `running`: `true` (default) re-queues them (status `recovered` +
     /// a new pending task, Cuckoo's `reschedule = on`), `false` marks them `failed_analysis`.
     pub reschedule: bool,
+    /// Seconds a machine that failed (its VM did not start, its agent never answered)
+    /// stays out of rotation before it is tried again. Default 300; a restart retries at once.
+    pub machine_retry_secs: u64,
     /// Write `reports/report.html` for every task. Default true.
     pub html_report: bool,
     /// Minimum string length for the strings section. Default 6 (Cuckoo).
@@ -226,6 +229,7 @@ impl Default for AnalysisConfig {
             critical_timeout: 60,
             poll_interval_ms: 1000,
             reschedule: true,
+            machine_retry_secs: 300,
             html_report: true,
             strings_min_len: 6,
             strings_max_count: 2048,

@@ -340,6 +340,7 @@ async fn run_server(cfg: Config, role: Role) -> anyhow::Result<()> {
             node: cfg.cluster.node.clone(),
             lease: Duration::from_secs(cfg.cluster.lease_secs),
             reschedule: cfg.analysis.reschedule,
+            machine_retry: Duration::from_secs(cfg.analysis.machine_retry_secs),
         },
     );
     if let Some(m) = machinery {

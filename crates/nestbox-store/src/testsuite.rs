@@ -33,6 +33,7 @@ pub async fn run(repo: &dyn TaskRepo) {
     claim_matching(repo).await;
     claim_target_platform(repo).await;
     claim_locks(repo).await;
+    broken_machines(repo).await;
     guests(repo).await;
     delete(repo).await;
     status_counts(repo).await;
@@ -1140,6 +1141,80 @@ async fn claim_locks(repo: &dyn TaskRepo) {
     // worker's job) but consistent.
     assert!(repo.delete_task(b).await.expect("delete"));
     assert!(repo.machine("only").await.expect("m").expect("m").locked);
+    reset(repo).await;
+}
+
+/// A machine that failed is out of rotation (locked by no task, status `broken`) until
+/// `retry_broken_machines` passes its time, or the node restarts.
+async fn broken_machines(repo: &dyn TaskRepo) {
+    repo.sync_machines(&[
+        machine_spec("m1", "windows", &[]),
+        machine_spec("m2", "windows", &[]),
+    ])
+    .await
+    .expect("sync");
+    let a = add(repo, &url_task("http://a.example")).await;
+    let (task, m1) = repo
+        .claim("w", lease())
+        .await
+        .expect("claim")
+        .expect("claim");
+    assert_eq!((task.id, m1.spec.name.as_str()), (a, "m1"));
+    let broke = Timestamp::now();
+    repo.set_machine_broken(m1.id, broke).await.expect("broken");
+    let m = repo.machine("m1").await.expect("m").expect("m");
+    assert!(m.locked);
+    assert_eq!(m.status.as_deref(), Some("broken"));
+    assert_eq!(m.status_changed_on, Some(broke));
+    assert!(repo.unserviceable_tasks().await.expect("u").is_empty());
+
+    // Only m2 is in rotation; when it is busy, nothing is claimed.
+    let b = add(repo, &url_task("http://b.example")).await;
+    let c = add(repo, &url_task("http://c.example")).await;
+    let (task, m2) = repo
+        .claim("w", lease())
+        .await
+        .expect("claim")
+        .expect("claim");
+    assert_eq!((task.id, m2.spec.name.as_str()), (b, "m2"));
+    assert!(repo.claim("w", lease()).await.expect("claim").is_none());
+
+    // Not yet due: nothing changes; due: m1 is free again and takes the next task.
+    assert!(
+        repo.retry_broken_machines(broke, Timestamp::now())
+            .await
+            .expect("retry")
+            .is_empty()
+    );
+    tick().await;
+    let now = Timestamp::now();
+    assert_eq!(
+        repo.retry_broken_machines(now, now).await.expect("retry"),
+        vec!["m1".to_owned()]
+    );
+    let m = repo.machine("m1").await.expect("m").expect("m");
+    assert!(!m.locked);
+    assert_eq!(m.status.as_deref(), Some("poweroff"));
+    let (task, m) = repo
+        .claim("w", lease())
+        .await
+        .expect("claim")
+        .expect("claim");
+    assert_eq!((task.id, m.spec.name.as_str()), (c, "m1"));
+
+    // A restart of the node retries at once.
+    repo.set_machine_broken(m.id, Timestamp::now())
+        .await
+        .expect("broken");
+    repo.sync_machines(&[
+        machine_spec("m1", "windows", &[]),
+        machine_spec("m2", "windows", &[]),
+    ])
+    .await
+    .expect("sync");
+    let m = repo.machine("m1").await.expect("m").expect("m");
+    assert!(!m.locked);
+    assert_eq!(m.status.as_deref(), Some("poweroff"));
     reset(repo).await;
 }
 

@@ -38,6 +38,8 @@ pub struct WorkerSettings {
     pub lease: Duration,
     /// Recovery reschedules (`true`) or fails interrupted tasks (`[analysis] reschedule`).
     pub reschedule: bool,
+    /// How long a machine that failed stays out of rotation before it is tried again.
+    pub machine_retry: Duration,
 }
 
 /// The running pool. Wake it with [`WorkerPool::notify`] when a task is queued.
@@ -200,6 +202,16 @@ impl Worker {
                                 tracing::warn!(error = %e, "recovering expired leases failed")
                             }
                         }
+                        match self.retry_broken_machines().await {
+                            Ok(names) if !names.is_empty() => {
+                                tracing::info!(machines = ?names, "machines back in rotation after their retry time");
+                                continue;
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "retrying broken machines failed")
+                            }
+                        }
                         if let Err(e) = self.fail_unserviceable().await {
                             tracing::warn!(error = %e, "checking unserviceable tasks failed");
                         }
@@ -232,6 +244,16 @@ impl Worker {
             now.0
                 .saturating_add(nestbox_core::micros(self.settings.lease)),
         )
+    }
+
+    /// Puts machines back whose time out of rotation is over.
+    async fn retry_broken_machines(&self) -> nestbox_core::Result<Vec<String>> {
+        let now = Timestamp::now();
+        let before = Timestamp(
+            now.0
+                .saturating_sub(nestbox_core::micros(self.settings.machine_retry)),
+        );
+        self.core.repo.retry_broken_machines(before, now).await
     }
 
     /// CAPE marks tasks that no machine can ever serve as `failed_analysis` instead of
@@ -410,6 +432,7 @@ impl Worker {
             }
         }
 
+        let mut machine_fault = None;
         // A sample that could not be fetched is already an error of the static stage;
         // there is nothing to detonate then.
         if let Some(machinery) = &machinery
@@ -418,15 +441,16 @@ impl Worker {
         {
             let stage_started = std::time::Instant::now();
             let local = sample.as_ref().and_then(|s| s.as_ref().ok());
-            self.detonation_stage(
-                machinery.as_ref(),
-                task,
-                machine,
-                local.map(Arc::as_ref),
-                (timeout, deadline),
-                &mut report,
-            )
-            .await;
+            machine_fault = self
+                .detonation_stage(
+                    machinery.as_ref(),
+                    task,
+                    machine,
+                    local.map(Arc::as_ref),
+                    (timeout, deadline),
+                    &mut report,
+                )
+                .await;
             self.core
                 .metrics
                 .stage
@@ -435,15 +459,32 @@ impl Worker {
 
         drop(sample);
         let ended = Timestamp::now();
-        repo.set_guest_status(guest, "stopped").await?;
-        // The machine is free once the detonation is over: unlock it now, so the slot
-        // can start its next task while this one is scored and its reports are written.
-        match repo.unlock_machine(machine.id).await {
-            Ok(()) => {
-                *released = true;
-                self.wake.notify_one();
+        if let Some(fault) = machine_fault {
+            // The machine itself failed: out of rotation (locked by no task) until its
+            // retry time, so the next task goes to a machine that works.
+            repo.set_guest_status(guest, "failed").await?;
+            let msg = format!(
+                "Machine {} failed and is out of rotation for {} s: {fault}",
+                machine.spec.name,
+                self.settings.machine_retry.as_secs()
+            );
+            tracing::warn!(machine = %machine.spec.name, "{msg}");
+            record(&mut report, repo.as_ref(), id, &msg).await;
+            match repo.set_machine_broken(machine.id, ended).await {
+                Ok(()) => *released = true,
+                Err(e) => tracing::error!(error = %e, "marking the machine broken failed"),
             }
-            Err(e) => tracing::error!(error = %e, "unlocking the machine failed"),
+        } else {
+            repo.set_guest_status(guest, "stopped").await?;
+            // The machine is free once the detonation is over: unlock it now, so the slot
+            // can start its next task while this one is scored and its reports are written.
+            match repo.unlock_machine(machine.id).await {
+                Ok(()) => {
+                    *released = true;
+                    self.wake.notify_one();
+                }
+                Err(e) => tracing::error!(error = %e, "unlocking the machine failed"),
+            }
         }
 
         // Processing: machine block, timings, score.
@@ -490,7 +531,8 @@ impl Worker {
 
     /// Runs the sample on the machinery and merges what it saw into the report; artifacts
     /// are stored in the task's analysis folder (Cuckoo layout). A failing machinery is an
-    /// error entry, not a lost analysis: the static report is still written.
+    /// error entry, not a lost analysis: the static report is still written. Returns the
+    /// machine's fault when the machinery says the machine itself failed.
     async fn detonation_stage(
         &self,
         machinery: &dyn Machinery,
@@ -499,7 +541,7 @@ impl Worker {
         sample: Option<&LocalBlob>,
         (timeout, deadline): (Duration, Duration),
         report: &mut Report,
-    ) {
+    ) -> Option<String> {
         let repo = self.core.repo.as_ref();
         let id = task.id;
         let workdir = match tempfile_dir(&self.core.tmp_dir, id) {
@@ -512,7 +554,7 @@ impl Worker {
                     &format!("Cannot create the detonation workdir: {e}"),
                 )
                 .await;
-                return;
+                return None;
             }
         };
         let file_name = file_name_of(task);
@@ -528,7 +570,7 @@ impl Worker {
             Ok(Ok(d)) => d,
             Ok(Err(e)) => {
                 record(report, repo, id, &format!("Detonation failed: {e}")).await;
-                return;
+                return None;
             }
             Err(_) => {
                 let msg = format!(
@@ -536,9 +578,10 @@ impl Worker {
                     deadline.as_secs()
                 );
                 record(report, repo, id, &msg).await;
-                return;
+                return None;
             }
         };
+        let fault = det.machine_fault.clone();
         for e in &det.errors {
             record(report, repo, id, e).await;
         }
@@ -601,6 +644,7 @@ impl Worker {
                 }
             }
         }
+        fault
     }
 
     /// YARA over the dropped files (on a blocking thread), as Cuckoo/CAPE do with the

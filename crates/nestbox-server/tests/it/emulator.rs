@@ -319,3 +319,83 @@ fn a_qemu_guest_is_listed_and_runs_a_named_task() {
         "{log:?}"
     );
 }
+
+/// A QEMU guest that cannot start is taken out of rotation with a clear error: the task
+/// keeps its static report, `machines/list` shows the machine locked and `broken`, the
+/// next task for it waits instead of failing on it too, and after `machine_retry_secs`
+/// the machine is tried again.
+#[test]
+fn a_broken_qemu_guest_leaves_rotation_and_is_retried_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.qcow2");
+    let st = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&base)
+        .arg("16M")
+        .status()
+        .expect("qemu-img (qemu-utils)");
+    assert!(st.success());
+    // A "QEMU" that refuses its command line, as a real one does with a bad option.
+    let bad = dir.path().join("bad-qemu");
+    std::fs::write(
+        &bad,
+        "#!/bin/sh\necho 'qemu: -netdev: invalid option' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let s = Server::start(&format!(
+        "[analysis]\nworkers = 1\nmachine_retry_secs = 4\npoll_interval_ms = 200\n\
+         [sandbox]\nmachinery = \"none\"\n[emulator]\nenabled = false\n\
+         [qemu]\nqemu = {:?}\n[[qemu.machines]]\nname = \"win7\"\nimage = {:?}\n\
+         accel = \"tcg\"\nmemory_mb = 256\n",
+        bad.to_string_lossy(),
+        base.to_string_lossy()
+    ));
+    let submit = || {
+        let r = s.post_multipart(
+            "/tasks/create/file",
+            &[
+                Part::File("file", "a.exe", b"MZ not really"),
+                Part::Field("machine", "win7"),
+                Part::Field("timeout", "5"),
+            ],
+        );
+        r.json()["task_id"].as_i64().unwrap()
+    };
+    let win7 = || s.get("/machines/view/win7").json()["machine"].clone();
+    let first = submit();
+    let r = report(&s, first);
+    let errors = strings(&r["debug"]["errors"]);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("Machine win7 failed and is out of rotation for 4 s")),
+        "{errors:?}"
+    );
+    assert!(
+        r["target"]["file"]["sha256"].is_string(),
+        "static report kept"
+    );
+    let m = win7();
+    assert_eq!(
+        (m["status"].as_str(), m["locked"].as_bool()),
+        (Some("broken"), Some(true)),
+        "{m}"
+    );
+    let broke = std::time::Instant::now();
+
+    // The next task for it waits while the machine is out of rotation...
+    let second = submit();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    if broke.elapsed() < std::time::Duration::from_secs(3) {
+        assert_eq!(
+            s.get(&format!("/tasks/view/{second}")).json()["task"]["status"],
+            "pending"
+        );
+    }
+    // ...and runs once it is retried (and, QEMU still broken, takes it out again).
+    let r = report(&s, second);
+    assert!(broke.elapsed() >= std::time::Duration::from_secs(3));
+    assert_eq!(r["info"]["machine"]["name"], "win7", "{}", r["info"]);
+    assert_eq!(win7()["status"], "broken");
+}

@@ -759,7 +759,8 @@ impl TaskRepo for PgRepo {
             .await
             .map_err(Error::store)?;
         sqlx::query(
-            "UPDATE machines SET locked = 0, locked_by_task = NULL, locked_changed_on = $1 \
+            "UPDATE machines SET locked = 0, locked_by_task = NULL, locked_changed_on = $1, \
+                status = CASE WHEN status = 'broken' THEN 'poweroff' ELSE status END \
              WHERE locked = 1 AND node = $2",
         )
         .bind(now)
@@ -798,6 +799,38 @@ impl TaskRepo for PgRepo {
         .await
         .map_err(Error::store)?;
         Ok(())
+    }
+
+    async fn set_machine_broken(&self, machine_id: i64, now: Timestamp) -> Result<()> {
+        sqlx::query(
+            "UPDATE machines SET locked = 1, locked_by_task = NULL, locked_changed_on = $2, \
+             status = 'broken', status_changed_on = $2 WHERE id = $1",
+        )
+        .bind(machine_id)
+        .bind(now.0)
+        .execute(&self.pool)
+        .await
+        .map_err(Error::store)?;
+        Ok(())
+    }
+
+    async fn retry_broken_machines(
+        &self,
+        before: Timestamp,
+        now: Timestamp,
+    ) -> Result<Vec<String>> {
+        sqlx::query_scalar(
+            "UPDATE machines SET locked = 0, locked_by_task = NULL, locked_changed_on = $2, \
+             status = 'poweroff', status_changed_on = $2 \
+             WHERE status = 'broken' AND status_changed_on < $1 AND node = $3 \
+             RETURNING name",
+        )
+        .bind(before.0)
+        .bind(now.0)
+        .bind(&*self.node)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::store)
     }
 
     async fn start_guest(&self, task: TaskId, machine: &Machine, manager: &str) -> Result<i64> {
