@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Part, Resp, Server, nestbox_bin};
+use crate::harness::{Part, Resp, Server, nestbox_bin, run_ok};
 
 /// The checklist submits more files than Assemblyline's default of 5 concurrent
 /// submissions per user while one worker analyses them: that quota is off here and
@@ -17,17 +17,12 @@ const HELLO_SHA: &str = "a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d29
 
 pub(crate) fn apikey(s: &Server, args: &[&str]) -> String {
     let cfg = s.dir.path().join("nestbox.toml");
-    let out = Command::new(nestbox_bin())
-        .arg("apikey")
-        .args(args)
-        .arg("--config")
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new(nestbox_bin())
+            .arg("apikey")
+            .args(args)
+            .arg("--config")
+            .arg(&cfg),
     );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }

@@ -2,19 +2,11 @@
 
 use std::process::Command;
 
-use crate::harness::{Server, nestbox_bin, tool};
+use crate::harness::{Server, nestbox_bin, run_ok, tool};
 
 #[test]
 fn analyze_prints_a_report() {
-    let out = Command::new(nestbox_bin())
-        .args(["analyze", "/bin/ls"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(Command::new(nestbox_bin()).args(["analyze", "/bin/ls"]));
     let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let sha = tool("sha256sum", &["/bin/ls"]);
     assert_eq!(
@@ -37,15 +29,14 @@ fn analyze_prints_a_report() {
 #[test]
 fn submit_file_and_url() {
     let s = Server::start("[analysis]\nworkers = 1\n[cuckoo]\napi_token = \"tok\"\n");
-    let out = Command::new(nestbox_bin())
-        .args(["submit", "/bin/true", "--server", &s.base, "--token", "tok"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(Command::new(nestbox_bin()).args([
+        "submit",
+        "/bin/true",
+        "--server",
+        &s.base,
+        "--token",
+        "tok",
+    ]));
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(j["task_id"], 1);
     let out = Command::new(nestbox_bin())
@@ -89,16 +80,11 @@ fn analyze_walks_directories_with_yara() {
     .unwrap();
     let cfg = dir.path().join("empty.toml");
     std::fs::write(&cfg, format!("data_dir = {:?}\n", dir.path().join("d"))).unwrap();
-    let out = Command::new(nestbox_bin())
-        .args(["analyze", "--config", cfg.to_str().unwrap(), "--rules"])
-        .arg(rules.path())
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new(nestbox_bin())
+            .args(["analyze", "--config", cfg.to_str().unwrap(), "--rules"])
+            .arg(rules.path())
+            .arg(dir.path()),
     );
     let reports: Vec<serde_json::Value> = String::from_utf8(out.stdout)
         .unwrap()

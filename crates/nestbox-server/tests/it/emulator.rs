@@ -262,13 +262,9 @@ fn a_truncated_pe_is_still_reported() {
     assert!(r["target"]["file"]["sha256"].is_string());
 }
 
-/// A QEMU guest from `[[qemu.machines]]` through the real server, with the test stand-in
-/// for QEMU (it answers as the Cuckoo agent and serves QMP): the machine is listed, a
-/// task that names it runs there, and the report has its screenshots and pcap.
-#[test]
-fn a_qemu_guest_is_listed_and_runs_a_named_task() {
-    let dir = tempfile::tempdir().unwrap();
-    let base = dir.path().join("base.qcow2");
+/// An empty 16 MiB qcow2 base image in `dir` (what the stand-in QEMUs are given).
+fn empty_qcow2(dir: &Path) -> std::path::PathBuf {
+    let base = dir.join("base.qcow2");
     let st = std::process::Command::new("qemu-img")
         .args(["create", "-q", "-f", "qcow2"])
         .arg(&base)
@@ -276,6 +272,16 @@ fn a_qemu_guest_is_listed_and_runs_a_named_task() {
         .status()
         .expect("qemu-img (qemu-utils)");
     assert!(st.success());
+    base
+}
+
+/// A QEMU guest from `[[qemu.machines]]` through the real server, with the test stand-in
+/// for QEMU (it answers as the Cuckoo agent and serves QMP): the machine is listed, a
+/// task that names it runs there, and the report has its screenshots and pcap.
+#[test]
+fn a_qemu_guest_is_listed_and_runs_a_named_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = empty_qcow2(dir.path());
     let fake = Path::new(env!("CARGO_MANIFEST_DIR")).join("../nestbox-qemu/tests/fake_qemu.py");
     let s = Server::start(&format!(
         "[analysis]\nworkers = 1\n[sandbox]\nmachinery = \"none\"\n[emulator]\nenabled = false\n\
@@ -327,14 +333,7 @@ fn a_qemu_guest_is_listed_and_runs_a_named_task() {
 #[test]
 fn a_broken_qemu_guest_leaves_rotation_and_is_retried_later() {
     let dir = tempfile::tempdir().unwrap();
-    let base = dir.path().join("base.qcow2");
-    let st = std::process::Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2"])
-        .arg(&base)
-        .arg("16M")
-        .status()
-        .expect("qemu-img (qemu-utils)");
-    assert!(st.success());
+    let base = empty_qcow2(dir.path());
     // A "QEMU" that refuses its command line, as a real one does with a bad option.
     let bad = dir.path().join("bad-qemu");
     std::fs::write(

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::harness::nestbox_bin;
+use crate::harness::{nestbox_bin, run_ok};
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
@@ -84,16 +84,11 @@ fn static_reports_match_the_golden_files() {
         format!("data_dir = \"{}\"\n", work.path().join("data").display()),
     )
     .unwrap();
-    let out = Command::new(nestbox_bin())
-        .args(["analyze", "--format", "jsonl", "-j", "2", "--config"])
-        .arg(&cfg)
-        .args(&samples)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new(nestbox_bin())
+            .args(["analyze", "--format", "jsonl", "-j", "2", "--config"])
+            .arg(&cfg)
+            .args(&samples),
     );
     let reports: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()

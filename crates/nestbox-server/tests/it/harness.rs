@@ -373,6 +373,19 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Runs `cmd` to the end and returns its output; panics with its stderr when it fails.
+pub fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Runs a command and returns its stdout, panicking with a clear message if the tool is
 /// missing (CI installs the reference tools; a missing one must fail, not skip).
 pub fn tool(cmd: &str, args: &[&str]) -> String {
