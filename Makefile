@@ -73,13 +73,16 @@ s3-test:
 docs-ref:
 	./tests/docs/run.sh
 
-## PostgreSQL: the store conformance suite, then the integration suite (the Cuckoo, CAPE,
-## Assemblyline, web, lifecycle and multi-node tests; not the machinery and triage tests,
-## which do not touch the database differently) on a throw-away server (tests/pg/with-pg.sh).
+## PostgreSQL + S3: the store conformance suite on PostgreSQL, then the integration suite
+## (the Cuckoo, CAPE, Assemblyline, web, lifecycle and multi-node tests; not the machinery
+## and triage tests, which do not touch the database or the blob store differently) with
+## every server on a throw-away PostgreSQL (tests/pg/with-pg.sh) and SeaweedFS S3 store
+## (tests/s3/with-weed.sh): the scaled-out configuration, same tests.
 pg: build
 	./tests/pg/with-pg.sh cargo test -p nestbox-store postgres
-	NESTBOX_IT_DATABASE=postgres ./tests/pg/with-pg.sh cargo test -p nestbox-server --test it -- \
-		--skip sandbox:: --skip emulator:: --skip triage:: --skip deps::
+	NESTBOX_IT_DATABASE=postgres NESTBOX_IT_STORAGE=s3 ./tests/s3/with-weed.sh \
+		./tests/pg/with-pg.sh cargo test -p nestbox-server --test it -- \
+		--skip sandbox:: --skip emulator:: --skip triage:: --skip deps:: --skip golden::
 
 ## Queue benchmark: claim latency with 1M pending tasks, claims/s with 1/2/4 claimers,
 ## PostgreSQL vs SQLite; then bench/scale/run.sh: tasks/hour with 1/2/4 worker processes

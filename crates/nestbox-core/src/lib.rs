@@ -17,6 +17,7 @@ pub mod al_result;
 pub mod archive_member;
 pub mod assemblyline;
 mod child;
+pub mod demux;
 mod error;
 pub mod keys;
 pub mod machinery;

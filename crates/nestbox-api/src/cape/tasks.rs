@@ -264,13 +264,37 @@ async fn file_tasks(
                 continue;
             }
         }
-        let sample = ctx.core.store_sample(file.staged).await?;
-        let mut t = base.clone();
-        t.target = ctx.core.materialize_target(&sample, &file.filename).await?;
-        t.sample_id = Some(sample.id);
-        ids.push(add_task(ctx, &t, caller).await?);
+        // An archive without a named package is demuxed: a task per member worth running.
+        let members = if nestbox_core::demux::wanted(base) {
+            ctx.core
+                .demux(&file.staged, &name, base.options.get("password"))
+                .await?
+        } else {
+            Vec::new()
+        };
+        if members.is_empty() {
+            ids.push(file_task(ctx, file.staged, &file.filename, base, caller).await?);
+        }
+        for member in members {
+            ids.push(file_task(ctx, member.staged, &member.name, base, caller).await?);
+        }
     }
     Ok(ids)
+}
+
+/// Stores one staged file and queues its task.
+async fn file_task(
+    ctx: &ApiContext,
+    staged: nestbox_core::StagedSample,
+    filename: &str,
+    base: &NewTask,
+    caller: &Caller,
+) -> Result<i64> {
+    let sample = ctx.core.store_sample(staged).await?;
+    let mut t = base.clone();
+    t.target = ctx.core.materialize_target(&sample, filename).await?;
+    t.sample_id = Some(sample.id);
+    add_task(ctx, &t, caller).await
 }
 
 /// `POST tasks/create/file/`.

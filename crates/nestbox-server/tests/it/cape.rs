@@ -395,12 +395,12 @@ fn checklist_anonymous() {
         s.get(&format!("/apiv2/tasks/get/dropped/{id}/")).json(),
         err(&format!("No files dropped for task {id}"))
     );
-    let dir = s.data().join(format!("analyses/{id}"));
-    std::fs::create_dir_all(dir.join("shots")).unwrap();
-    std::fs::write(dir.join("shots/0001.jpg"), b"\xff\xd8jpeg").unwrap();
-    std::fs::write(dir.join("dump.pcap"), b"\xd4\xc3\xb2\xa1pcapdata").unwrap();
-    std::fs::create_dir_all(dir.join("files")).unwrap();
-    std::fs::write(dir.join("files/abc123"), b"dropped content").unwrap();
+    s.put_blob(&format!("analyses/{id}/shots/0001.jpg"), b"\xff\xd8jpeg");
+    s.put_blob(
+        &format!("analyses/{id}/dump.pcap"),
+        b"\xd4\xc3\xb2\xa1pcapdata",
+    );
+    s.put_blob(&format!("analyses/{id}/files/abc123"), b"dropped content");
     let r = s.get(&format!("/apiv2/tasks/get/screenshot/{id}/"));
     assert_eq!(
         r.header("content-disposition"),
@@ -451,8 +451,10 @@ fn checklist_anonymous() {
         s.get(&format!("/apiv2/tasks/get/keys/{id}/tls/")).json(),
         err("tlsdump.log does not exist")
     );
-    std::fs::create_dir_all(dir.join("tlsdump")).unwrap();
-    std::fs::write(dir.join("tlsdump/tlsdump.log"), b"CLIENT_RANDOM aa bb\n").unwrap();
+    s.put_blob(
+        &format!("analyses/{id}/tlsdump/tlsdump.log"),
+        b"CLIENT_RANDOM aa bb\n",
+    );
     let r = s.get(&format!("/apiv2/tasks/get/keys/{id}/TLS/"));
     assert_eq!(r.header("content-type"), Some("text/plain"));
     assert_eq!(
@@ -472,16 +474,17 @@ fn checklist_anonymous() {
         assert_eq!(r.status, 400, "{path}");
         assert_eq!(r.json(), err(msg));
     }
-    std::fs::create_dir_all(dir.join("aux")).unwrap();
-    std::fs::write(dir.join("aux/dns_etw.json"), b"{\"q\":\"x\"}\n").unwrap();
+    s.put_blob(
+        &format!("analyses/{id}/aux/dns_etw.json"),
+        b"{\"q\":\"x\"}\n",
+    );
     let r = s.get(&format!("/apiv2/tasks/get/etw/{id}/dns/"));
     assert_eq!(r.header("content-type"), Some("application/x-ndjson"));
     assert_eq!(
         s.get(&format!("/apiv2/tasks/get/etw/{id}/amsi/")).json(),
         err(&format!("No aux/amsi_etw artifacts for task {id}"))
     );
-    std::fs::create_dir_all(dir.join("logs")).unwrap();
-    std::fs::write(dir.join("logs/1234.bson"), b"bson log").unwrap();
+    s.put_blob(&format!("analyses/{id}/logs/1234.bson"), b"bson log");
     let r = s.get(&format!("/apiv2/tasks/get/bulkzip/{id}/logs/"));
     assert_eq!(
         r.header("content-disposition"),
@@ -898,4 +901,116 @@ fn token_auth_and_throttling() {
         json!({ "detail": "Invalid token header. No credentials provided." })
     );
     assert!(cli(&s, &["user", "list"], "").contains("bob"));
+}
+
+/// A zip of `(name, bytes)` members, encrypted with `password` (AES) if one is given.
+fn zip_of(members: &[(&str, &[u8])], password: Option<&str>) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let mut o = zip::write::SimpleFileOptions::default();
+    if let Some(p) = password {
+        o = o.with_aes_encryption(zip::AesMode::Aes256, p);
+    }
+    for (name, data) in members {
+        w.start_file(*name, o).unwrap();
+        w.write_all(data).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// CAPE's demux: an archive submitted to `tasks/create/file/` without a package becomes a
+/// task per member worth running (password `infected` or the `password` option; nested
+/// archives stand for their members); a package, `file=`, an Office document or an archive
+/// with nothing runnable stays one task. The Cuckoo dialect never demuxes.
+#[test]
+fn create_file_demuxes_archives_as_cape() {
+    let s = Server::start("[analysis]\nworkers = 0\n");
+    let exe: &[u8] = b"MZ not really a program";
+    let js: &[u8] = b"WScript.Echo('hi');";
+    let inner = zip_of(&[("run.js", js), ("notes.txt", b"plain")], None);
+    let outer = zip_of(
+        &[
+            ("payload.exe", exe),
+            ("readme.txt", b"nothing to run"),
+            ("inner.zip", &inner),
+        ],
+        Some("infected"),
+    );
+    let ids_of = |v: &Value| -> Vec<i64> {
+        v["data"]["task_ids"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{v}"))
+            .iter()
+            .map(|i| i.as_i64().unwrap())
+            .collect()
+    };
+    let v = create_file(&s, "sample.zip", &outer, &[]);
+    let ids = ids_of(&v);
+    assert_eq!(ids.len(), 2, "{v}");
+    assert_eq!(
+        v["data"]["message"],
+        format!("Task IDs {}, {} have been submitted", ids[0], ids[1])
+    );
+    let mut seen = Vec::new();
+    for id in &ids {
+        let t = &s.get(&format!("/apiv2/tasks/view/{id}/")).json()["data"];
+        seen.push((
+            t["target"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_owned(),
+            t["sample"]["sha256"].as_str().unwrap().to_owned(),
+            t["category"].as_str().unwrap().to_owned(),
+        ));
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            ("payload.exe".to_owned(), sha256_hex(exe), "file".to_owned()),
+            ("run.js".to_owned(), sha256_hex(js), "file".to_owned()),
+        ]
+    );
+
+    // Another password through the options.
+    let other = zip_of(&[("x.exe", exe)], Some("s3cret"));
+    let v = create_file(&s, "other.zip", &other, &[("options", "password=s3cret")]);
+    assert_eq!(ids_of(&v).len(), 1);
+    let id = ids_of(&v)[0];
+    let t = &s.get(&format!("/apiv2/tasks/view/{id}/")).json()["data"];
+    assert_eq!(t["sample"]["sha256"], sha256_hex(exe));
+
+    // One task for the archive itself: a package, `file=`, nothing runnable, a docx.
+    let whole = |name: &str, data: &[u8], extra: &[(&str, &str)]| {
+        let v = create_file(&s, name, data, extra);
+        let ids = ids_of(&v);
+        assert_eq!(ids.len(), 1, "{name}: {v}");
+        let t = &s.get(&format!("/apiv2/tasks/view/{}/", ids[0])).json()["data"];
+        assert_eq!(t["sample"]["sha256"], sha256_hex(data), "{name}");
+    };
+    whole("sample.zip", &outer, &[("package", "zip")]);
+    whole("sample.zip", &outer, &[("options", "file=payload.exe")]);
+    whole("texts.zip", &zip_of(&[("a.txt", b"a")], None), &[]);
+    whole("props.docx", include_bytes!("../golden/props.docx"), &[]);
+    whole("sample.bin", &outer, &[]);
+
+    // Cuckoo's tasks/create/file keeps the archive whole (its demux is tasks/create/submit).
+    let r = s.post_multipart(
+        "/tasks/create/file",
+        &[Part::File("file", "sample.zip", &outer)],
+    );
+    let id = r.json()["task_id"].as_i64().unwrap();
+    let t = s.get(&format!("/tasks/view/{id}")).json();
+    assert_eq!(t["task"]["sample"]["sha256"], sha256_hex(&outer));
 }

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Server, nestbox_bin, open_store};
+use crate::harness::{Server, block_on, nestbox_bin, open_store};
 use nestbox_types::{TaskId, TaskStatus};
 
 const CONFIG: &str = "[analysis]\nworkers = 2\npoll_interval_ms = 200\n\
@@ -119,14 +119,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
 }
 
 /// Submits one file, retrying while the API is away; `None` if it never answered 200.

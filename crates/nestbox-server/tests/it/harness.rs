@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+use nestbox_core::ports::BlobStore;
 use serde_json::Value;
 
 /// A running server.
@@ -87,14 +88,19 @@ impl Server {
         std::fs::write(
             &cfg,
             format!(
-                "data_dir = {:?}\n{}\n{}",
+                "data_dir = {:?}\n{}\n{}{}",
                 data.to_string_lossy(),
                 extra_config,
-                // A test that names its database keeps it.
+                // A test that names its database or storage keeps it.
                 if extra_config.contains("[database]") {
                     String::new()
                 } else {
                     database_config(dir.path())
+                },
+                if extra_config.contains("[storage]") {
+                    String::new()
+                } else {
+                    storage_config(dir.path())
                 }
             ),
         )
@@ -180,6 +186,52 @@ impl Server {
 
     pub fn data(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// Writes a blob (`analyses/<id>/dump.pcap`, …) as a worker would leave it, into
+    /// whichever store the server uses: its data directory, or its S3 prefix.
+    pub fn put_blob(&self, key: &str, bytes: &[u8]) {
+        match self.s3_blobs() {
+            Some(blobs) => block_on(blobs.put(key, bytes.to_vec())).unwrap(),
+            None => {
+                let path = self.data().join(key);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(path, bytes).unwrap();
+            }
+        }
+    }
+
+    /// A blob of the server's store, if it is there.
+    pub fn get_blob(&self, key: &str) -> Option<Vec<u8>> {
+        match self.s3_blobs() {
+            Some(blobs) => block_on(blobs.get(key)).unwrap(),
+            None => std::fs::read(self.data().join(key)).ok(),
+        }
+    }
+
+    /// Whether any blob lives under `prefix` (`analyses/<id>/`).
+    pub fn has_blobs_under(&self, prefix: &str) -> bool {
+        match self.s3_blobs() {
+            Some(blobs) => !block_on(blobs.list(prefix)).unwrap().is_empty(),
+            None => self.data().join(prefix).exists(),
+        }
+    }
+
+    /// The server's S3 store seen through the store's own client (`NESTBOX_IT_STORAGE=s3`).
+    fn s3_blobs(&self) -> Option<nestbox_store::blob::S3BlobStore> {
+        s3_storage().then(|| {
+            nestbox_store::blob::S3BlobStore::new(&nestbox_store::blob::S3Settings {
+                endpoint: Some(s3_var("NESTBOX_TEST_S3_ENDPOINT")),
+                region: Some("us-east-1".into()),
+                bucket: s3_var("NESTBOX_TEST_S3_BUCKET"),
+                path_style: true,
+                prefix: s3_prefix(self.dir.path()),
+                part_size: 5 << 20,
+                scratch_dir: self.dir.path().join("s3-scratch"),
+                ..Default::default()
+            })
+            .unwrap()
+        })
     }
 
     pub fn get(&self, path: &str) -> Resp {
@@ -401,6 +453,15 @@ pub fn tool(cmd: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs a future to completion on a throw-away runtime (the tests are synchronous).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
 /// With `NESTBOX_IT_DATABASE=postgres` (make test-pg), every server of the suite runs on
 /// its own PostgreSQL database of the `tests/pg/with-pg.sh` server instead of SQLite: the
 /// same tests, the other engine. A restarted server keeps the database of the
@@ -411,6 +472,39 @@ fn database_config(dir: &Path) -> String {
     }
     let url = pg_url_of(dir).unwrap_or_else(|| pg_database("it"));
     format!("\n[database]\nurl = {url:?}\n")
+}
+
+/// With `NESTBOX_IT_STORAGE=s3` (make pg, under tests/s3/weed.sh), every server keeps its
+/// samples and artifacts in the SeaweedFS bucket instead of the local store, under a
+/// prefix named after its test directory (so a restarted server finds them again).
+fn storage_config(dir: &Path) -> String {
+    if !s3_storage() {
+        return String::new();
+    }
+    format!(
+        "\n[storage]\nbackend = \"s3\"\n[storage.s3]\nendpoint = {:?}\nbucket = {:?}\n\
+         prefix = {:?}\npart_size_mb = 5\n",
+        s3_var("NESTBOX_TEST_S3_ENDPOINT"),
+        s3_var("NESTBOX_TEST_S3_BUCKET"),
+        s3_prefix(dir),
+    )
+}
+
+fn s3_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run under tests/s3/weed.sh"))
+}
+
+/// The S3 prefix of the server in test directory `dir`: one per directory, so servers
+/// never see each other's blobs and a restarted one finds its own.
+fn s3_prefix(dir: &Path) -> String {
+    let name = dir.file_name().unwrap().to_string_lossy();
+    format!("it-{}-{name}", std::process::id())
+}
+
+/// Whether this run keeps blobs in S3 (`NESTBOX_IT_STORAGE=s3`). The few tests that look
+/// into the local store's directories directly check this and say they are skipped.
+pub fn s3_storage() -> bool {
+    std::env::var("NESTBOX_IT_STORAGE").as_deref() == Ok("s3")
 }
 
 /// The PostgreSQL URL in the test directory's nestbox.toml, if any.

@@ -81,12 +81,19 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 /// A single box on SQLite with analysed tasks (one sample above an S3 part, so it moves
 /// as a multipart upload); returns the stopped box's directory, SQLite file, task ids and
 /// what it served.
+/// Blobs under `data_dir` (named, so the suite's S3 mode does not apply).
+const LOCAL_STORE: &str = "[storage]\nbackend = \"local\"\n";
+
 pub fn single_box() -> (tempfile::TempDir, PathBuf, Vec<i64>, Served) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("data/nestbox.db");
     let s = Server::start_in(
         dir,
-        &format!("{CONFIG}[database]\nurl = \"sqlite://{}\"\n", db.display()),
+        // A single box: SQLite and the local store, whatever the suite runs on.
+        &format!(
+            "{CONFIG}[database]\nurl = \"sqlite://{}\"\n{LOCAL_STORE}",
+            db.display()
+        ),
     );
     let mut ids: Vec<i64> = (0..4)
         .map(|n| s.submit_file(&format!("m{n}.bin"), &noise(1000 + n * 777, n as u64 + 1)))
@@ -194,7 +201,7 @@ fn migrate_moves_rows_and_blobs_to_another_directory() {
         eprintln!("migrate: runs under tests/pg/with-pg.sh (make pg)");
         return;
     }
-    migrate_and_compare("", |data, key| {
+    migrate_and_compare(LOCAL_STORE, |data, key| {
         std::fs::remove_file(data.join(key)).unwrap();
     });
 }

@@ -15,7 +15,7 @@ use nestbox_core::ports::BlobStore;
 use nestbox_store::blob::{S3BlobStore, S3Settings};
 use sha2::{Digest, Sha256};
 
-use crate::harness::{Part, Server, files_under};
+use crate::harness::{Part, Server, block_on, files_under};
 
 fn var(name: &str) -> String {
     std::env::var(name)
@@ -52,14 +52,6 @@ fn reader(prefix: &str, scratch: &std::path::Path) -> S3BlobStore {
         ..S3Settings::default()
     })
     .unwrap()
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 use std::io::Read;
 
-use crate::harness::{Part, Resp, Server};
+use crate::harness::{Part, Resp, Server, s3_storage};
 
 const STATIC_ONLY: &str = "[analysis]\nworkers = 1\n[sandbox]\nmachinery = \"none\"\n";
 const HOSTILE_NAME: &str = "<img src=x onerror=alert(1)>.js";
@@ -404,18 +404,18 @@ fn parent_and_child_tasks() {
     let mut jar = Jar::default();
     let parent = s.submit_file("parent.bin", b"parent content");
     // A report with one dropped file, as a detonation leaves them.
-    let dir = s.data().join(format!("analyses/{parent}"));
-    std::fs::create_dir_all(dir.join("reports")).unwrap();
-    std::fs::create_dir_all(dir.join("files")).unwrap();
     let dropped = b"#!/bin/sh\necho dropped\n";
-    std::fs::write(dir.join("files/d1"), dropped).unwrap();
+    s.put_blob(&format!("analyses/{parent}/files/d1"), dropped);
     let report = serde_json::json!({
         "info": {"id": parent, "category": "file", "package": "", "score": 0},
         "target": {"category": "file", "file": {"name": "parent.bin"}},
         "dropped": [{"name": "<drop>.sh", "path": "files/d1", "size": dropped.len(),
                      "sha256": "00", "type": "text", "yara": []}],
     });
-    std::fs::write(dir.join("reports/report.json"), report.to_string()).unwrap();
+    s.put_blob(
+        &format!("analyses/{parent}/reports/report.json"),
+        report.to_string().as_bytes(),
+    );
 
     let page = jar.get(&s, &format!("/analysis/{parent}/")).text();
     let form = format!("action=\"/analysis/{parent}/resubmit/dropped/0\"");
@@ -454,7 +454,11 @@ fn parent_and_child_tasks() {
         view["task"]["target"]
             .as_str()
             .unwrap()
-            .ends_with("/_drop_.sh"),
+            .ends_with(if s3_storage() {
+                "_drop_.sh"
+            } else {
+                "/_drop_.sh"
+            }),
         "the dropped name, made safe"
     );
     // Reboot makes a child too (Cuckoo also keeps the parent id in `custom`).

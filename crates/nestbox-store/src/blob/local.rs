@@ -290,21 +290,6 @@ impl BlobStore for LocalBlobStore {
         // statvfs needs an existing path: use the closest existing ancestor of the prefix
         // (the root itself may not exist yet before the first upload).
         let path = self.prefix_path(prefix).ok()?;
-        let existing = path.ancestors().find(|p| p.exists())?;
-        let st = nix::sys::statvfs::statvfs(existing).ok()?;
-        // The field types are platform-sized (u32 on some 32-bit targets).
-        #[allow(clippy::useless_conversion)]
-        let (frsize, blocks, avail) = (
-            u64::from(st.fragment_size()),
-            u64::from(st.blocks()),
-            u64::from(st.blocks_available()),
-        );
-        let total = blocks.saturating_mul(frsize);
-        let free = avail.saturating_mul(frsize);
-        Some(DiskUsage {
-            free,
-            total,
-            used: blocks.saturating_sub(avail).saturating_mul(frsize),
-        })
+        super::volume_usage(&path)
     }
 }

@@ -84,3 +84,22 @@ fn prefix_key(prefix: &str) -> Result<&str> {
     components(trimmed)?;
     Ok(trimmed)
 }
+
+/// statvfs figures of the volume holding `path` (or its closest existing ancestor: a
+/// directory may not exist before the first write).
+pub(crate) fn volume_usage(path: &std::path::Path) -> Option<nestbox_core::ports::DiskUsage> {
+    let existing = path.ancestors().find(|p| p.exists())?;
+    let st = nix::sys::statvfs::statvfs(existing).ok()?;
+    // The field types are platform-sized (u32 on some 32-bit targets).
+    #[allow(clippy::useless_conversion)]
+    let (frsize, blocks, avail) = (
+        u64::from(st.fragment_size()),
+        u64::from(st.blocks()),
+        u64::from(st.blocks_available()),
+    );
+    Some(nestbox_core::ports::DiskUsage {
+        free: avail.saturating_mul(frsize),
+        total: blocks.saturating_mul(frsize),
+        used: blocks.saturating_sub(avail).saturating_mul(frsize),
+    })
+}

@@ -353,8 +353,10 @@ impl BlobStore for S3BlobStore {
     }
 
     fn disk_usage(&self, _prefix: &str) -> Option<DiskUsage> {
-        // A bucket has no volume size.
-        None
+        // A bucket has no volume size; what fills up on a node is the local disk under the
+        // scratch directory (temp copies for analysis), and that is what dist.py-style
+        // clients watch in `cuckoo/status`.
+        super::volume_usage(&self.scratch_dir)
     }
 }
 

@@ -171,6 +171,9 @@ async fn not_allowed_page(req: Request, next: Next) -> Response {
     page
 }
 
+/// The largest URL-encoded form a page takes (login, logout, resubmit: a few fields).
+const FORM_LIMIT: usize = 64 * 1024;
+
 /// `Form<T>` whose rejection (wrong content type, missing field) is an error page with the
 /// same status instead of axum's plain text.
 pub(crate) struct PageForm<T>(pub T);
@@ -184,6 +187,17 @@ where
     type Rejection = PageError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, PageError> {
+        // The body is read before the form is checked: axum's Form refuses a wrong content
+        // type without reading it, and a connection closed with unread bytes in its receive
+        // buffer is reset, which can drop the error page before the client reads it.
+        let (parts, body) = req.into_parts();
+        let body = axum::body::to_bytes(body, FORM_LIMIT).await.map_err(|_| {
+            PageError(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The form is too large.".to_owned(),
+            )
+        })?;
+        let req = Request::from_parts(parts, axum::body::Body::from(body));
         match axum::Form::<T>::from_request(req, state).await {
             Ok(axum::Form(v)) => Ok(PageForm(v)),
             Err(e) => Err(PageError(e.status(), e.body_text())),
