@@ -90,6 +90,8 @@ pub struct SandboxSettings {
     pub scratch_dir: Option<PathBuf>,
     /// Which tracer records behaviour ([`tracer`]); strace is the fallback.
     pub tracer: TracerKind,
+    /// The native tracer and the traced sample share one CPU ([`tracer::Limits::one_cpu`]).
+    pub trace_on_one_cpu: bool,
 }
 
 impl Default for SandboxSettings {
@@ -106,6 +108,7 @@ impl Default for SandboxSettings {
             user: "john".to_owned(),
             scratch_dir: None,
             tracer: TracerKind::Native,
+            trace_on_one_cpu: true,
         }
     }
 }

@@ -455,7 +455,11 @@ async fn execute(
         .kill_on_drop(true);
     let started = Instant::now();
     if trace && s.tracer == TracerKind::Native {
-        let r = supervise::run(cmd.as_std(), &p.output, group, timeout, Limits::default()).await?;
+        let limits = Limits {
+            one_cpu: s.trace_on_one_cpu,
+            ..Limits::default()
+        };
+        let r = supervise::run(cmd.as_std(), &p.output, group, timeout, limits).await?;
         return Ok(Outcome {
             timed_out: r.timed_out,
             elapsed: started.elapsed(),
@@ -744,6 +748,9 @@ pub(crate) async fn detonate(
             memory_limit: s.memory_limit.max(1 << 30),
             max_pids: s.max_pids.max(512),
             address_space: u64::MAX,
+            // A dozen processes and threads of its own: one CPU would slow the page more
+            // than the cross-CPU stops cost.
+            trace_on_one_cpu: false,
             ..s.clone()
         };
         &runtime_limits

@@ -49,6 +49,11 @@ pub struct SandboxConfig {
     /// `native` (default): the built-in ptrace tracer; `strace`: `strace --seccomp-bpf`
     /// (also used automatically when the native tracer fails the start-up probe).
     pub tracer: String,
+    /// The native tracer and the sample it traces run on one CPU (round-robin per
+    /// detonation): ptrace stops across CPUs cost an inter-processor wake-up each, several
+    /// times the stop itself on a VM. The sample then sees one CPU in its affinity mask.
+    /// Default true.
+    pub trace_on_one_cpu: bool,
 }
 
 impl Default for SandboxConfig {
@@ -68,6 +73,7 @@ impl Default for SandboxConfig {
             user: s.user,
             scratch_dir: None,
             tracer: s.tracer.name().to_owned(),
+            trace_on_one_cpu: s.trace_on_one_cpu,
         }
     }
 }
@@ -124,6 +130,7 @@ impl SandboxConfig {
             user: self.user.clone(),
             scratch_dir: self.scratch_dir.clone(),
             tracer: TracerKind::parse(&self.tracer).unwrap_or_default(),
+            trace_on_one_cpu: self.trace_on_one_cpu,
         }
     }
 

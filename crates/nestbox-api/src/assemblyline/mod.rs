@@ -168,18 +168,23 @@ type Result<T, E = AlError> = std::result::Result<T, E>;
 /// `make_api_response`: the envelope, HTTP status = `api_status_code`. Written as Flask's
 /// `jsonify` does outside debug mode: compact, `sort_keys`, `ensure_ascii`.
 pub fn envelope(code: StatusCode, response: Value, msg: &str) -> Response {
+    envelope_response(code, envelope_body(code, response, msg).into())
+}
+
+/// The bytes of an envelope, as Flask's `jsonify` writes them.
+pub fn envelope_body(code: StatusCode, response: Value, msg: &str) -> Vec<u8> {
     let body = json!({
         "api_response": response,
         "api_error_message": msg,
         "api_server_version": SERVER_VERSION,
         "api_status_code": code.as_u16(),
     });
-    let mut r = (
-        code,
-        [(header::CONTENT_TYPE, "application/json")],
-        crate::common::pyjson::to_vec(&body, crate::common::pyjson::Style::Compact),
-    )
-        .into_response();
+    crate::common::pyjson::to_vec(&body, crate::common::pyjson::Style::Compact)
+}
+
+/// A response carrying envelope bytes (rendered now or kept in the response cache).
+pub fn envelope_response(code: StatusCode, body: bytes::Bytes) -> Response {
+    let mut r = (code, [(header::CONTENT_TYPE, "application/json")], body).into_response();
     *r.status_mut() = code;
     r
 }

@@ -23,7 +23,9 @@ use nestbox_core::assemblyline::{
 use nestbox_types::{Sample, Task, TaskStatus};
 use serde_json::{Map, Value, json};
 
-use super::{AlError, AlState, Caller, Result, St, iso, ok, qbool};
+use super::{
+    AlError, AlState, Caller, Result, St, envelope_body, envelope_response, iso, ok, qbool,
+};
 use nestbox_core::al_result::C12N;
 pub use nestbox_core::al_result::{Results, SERVICES, al_type, derive, max_score};
 
@@ -450,9 +452,17 @@ pub async fn submission(
     Path(sid): Path<String>,
 ) -> Result<Response> {
     c.require(&["submission_view"])?;
-    let l = load(&st, &sid).await?;
-    let r = results_for(&l);
-    Ok(ok(submission_record(&l, Some(&r))))
+    // The record (the report behind it included) changes only when the store does, so
+    // a client polling a submission is answered from the data-version response cache,
+    // as Cuckoo's and CAPE's task views are; the caller does not change it.
+    let body = crate::common::cache::cached(&st.ctx, format!("al:submission:{sid}"), || async {
+        let l = load(&st, &sid).await?;
+        let r = results_for(&l);
+        let v = submission_record(&l, Some(&r));
+        Ok::<_, AlError>(Some(envelope_body(StatusCode::OK, v, "").into()))
+    })
+    .await?;
+    Ok(envelope_response(StatusCode::OK, body.unwrap_or_default()))
 }
 
 /// `GET /api/v4/submission/is_completed/<sid>/`.

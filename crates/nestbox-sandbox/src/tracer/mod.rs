@@ -79,13 +79,42 @@ pub struct Limits {
     /// Events kept over all processes; later calls are counted, not kept (process
     /// creation and exec are always kept, the tree must stay whole).
     pub max_events: usize,
+    /// Run the tracer and the traced tree on one CPU (chosen round-robin per run). Every
+    /// stop wakes the tracer and then the tracee; across CPUs each wake-up is an IPI, and
+    /// on a virtual machine that dominates: measured on the 2-core development VM, the
+    /// open-heavy benchmark runs 5× faster pinned (BENCHMARKS.md).
+    pub one_cpu: bool,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_events: 500_000,
+            one_cpu: true,
         }
+    }
+}
+
+/// Pins the calling thread to one of the CPUs it may run on, the next one each call, so
+/// that concurrent runs spread over the machine. Nothing happens with a single CPU or if
+/// the kernel refuses.
+fn pin_to_one_cpu() {
+    use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let this = Pid::from_raw(0);
+    let Ok(allowed) = sched_getaffinity(this) else {
+        return;
+    };
+    let cpus: Vec<usize> = (0..CpuSet::count())
+        .filter(|&c| allowed.is_set(c).unwrap_or(false))
+        .collect();
+    if cpus.len() < 2 {
+        return;
+    }
+    let cpu = cpus[NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % cpus.len()];
+    let mut one = CpuSet::new();
+    if one.set(cpu).is_ok() {
+        let _ = sched_setaffinity(this, &one);
     }
 }
 
@@ -190,6 +219,10 @@ pub fn spawn(cmd: child::Command, limits: Limits) -> Result<Tracing, String> {
     std::thread::Builder::new()
         .name("nestbox-tracer".into())
         .spawn(move || {
+            if limits.one_cpu {
+                // Before the fork: the traced tree inherits the mask.
+                pin_to_one_cpu();
+            }
             let filter = filter::program();
             let root = match child::spawn(&cmd, &filter) {
                 Ok(p) => p,

@@ -294,7 +294,10 @@ fn many_processes_and_the_event_bound() {
             "i=0; while [ $i -lt 300 ]; do /bin/true & i=$((i+1)); done; wait; \
              i=0; while [ $i -lt 2000 ]; do : > /dev/null; i=$((i+1)); done",
         ],
-        Limits { max_events: 1500 },
+        Limits {
+            max_events: 1500,
+            ..Limits::default()
+        },
         None,
     );
     assert_eq!(f.status.and_then(|s| s.code()), Some(0), "{:?}", f.notes);
