@@ -99,19 +99,20 @@ per_file_ms() { # file → ms per file for nestbox, excluding start-up
   n=$(seconds pin "$BIN" analyze --config "$cfg" -j1 --format jsonl "$f" "${many[@]}")
   echo "($n - $one) * 1000 / $REPEAT" | bc -l
 }
-tool_per_file_ms() { # file tool... → ms per file for a baseline, same subtraction
+tool_per_file_ms() { # file command... → ms per file for a baseline, same subtraction
+  # (the command pins itself: taskset cannot run a shell function such as yara_files)
   local f=$1
   shift
   local many=()
   for _ in $(seq "$REPEAT"); do many+=("$f"); done
   local one n
-  one=$(seconds pin "$@" "$f")
-  n=$(seconds pin "$@" "$f" "${many[@]}")
+  one=$(seconds "$@" "$f")
+  n=$(seconds "$@" "$f" "${many[@]}")
   echo "($n - $one) * 1000 / $REPEAT" | bc -l
 }
 rules=("$ROOT"/rules/*.yar)
 # The yara CLI takes one target: a directory of hard links stands for a file list.
-yara_files() { local d="$work/ylinks"; rm -rf "$d"; mkdir -p "$d"; local k=0; for f in "$@"; do ln "$f" "$d/$k"; k=$((k + 1)); done; yara -w -p 1 "${rules[@]}" "$d"; }
+yara_files() { local d="$work/ylinks"; rm -rf "$d"; mkdir -p "$d"; local k=0; for f in "$@"; do ln "$f" "$d/$k"; k=$((k + 1)); done; pin yara -w -p 1 "${rules[@]}" "$d"; }
 
 line() { # input tool size_bytes ms_per_file
   printf '| %s | %s | %.1f | %.0f |\n' "$1" "$2" "$4" "$(echo "$3 / 1000000 / ($4 / 1000)" | bc -l)"
@@ -123,7 +124,7 @@ for f in "$work/pe_1mb.exe" "$work/pe_20mb.exe"; do
   name="$(basename "$f") ($((size / 1000)) KB)"
   line "$name" "nestbox analyze (full static pass)" "$size" "$(per_file_ms "$f")"
   line "$name" "yara CLI (starter rules)" "$size" "$(tool_per_file_ms "$f" yara_files)"
-  line "$name" "ssdeep" "$size" "$(tool_per_file_ms "$f" ssdeep -s)"
+  line "$name" "ssdeep" "$size" "$(tool_per_file_ms "$f" pin ssdeep -s)"
 done
 mapfile -t cfiles < <(find "$corpus" -type f | sort)
 avg=$((corpus_bytes / corpus_files))
