@@ -2,7 +2,10 @@
 //! does, shared with the other machineries (the emulator runs speakeasy with them) so the
 //! isolation is written once.
 
-use std::path::Path;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
 /// bwrap arguments for the read-only system view: `/usr` and the merged-usr links
 /// (`/bin`, `/lib*`, `/sbin`) as the host has them (a link where the host has a link, a
@@ -59,6 +62,149 @@ pub fn bwrap_base(hostname: &str, share_net: bool) -> Vec<String> {
     a
 }
 
+/// What the ns machinery's forked child does as root between `fork` and `exec` of bwrap
+/// (or of strace in front of it), in place of a chain of helper programs (`sh` for the
+/// cgroup and fd 3, `setpriv`, `nsenter`, `setpriv`, `prlimit`: five dynamic-linker
+/// starts, most of a detonation's fixed cost). Everything is prepared before the fork;
+/// [`Entry::apply`] only makes raw system calls.
+pub struct Entry {
+    /// `cgroup.procs` files the child joins.
+    procs: Vec<CString>,
+    /// The seccomp filter file, opened as fd 3 for bwrap's `--seccomp 3`.
+    seccomp: CString,
+    /// The slot's network namespace, joined with `setns`.
+    netns: Option<OwnedFd>,
+    /// Drop to this uid/gid with no supplementary groups, then set `rlimits`.
+    uid: Option<u32>,
+    rlimits: Vec<(Resource, u64)>,
+}
+
+/// An `RLIMIT_*` resource as `setrlimit` takes it.
+#[cfg(target_env = "gnu")]
+pub type Resource = libc::__rlimit_resource_t;
+/// An `RLIMIT_*` resource as `setrlimit` takes it.
+#[cfg(not(target_env = "gnu"))]
+pub type Resource = libc::c_int;
+
+impl Entry {
+    /// Prepares the steps: join `procs`, open `seccomp` as fd 3, enter `netns` (a
+    /// `/proc/<pid>/ns/net`-style path), and with `uid` drop to it and set `rlimits`
+    /// (limits are set after the drop, as `prlimit` did after `setpriv`: the kernel checks
+    /// `RLIMIT_NPROC` against the new user).
+    pub fn new(
+        procs: &[PathBuf],
+        seccomp: &Path,
+        netns: Option<&Path>,
+        uid: Option<u32>,
+        rlimits: Vec<(Resource, u64)>,
+    ) -> Result<Entry, String> {
+        let c = |p: &Path| {
+            CString::new(p.as_os_str().as_bytes()).map_err(|_| format!("a NUL byte in {p:?}"))
+        };
+        let netns = match netns {
+            Some(ns) => Some(OwnedFd::from(
+                std::fs::File::open(ns).map_err(|e| format!("network namespace {ns:?}: {e}"))?,
+            )),
+            None => None,
+        };
+        Ok(Entry {
+            procs: procs.iter().map(|p| c(p)).collect::<Result<_, _>>()?,
+            seccomp: c(seccomp)?,
+            netns,
+            uid,
+            rlimits,
+        })
+    }
+
+    /// Runs the steps in the calling process; `Err` is the errno of the step that failed.
+    /// Ends by setting the parent-death signal (a uid change clears it).
+    ///
+    /// # Safety
+    /// Only in a freshly forked child before `exec`: it changes the process's cgroup,
+    /// namespace, credentials and fd 3, and makes only async-signal-safe system calls on
+    /// memory prepared before the fork.
+    #[allow(unsafe_code)]
+    pub unsafe fn apply(&self) -> Result<(), i32> {
+        // SAFETY: raw system calls on buffers owned by `self` or this frame.
+        unsafe {
+            let errno = || *libc::__errno_location();
+            let mut digits = [0u8; 20];
+            let pid = decimal(libc::getpid() as u64, &mut digits);
+            for f in &self.procs {
+                let fd = libc::open(f.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 {
+                    return Err(errno());
+                }
+                let n = libc::write(fd, pid.as_ptr().cast(), pid.len());
+                let e = errno();
+                libc::close(fd);
+                if n < 0 {
+                    return Err(e);
+                }
+            }
+            // Without O_CLOEXEC: bwrap reads the filter from fd 3 after its exec.
+            let fd = libc::open(self.seccomp.as_ptr(), libc::O_RDONLY);
+            if fd < 0 {
+                return Err(errno());
+            }
+            if fd != 3 {
+                if libc::dup2(fd, 3) < 0 {
+                    return Err(errno());
+                }
+                libc::close(fd);
+            }
+            if let Some(ns) = &self.netns
+                && libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) != 0
+            {
+                return Err(errno());
+            }
+            if let Some(uid) = self.uid {
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setresgid(uid, uid, uid) != 0
+                    || libc::setresuid(uid, uid, uid) != 0
+                {
+                    return Err(errno());
+                }
+                for (resource, value) in &self.rlimits {
+                    let r = libc::rlimit {
+                        rlim_cur: *value,
+                        rlim_max: *value,
+                    };
+                    if libc::setrlimit(*resource, &r) != 0 {
+                        return Err(errno());
+                    }
+                }
+            }
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(errno());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `n` in decimal, written into `buf` without allocating.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
+/// The first `name` in the system directories (a forked child cannot search `PATH`).
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    ["/usr/bin", "/bin", "/usr/sbin", "/sbin", "/usr/local/bin"]
+        .iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
+
 /// The chain in front of bwrap: `/bin/sh` opens the seccomp filter named by
 /// `$NBX_SECCOMP` as fd 3 (bwrap's `--seccomp 3`) and joins the cgroups in `$NBX_PROCS`
 /// (space-separated `cgroup.procs` paths, may be empty); `setpriv` sets the parent-death
@@ -83,6 +229,14 @@ pub fn chain(name: &str, uid: Option<u32>, limits: &[String]) -> tokio::process:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_writes_digits() {
+        let mut b = [0u8; 20];
+        assert_eq!(decimal(0, &mut b), b"0");
+        assert_eq!(decimal(4_194_304, &mut b), b"4194304");
+        assert_eq!(decimal(u64::MAX, &mut b), b"18446744073709551615");
+    }
 
     #[test]
     fn system_view_is_read_only_usr_and_its_links() {

@@ -393,23 +393,30 @@ async fn execute(
     netns: Option<&Path>,
 ) -> Result<Outcome, String> {
     let cpu = timeout.as_secs() + 5;
-    let mut cmd = tokio::process::Command::new("/bin/sh");
-    // Join the cgroup(s), open the seccomp filter as fd 3 for bwrap, then become the
-    // tracer. The script's only inputs are environment variables and "$@".
-    cmd.arg("-c")
-        .arg("for f in $NBX_PROCS; do echo $$ > \"$f\" || exit 125; done; exec 3<\"$NBX_SECCOMP\" || exit 125; exec \"$@\"")
-        .arg("nestbox-sandbox");
-    // If nestbox dies (even by SIGKILL), the tracer gets SIGKILL, and bwrap's
-    // --die-with-parent then takes the whole sandbox down with it.
-    cmd.args(["setpriv", "--pdeathsig", "KILL", "--"]);
-    if let Some(ns) = netns {
-        cmd.arg("nsenter")
-            .arg(format!("--net={}", ns.display()))
-            .arg("--");
-    }
-    if trace && s.tracer == TracerKind::Strace {
+    // The forked child joins the cgroup(s), opens the seccomp filter as fd 3 for bwrap,
+    // enters the slot's network namespace, drops to the slot uid and sets the limits
+    // itself (launch::Entry), then execs bwrap directly: no helper programs in front.
+    let rlimits: Vec<(crate::launch::Resource, u64)> = vec![
+        (libc::RLIMIT_NPROC, s.max_pids),
+        (libc::RLIMIT_AS, s.address_space),
+        (libc::RLIMIT_CPU, cpu),
+        (libc::RLIMIT_FSIZE, s.max_file_size),
+        (libc::RLIMIT_CORE, 0),
+        (libc::RLIMIT_NOFILE, 1024),
+    ];
+    let procs = group.map(|g| g.procs_files()).unwrap_or_default();
+    let strace = trace && s.tracer == TracerKind::Strace;
+    let bwrap = bwrap_args(s, p, launch, netns.is_some());
+    let program = |name: &str| {
+        crate::launch::find_program(name).ok_or_else(|| format!("{name} is not installed"))
+    };
+    let (mut cmd, entry) = if strace {
+        // strace runs as root in front of the drop (it must trace across the uid change):
+        // the child only joins the cgroup, fd 3 and the namespace, strace then runs
+        // setpriv and prlimit in front of bwrap, as before.
+        let entry = crate::launch::Entry::new(&procs, &p.filter, netns, None, Vec::new())?;
+        let mut cmd = tokio::process::Command::new(program("strace")?);
         cmd.args([
-            "strace",
             "-q",
             "-f",
             "-ff",
@@ -422,9 +429,8 @@ async fn execute(
         ])
         .arg(format!("trace={TRACED}"))
         .arg("-o")
-        .arg(p.trace_dir.join("t"));
-    }
-    cmd.arg("setpriv")
+        .arg(p.trace_dir.join("t"))
+        .arg("setpriv")
         .arg(format!("--reuid={}", p.uid))
         .arg(format!("--regid={}", p.uid))
         .args(["--clear-groups", "--", "prlimit"])
@@ -433,21 +439,19 @@ async fn execute(
         .arg(format!("--cpu={cpu}"))
         .arg(format!("--fsize={}", s.max_file_size))
         .args(["--core=0", "--nofile=1024", "--"])
-        .args(bwrap_args(s, p, launch, netns.is_some()));
-    let procs: Vec<String> = group
-        .map(|g| {
-            g.procs_files()
-                .iter()
-                .map(|f| f.to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
+        .args(&bwrap);
+        (cmd, entry)
+    } else {
+        let entry = crate::launch::Entry::new(&procs, &p.filter, netns, Some(p.uid), rlimits)?;
+        let mut cmd = tokio::process::Command::new(program("bwrap")?);
+        cmd.arg0("bwrap").args(&bwrap[1..]);
+        (cmd, entry)
+    };
+    let entry = std::sync::Arc::new(entry);
     let out = std::fs::File::create(&p.output).map_err(|e| format!("output file: {e}"))?;
     let err = out.try_clone().map_err(|e| format!("output file: {e}"))?;
     cmd.env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("NBX_PROCS", procs.join(" "))
-        .env("NBX_SECCOMP", &p.filter)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
@@ -459,13 +463,19 @@ async fn execute(
             one_cpu: s.trace_on_one_cpu,
             ..Limits::default()
         };
-        let r = supervise::run(cmd.as_std(), &p.output, group, timeout, limits).await?;
+        let r =
+            supervise::run(cmd.as_std(), &p.output, group, timeout, limits, Some(entry)).await?;
         return Ok(Outcome {
             timed_out: r.timed_out,
             elapsed: started.elapsed(),
             status: r.status,
             trace: Some(r.trace),
         });
+    }
+    // SAFETY: `apply` only makes raw system calls on memory prepared before the fork.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(move || entry.apply().map_err(std::io::Error::from_raw_os_error));
     }
     let mut child = cmd
         .spawn()

@@ -24,6 +24,9 @@ pub struct Command {
     pub env: Vec<String>,
     /// Standard output and error (standard input is `/dev/null`).
     pub output: File,
+    /// Set-up the child does before its seccomp filter and `execve` (cgroup, fd 3,
+    /// network namespace, uid and limits), untraced.
+    pub entry: Option<std::sync::Arc<crate::launch::Entry>>,
 }
 
 /// The ptrace options every tracee gets (inherited by auto-attached children).
@@ -89,6 +92,11 @@ pub fn spawn(cmd: &Command, filter: &[libc::sock_filter]) -> Result<Pid, String>
             }
             let mut b = 0u8;
             if libc::read(r_fd, (&raw mut b).cast(), 1) != 1 {
+                libc::_exit(125);
+            }
+            if let Some(entry) = &cmd.entry
+                && entry.apply().is_err()
+            {
                 libc::_exit(125);
             }
             // A root tracer would let setuid programs run with their owner's rights under

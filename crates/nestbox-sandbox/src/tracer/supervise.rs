@@ -28,6 +28,7 @@ pub(crate) async fn run(
     group: Option<&Group>,
     timeout: Duration,
     limits: Limits,
+    entry: Option<std::sync::Arc<crate::launch::Entry>>,
 ) -> Result<Supervised, String> {
     let text = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
     let program = text(cmd.get_program());
@@ -44,6 +45,7 @@ pub(crate) async fn run(
             args,
             env,
             output: out,
+            entry,
         },
         limits,
     )

@@ -13,6 +13,7 @@ fn command(args: &[&str], dir: &std::path::Path) -> child::Command {
         args: args.iter().map(|a| (*a).to_owned()).collect(),
         env: vec!["PATH=/usr/bin:/bin".into(), "LC_ALL=C".into()],
         output: std::fs::File::create(dir.join("out.txt")).unwrap(),
+        entry: None,
     }
 }
 

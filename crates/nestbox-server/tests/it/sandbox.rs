@@ -1362,3 +1362,43 @@ fn hostile_sample_cannot_escape_or_stop_the_tracer() {
     assert_eq!(s.get("/cuckoo/status").status, 200);
     assert_no_leftovers(uid_base);
 }
+
+/// The strace fallback (`[sandbox] tracer = "strace"`): the same chain in front of bwrap
+/// (cgroup, fd 3, slot network from the forked child; strace, setpriv and prlimit as
+/// programs), the same behaviour shape, the same containment.
+#[test]
+fn the_strace_fallback_records_the_process_tree() {
+    let uid_base = 216_000;
+    let s = Server::start(&format!(
+        "[analysis]\nworkers = 1\n[sandbox]\nslots = 1\ntracer = \"strace\"\n\
+         uid_base = {uid_base}\n[emulator]\nenabled = false\n"
+    ));
+    let mark = format!("nbx-strace-{}", std::process::id());
+    let script = format!(
+        "#!/bin/sh\necho hi > /tmp/out.txt\nsh -c 'cat /etc/hostname' > /tmp/h.txt\n\
+         echo pwned > {}/{mark} 2>/dev/null\nexit 0\n",
+        s.data().display()
+    );
+    let id = submit(&s, "fallback.sh", script.as_bytes(), 20, "");
+    let r = report(&s, id);
+    let procs = r["behavior"]["processes"].as_array().unwrap();
+    assert!(procs.len() >= 2, "{procs:?}");
+    assert_eq!(procs[0]["process_name"], "fallback.sh");
+    let calls = all_calls(&r);
+    let apis: Vec<&str> = calls
+        .iter()
+        .filter_map(|c| c["api"].as_str())
+        .map(|a| if a == "openat" { "open" } else { a })
+        .collect();
+    assert!(
+        apis.contains(&"execve") && apis.contains(&"open"),
+        "{apis:?}"
+    );
+    assert!(!s.data().join(&mark).exists(), "a write reached the host");
+    let dropped = r["dropped"].as_array().unwrap();
+    assert!(
+        dropped.iter().any(|d| d["name"] == "out.txt"),
+        "{dropped:?}"
+    );
+    assert_no_leftovers(uid_base);
+}
