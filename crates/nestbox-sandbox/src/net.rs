@@ -362,7 +362,7 @@ impl NetSandbox {
             if !listen {
                 return Ok((cap, None, Vec::new(), None));
             }
-            let dns = UdpSocket::bind((DNS_IP, 53)).map_err(|e| format!("dns: {e}"))?;
+            let dns = bind_retrying("dns", || UdpSocket::bind((DNS_IP, 53)))?;
             let ports: Vec<u16> = if catchall {
                 vec![CATCHALL_PORT]
             } else {
@@ -370,7 +370,7 @@ impl NetSandbox {
             };
             let mut tcp = Vec::new();
             for p in ports {
-                let l = TcpListener::bind(("0.0.0.0", p)).map_err(|e| format!("tcp {p}: {e}"))?;
+                let l = bind_retrying(&format!("tcp {p}"), || TcpListener::bind(("0.0.0.0", p)))?;
                 l.set_nonblocking(true).map_err(|e| e.to_string())?;
                 tcp.push(l);
             }
@@ -456,6 +456,28 @@ fn packet_socket_in(path: PathBuf) -> Result<OwnedFd, String> {
     })
     .join()
     .map_err(|_| "the capture set-up thread panicked".to_owned())?
+}
+
+/// Runs `bind`, retrying for up to two seconds while the address is still in use. A
+/// sandbox being started for another slot holds a copy of every descriptor of the server
+/// from its fork until its exec (close-on-exec closes them only then), so the previous
+/// task's sink sockets can outlive their close by a few milliseconds.
+pub(crate) fn bind_retrying<T>(
+    what: &str,
+    mut bind: impl FnMut() -> std::io::Result<T>,
+) -> Result<T, String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match bind() {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            r => return r.map_err(|e| format!("{what}: {e}")),
+        }
+    }
 }
 
 /// Moves the calling thread into the network namespace at `path` (sockets belong to the

@@ -39,7 +39,9 @@ fn transparent(addr: SocketAddrV4, orig_dst: bool) -> Result<OwnedFd, String> {
         setsockopt(&fd, sockopt::Ipv4OrigDstAddr, &true)
             .map_err(|e| format!("IP_RECVORIGDSTADDR: {e}"))?;
     }
-    bind(fd.as_raw_fd(), &SockaddrIn::from(addr)).map_err(|e| format!("udp bind {addr}: {e}"))?;
+    crate::net::bind_retrying(&format!("udp bind {addr}"), || {
+        bind(fd.as_raw_fd(), &SockaddrIn::from(addr)).map_err(std::io::Error::from)
+    })?;
     Ok(fd)
 }
 
