@@ -274,7 +274,11 @@ async fn file_tasks(
         };
         if members.is_empty() {
             ids.push(file_task(ctx, file.staged, &file.filename, base, caller).await?);
+            continue;
         }
+        // The archive is kept as a sample too (CAPE registers it as the members' parent
+        // sample): what was uploaded is never lost.
+        ctx.core.store_sample(file.staged).await?;
         for member in members {
             ids.push(file_task(ctx, member.staged, &member.name, base, caller).await?);
         }

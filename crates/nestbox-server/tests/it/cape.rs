@@ -974,6 +974,11 @@ fn create_file_demuxes_archives_as_cape() {
             t["category"].as_str().unwrap().to_owned(),
         ));
     }
+    // The archive itself is kept as a sample.
+    assert_eq!(
+        s.get(&format!("/files/get/{}", sha256_hex(&outer))).body,
+        outer
+    );
     seen.sort();
     assert_eq!(
         seen,
