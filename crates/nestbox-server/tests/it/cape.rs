@@ -1009,6 +1009,13 @@ fn create_file_demuxes_archives_as_cape() {
     whole("texts.zip", &zip_of(&[("a.txt", b"a")], None), &[]);
     whole("props.docx", include_bytes!("../golden/props.docx"), &[]);
     whole("sample.bin", &outer, &[]);
+    // A damaged archive is analysed as the file it is.
+    whole("cut.zip", &outer[..outer.len() / 2], &[]);
+    whole(
+        "wrong.zip",
+        &zip_of(&[("x.exe", exe)], Some("not-infected")),
+        &[],
+    );
 
     // Cuckoo's tasks/create/file keeps the archive whole (its demux is tasks/create/submit).
     let r = s.post_multipart(
