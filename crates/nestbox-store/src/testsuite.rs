@@ -1977,6 +1977,20 @@ pub async fn run_users(users: &dyn nestbox_core::users::UserRepo, tasks: &dyn Ta
         .expect("found");
     assert_eq!((found.id, found.user_id), (t1, alice.id));
     assert_eq!(found.kind, TokenKind::Cape);
+    let owner = users
+        .user_by_token(TokenKind::Cape, &"a".repeat(64))
+        .await
+        .expect("user by token")
+        .expect("found");
+    assert_eq!(owner.id, alice.id);
+    assert!(
+        users
+            .user_by_token(TokenKind::ApiKey, &"a".repeat(64))
+            .await
+            .unwrap()
+            .is_none(),
+        "kinds do not mix"
+    );
     assert!(
         users
             .token_by_hash(TokenKind::ApiKey, &"a".repeat(64))
@@ -2004,6 +2018,14 @@ pub async fn run_users(users: &dyn nestbox_core::users::UserRepo, tasks: &dyn Ta
             .await
             .unwrap()
             .is_none()
+    );
+    assert!(
+        users
+            .user_by_token(TokenKind::Cape, &"a".repeat(64))
+            .await
+            .unwrap()
+            .is_none(),
+        "a revoked token has no user"
     );
     assert!(
         users

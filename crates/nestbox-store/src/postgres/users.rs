@@ -158,6 +158,21 @@ impl UserRepo for PgRepo {
         .transpose()
     }
 
+    async fn user_by_token(&self, kind: TokenKind, secret_hash: &str) -> Result<Option<User>> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{USER_COLUMNS} WHERE id = (SELECT user_id FROM tokens \
+             WHERE secret_hash = $1 AND kind = $2 AND revoked_on IS NULL)"
+        )))
+        .bind(secret_hash)
+        .bind(kind.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(Error::store)?
+        .as_ref()
+        .map(user_from_row)
+        .transpose()
+    }
+
     async fn tokens(&self, user_id: i64) -> Result<Vec<Token>> {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "{TOKEN_COLUMNS} WHERE user_id = $1 ORDER BY id"
