@@ -140,10 +140,8 @@ impl Core {
     ) -> Result<Vec<DemuxedMember>> {
         let path = staged.path().to_path_buf();
         let name = filename.to_owned();
-        let options = password
-            .map(|p| format!("password={p}"))
-            .unwrap_or_default();
-        let chosen = tokio::task::spawn_blocking(move || choose(&path, &name, &options))
+        let password = password.map(str::to_owned);
+        let chosen = tokio::task::spawn_blocking(move || choose(&path, &name, password.as_deref()))
             .await
             .unwrap_or_default();
         let mut out = Vec::with_capacity(chosen.len());
@@ -159,17 +157,39 @@ impl Core {
     }
 }
 
-/// The members worth a task, with their bytes (blocking: reads and unpacks the file).
-fn choose(path: &Path, filename: &str, options: &str) -> Vec<(String, Vec<u8>)> {
-    if extension(filename) == "bin" {
-        return Vec::new();
-    }
-    let settings = StaticSettings::default();
-    let mut head = [0u8; 32 * 1024];
+/// The archive format of the file at `path` from its first 512 bytes; `None` for anything
+/// [`unpack::unpack`] does not read (blocking). ISO 9660 images show only at 32 KiB, so
+/// they are never archives here: submissions keep them whole.
+pub fn archive_format(path: &Path) -> Option<Format> {
+    let mut head = [0u8; 512];
     let n = std::fs::File::open(path)
         .and_then(|mut f| f.read(&mut head))
         .unwrap_or(0);
-    match unpack::format_of(&head[..n]) {
+    unpack::format_of(&head[..n])
+}
+
+/// The members of the archive at `path` (named `name` for single-stream formats),
+/// extracted under the bomb limits with the `password` option and then the default list;
+/// empty when the file is larger than the document limit or cannot be read (blocking).
+pub fn read_members(path: &Path, name: &str, password: Option<&str>) -> Vec<unpack::Extracted> {
+    let settings = StaticSettings::default();
+    let too_big = std::fs::metadata(path).map_or(true, |m| m.len() > settings.max_document as u64);
+    let Some(data) = (!too_big).then(|| std::fs::read(path).ok()).flatten() else {
+        return Vec::new();
+    };
+    let options = password
+        .map(|p| format!("password={p}"))
+        .unwrap_or_default();
+    let passwords = pipeline::archive_passwords(&options, &settings);
+    unpack::unpack(&data, name, &passwords, &settings.unpack).members
+}
+
+/// The members worth a task, with their bytes (blocking: reads and unpacks the file).
+fn choose(path: &Path, filename: &str, password: Option<&str>) -> Vec<(String, Vec<u8>)> {
+    if extension(filename) == "bin" {
+        return Vec::new();
+    }
+    match archive_format(path) {
         None | Some(Format::Iso) => return Vec::new(),
         Some(_) => {}
     }
@@ -177,18 +197,7 @@ fn choose(path: &Path, filename: &str, options: &str) -> Vec<(String, Vec<u8>)> 
     if NOT_ARCHIVES.iter().any(|t| whole.contains(t)) {
         return Vec::new();
     }
-    let Ok(meta) = std::fs::metadata(path) else {
-        return Vec::new();
-    };
-    if meta.len() > settings.max_document as u64 {
-        return Vec::new();
-    }
-    let Ok(data) = std::fs::read(path) else {
-        return Vec::new();
-    };
-    let passwords = pipeline::archive_passwords(options, &settings);
-    let members = unpack::unpack(&data, filename, &passwords, &settings.unpack).members;
-    drop(data);
+    let members = read_members(path, filename, password);
     // A nested archive that was unpacked stands for its members, as sflock's children do.
     let unpacked_archives: Vec<String> = members
         .iter()

@@ -4,7 +4,6 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use nestbox_analyzers::archive::{Member, package_for_name};
-use nestbox_analyzers::unpack;
 use nestbox_core::Error as CoreError;
 use nestbox_types::{Category, NewSubmission, NewTask, TaskId, TaskOptions, TaskQuery, Timestamp};
 use serde_json::json;
@@ -275,31 +274,14 @@ pub async fn tasks_create_submit(State(ctx): Ctx, req: Request) -> Result<Respon
 /// task's `password` option and the default list; empty otherwise or when nothing could be
 /// read (it is then analysed as a plain file).
 async fn archive_members(path: &std::path::Path, password: Option<&str>) -> Vec<Member> {
+    use nestbox_core::demux::{archive_format, read_members};
     let path = path.to_path_buf();
-    let settings = nestbox_core::pipeline::StaticSettings::default();
-    let options = password
-        .map(|p| format!("password={p}"))
-        .unwrap_or_default();
-    let passwords = nestbox_core::pipeline::archive_passwords(&options, &settings);
+    let password = password.map(str::to_owned);
     tokio::task::spawn_blocking(move || {
-        let mut head = [0u8; 512];
-        let n = std::fs::File::open(&path)
-            .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
-            .unwrap_or(0);
-        if unpack::format_of(&head[..n]).is_none() {
+        if archive_format(&path).is_none() {
             return Vec::new();
         }
-        let Ok(meta) = std::fs::metadata(&path) else {
-            return Vec::new();
-        };
-        if meta.len() > settings.max_document as u64 {
-            return Vec::new();
-        }
-        let Ok(data) = std::fs::read(&path) else {
-            return Vec::new();
-        };
-        unpack::unpack(&data, "", &passwords, &settings.unpack)
-            .members
+        read_members(&path, "", password.as_deref())
             .into_iter()
             .map(|m| Member {
                 size: m.data.len() as u64,
