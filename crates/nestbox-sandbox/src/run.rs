@@ -396,13 +396,14 @@ async fn execute(
     // The forked child joins the cgroup(s), opens the seccomp filter as fd 3 for bwrap,
     // enters the slot's network namespace, drops to the slot uid and sets the limits
     // itself (launch::Entry), then execs bwrap directly: no helper programs in front.
-    let rlimits: Vec<(crate::launch::Resource, u64)> = vec![
-        (libc::RLIMIT_NPROC, s.max_pids),
-        (libc::RLIMIT_AS, s.address_space),
-        (libc::RLIMIT_CPU, cpu),
-        (libc::RLIMIT_FSIZE, s.max_file_size),
-        (libc::RLIMIT_CORE, 0),
-        (libc::RLIMIT_NOFILE, 1024),
+    // One list for both ways of setting them: by the child, or by prlimit under strace.
+    let limits: [(crate::launch::Resource, &str, u64); 6] = [
+        (libc::RLIMIT_NPROC, "nproc", s.max_pids),
+        (libc::RLIMIT_AS, "as", s.address_space),
+        (libc::RLIMIT_CPU, "cpu", cpu),
+        (libc::RLIMIT_FSIZE, "fsize", s.max_file_size),
+        (libc::RLIMIT_CORE, "core", 0),
+        (libc::RLIMIT_NOFILE, "nofile", 1024),
     ];
     let procs = group.map(|g| g.procs_files()).unwrap_or_default();
     let strace = trace && s.tracer == TracerKind::Strace;
@@ -434,14 +435,12 @@ async fn execute(
         .arg(format!("--reuid={}", p.uid))
         .arg(format!("--regid={}", p.uid))
         .args(["--clear-groups", "--", "prlimit"])
-        .arg(format!("--nproc={}", s.max_pids))
-        .arg(format!("--as={}", s.address_space))
-        .arg(format!("--cpu={cpu}"))
-        .arg(format!("--fsize={}", s.max_file_size))
-        .args(["--core=0", "--nofile=1024", "--"])
+        .args(limits.iter().map(|(_, flag, v)| format!("--{flag}={v}")))
+        .arg("--")
         .args(&bwrap);
         (cmd, entry)
     } else {
+        let rlimits = limits.iter().map(|(r, _, v)| (*r, *v)).collect();
         let entry = crate::launch::Entry::new(&procs, &p.filter, netns, Some(p.uid), rlimits)?;
         let mut cmd = tokio::process::Command::new(program("bwrap")?);
         cmd.arg0("bwrap").args(&bwrap[1..]);
