@@ -185,27 +185,36 @@ async fn main() {
         id
     };
 
-    let bare_true = bare(&truebin, n);
+    // `BENCH_SANDBOX_PARTS=true,heavy,throughput` (the default: all three) picks parts.
+    let parts =
+        std::env::var("BENCH_SANDBOX_PARTS").unwrap_or_else(|_| "true,heavy,throughput".into());
+    let part = |p: &str| parts.split(',').any(|x| x.trim() == p);
+    if part("true") {
+        fixed_cost(&m, &truebin, n, &mut next).await;
+    }
+    if part("heavy") {
+        tracer_overhead(&m, &ms, &heavy, &mut next).await;
+    }
+    if part("throughput") {
+        throughput(&m, &truebin, &sleeper, &mut next).await;
+    }
+}
+
+/// Set-up + teardown: `/bin/true` detonated, traced and not, against running it bare.
+async fn fixed_cost(m: &NsMachinery, truebin: &Path, n: usize, next: &mut impl FnMut() -> i64) {
+    let bare_true = bare(truebin, n);
     let mut traced = Vec::new();
     let mut free = Vec::new();
     for _ in 0..n {
         traced.push(
-            detonate(&m, next(), 1, &truebin, "true", "screenshots=no", 20)
+            detonate(m, next(), 1, truebin, "true", "screenshots=no", 20)
                 .await
                 .0,
         );
         free.push(
-            detonate(
-                &m,
-                next(),
-                1,
-                &truebin,
-                "true",
-                "screenshots=no,free=yes",
-                20,
-            )
-            .await
-            .0,
+            detonate(m, next(), 1, truebin, "true", "screenshots=no,free=yes", 20)
+                .await
+                .0,
         );
     }
     let (dt, df) = (median(traced), median(free));
@@ -221,34 +230,34 @@ async fn main() {
         dt * 1e3,
         (dt - bare_true) * 1e3
     );
+}
 
-    let bare_heavy = bare(&heavy, 5);
+/// Tracer overhead on open-heavy code: native tracer, strace, untraced, bare.
+async fn tracer_overhead(
+    m: &NsMachinery,
+    ms: &NsMachinery,
+    heavy: &Path,
+    next: &mut impl FnMut() -> i64,
+) {
+    let bare_heavy = bare(heavy, 5);
     let mut runs_t = Vec::new();
     let mut runs_s = Vec::new();
     let mut runs_f = Vec::new();
     for _ in 0..5 {
         runs_t.push(
-            detonate(&m, next(), 1, &heavy, "heavy", "screenshots=no", 60)
+            detonate(m, next(), 1, heavy, "heavy", "screenshots=no", 60)
                 .await
                 .1,
         );
         runs_s.push(
-            detonate(&ms, next(), 1, &heavy, "heavy", "screenshots=no", 60)
+            detonate(ms, next(), 1, heavy, "heavy", "screenshots=no", 60)
                 .await
                 .1,
         );
         runs_f.push(
-            detonate(
-                &m,
-                next(),
-                1,
-                &heavy,
-                "heavy",
-                "screenshots=no,free=yes",
-                60,
-            )
-            .await
-            .1,
+            detonate(m, next(), 1, heavy, "heavy", "screenshots=no,free=yes", 60)
+                .await
+                .1,
         );
     }
     let (rt, rs, rf) = (median(runs_t), median(runs_s), median(runs_f));
@@ -272,7 +281,15 @@ async fn main() {
         rs / rf,
         rs / rt
     );
+}
 
+/// Analyses per hour of a 5 s sample, 4 slots.
+async fn throughput(
+    m: &std::sync::Arc<NsMachinery>,
+    truebin: &Path,
+    sleeper: &Path,
+    next: &mut impl FnMut() -> i64,
+) {
     // Throughput as the worker pool runs it: each slot takes its next task as soon as
     // its previous detonation returns. The slots were set up at start-up (`warm`, as
     // the server does); the first detonation of each slot also starts its display, so
@@ -283,7 +300,7 @@ async fn main() {
     assert!(m.warm(&names).is_empty());
     let mut warmups = Vec::new();
     for s in 1..=slots {
-        let (m, truebin, i) = (m.clone(), truebin.clone(), next());
+        let (m, truebin, i) = (m.clone(), truebin.to_path_buf(), next());
         warmups.push(tokio::spawn(async move {
             detonate(&m, i, s, &truebin, "true", "", 30).await
         }));
@@ -299,7 +316,7 @@ async fn main() {
         let t0 = Instant::now();
         let mut handles = Vec::new();
         for s in 1..=slots {
-            let (m, sleeper) = (m.clone(), sleeper.clone());
+            let (m, sleeper) = (m.clone(), sleeper.to_path_buf());
             let ids: Vec<i64> = (0..rounds).map(|_| next()).collect();
             handles.push(tokio::spawn(async move {
                 for i in ids {

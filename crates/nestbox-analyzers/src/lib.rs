@@ -37,5 +37,5 @@ pub mod strings;
 pub mod unpack;
 
 pub use filetype::{FileType, file_type_bytes, file_type_path};
-pub use hashing::{Digest, MultiHasher, digest_bytes, digest_file};
+pub use hashing::{Digest, MultiHasher, digest_bytes, digest_file, sha256_file};
 pub use strings::{StringsOptions, extract_strings, extract_urls};

@@ -149,29 +149,25 @@ impl Group {
 impl Drop for Group {
     fn drop(&mut self) {
         // A group empties asynchronously after a kill (a memory hog can take a while to
-        // release its pages): retry briefly here, then keep trying in the background.
-        let mut left = Vec::new();
-        for d in self.dirs.drain(..) {
-            let mut gone = false;
-            for _ in 0..20 {
-                if std::fs::remove_dir(&d).is_ok() || !d.exists() {
-                    gone = true;
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            if !gone {
-                left.push(d);
-            }
-        }
+        // release its pages): what cannot be removed at once is retried in the
+        // background, so the teardown does not wait for it.
+        let mut left: Vec<_> = self
+            .dirs
+            .drain(..)
+            .filter(|d| std::fs::remove_dir(d).is_err() && d.exists())
+            .collect();
         if !left.is_empty() {
             std::thread::spawn(move || {
-                for _ in 0..300 {
+                for i in 0..320 {
+                    std::thread::sleep(std::time::Duration::from_millis(if i < 20 {
+                        10
+                    } else {
+                        100
+                    }));
                     left.retain(|d| std::fs::remove_dir(d).is_err() && d.exists());
                     if left.is_empty() {
                         return;
                     }
-                    std::thread::sleep(std::time::Duration::from_millis(100));
                 }
                 tracing::warn!(?left, "ns: cgroups could not be removed");
             });

@@ -79,6 +79,10 @@ pub struct SlotNet {
     catchall: bool,
     udp_catchall: bool,
     display: Option<crate::display::Server>,
+    /// The capture sockets (sink side, guest side), kept between tasks: closing an
+    /// `AF_PACKET` socket waits for an RCU grace period (`synchronize_net`), 10–25 ms
+    /// here, which was half of a short detonation's teardown.
+    captures: Option<(OwnedFd, OwnedFd)>,
 }
 
 /// The `/proc` path of one of our open namespace descriptors (what `nsenter --net=` and
@@ -110,6 +114,7 @@ impl SlotNet {
                 catchall,
                 udp_catchall,
                 display: None,
+                captures: None,
             })
         });
         // The names go; the descriptors keep the namespaces alive.
@@ -227,6 +232,8 @@ pub struct NetSandbox {
     slot: Option<SlotNet>,
     stop: Arc<Stop>,
     threads: Vec<JoinHandle<()>>,
+    /// The capture threads (sink side, guest side); they hand their sockets back.
+    captures: Vec<JoinHandle<OwnedFd>>,
     logs: Arc<Mutex<Logs>>,
 }
 
@@ -322,15 +329,26 @@ impl NetSandbox {
             slot: Some(slot),
             stop: Stop::new()?,
             threads: Vec::new(),
+            captures: Vec::new(),
             logs: Arc::new(Mutex::new(Logs::default())),
         };
-        n.start_sink(listen)?;
         // Loopback inside the sandbox never reaches the veth: capture it in G as well, so
         // a sample probing 127.0.0.1 shows up in the pcap.
-        let cap = packet_socket_in(n.guest_path())?;
+        let kept = n.slot.as_mut().and_then(|s| s.captures.take());
+        let (sink_cap, guest_cap) = match kept {
+            Some((s, g)) => {
+                // What reached the slot between tasks is not this task's.
+                drain(&s);
+                drain(&g);
+                (Some(s), g)
+            }
+            None => (None, packet_socket_in(n.guest_path())?),
+        };
+        n.start_sink(listen, sink_cap)?;
         let (stop, logs) = (n.stop.clone(), n.logs.clone());
-        n.threads
-            .push(std::thread::spawn(move || capture(cap, stop, logs, true)));
+        n.captures.push(std::thread::spawn(move || {
+            capture(guest_cap, stop, logs, true)
+        }));
         Ok(n)
     }
 
@@ -342,7 +360,7 @@ impl NetSandbox {
             .unwrap_or_default()
     }
 
-    fn start_sink(&mut self, listen: bool) -> Result<(), String> {
+    fn start_sink(&mut self, listen: bool, cap: Option<OwnedFd>) -> Result<(), String> {
         let slot = self.slot.as_ref().ok_or("no slot network")?;
         let path = fd_path(&slot.sink);
         let sink_path = path.clone();
@@ -358,7 +376,10 @@ impl NetSandbox {
         );
         let socks: Socks = std::thread::spawn(move || -> Result<Socks, String> {
             enter_netns(&path).map_err(|e| format!("sink {e}"))?;
-            let cap = packet_socket_here()?;
+            let cap = match cap {
+                Some(c) => c,
+                None => packet_socket_here()?,
+            };
             if !listen {
                 return Ok((cap, None, Vec::new(), None));
             }
@@ -391,7 +412,7 @@ impl NetSandbox {
             }));
         }
         let (stop, logs) = (self.stop.clone(), self.logs.clone());
-        self.threads
+        self.captures
             .push(std::thread::spawn(move || capture(cap, stop, logs, false)));
         if let Some(dns) = dns {
             let (stop, logs) = (self.stop.clone(), self.logs.clone());
@@ -410,12 +431,29 @@ impl NetSandbox {
     /// Stops the sink, writes the capture as pcap to `pcap` and returns the `network`
     /// section, and the slot's network for the next task.
     pub fn finish(mut self, pcap: &std::path::Path) -> (Network, Vec<String>, Option<SlotNet>) {
-        // Let the last replies and the kills' resets reach the capture (they are queued
-        // by the time the sandbox is reaped; the capture drains its queue on stop).
-        std::thread::sleep(SETTLE);
+        // Let the sink's last replies reach the capture. What the sample sent, and the
+        // resets of its killed sockets, are already queued on the capture sockets when
+        // the sandbox is reaped (the packet tap runs inside the sending call; the capture
+        // drains its queue on stop): a run that sent nothing has nothing in flight.
+        let quiet = self
+            .logs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .frames
+            .is_empty();
+        if !quiet {
+            std::thread::sleep(SETTLE);
+        }
         self.stop.set();
         for t in self.threads.drain(..) {
             let _ = t.join();
+        }
+        // The sockets stay open for the slot's next task (see `SlotNet::captures`).
+        let mut caps = self.captures.drain(..).map(|t| t.join().ok());
+        if let (Some(Some(sink)), Some(Some(guest)), Some(slot)) =
+            (caps.next(), caps.next(), self.slot.as_mut())
+        {
+            slot.captures = Some((sink, guest));
         }
         let mut notes = Vec::new();
         let logs = std::mem::take(&mut *self.logs.lock().unwrap_or_else(|e| e.into_inner()));
@@ -441,6 +479,23 @@ impl Drop for NetSandbox {
         self.stop.set();
         for t in self.threads.drain(..) {
             let _ = t.join();
+        }
+        for t in self.captures.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Throws away what is queued on a capture socket.
+fn drain(cap: &OwnedFd) {
+    let mut buf = [0u8; 2048];
+    while let Ok(n) = nix::sys::socket::recv(
+        cap.as_raw_fd(),
+        &mut buf,
+        nix::sys::socket::MsgFlags::MSG_DONTWAIT | nix::sys::socket::MsgFlags::MSG_TRUNC,
+    ) {
+        if n == 0 {
+            break;
         }
     }
 }
@@ -503,7 +558,7 @@ fn packet_socket_here() -> Result<OwnedFd, String> {
 
 /// Captures frames until `stop`. `loopback_only`: keep only loopback frames (all-zero
 /// MAC addresses), for the guest-side socket whose veth traffic the sink already sees.
-fn capture(cap: OwnedFd, stop: Arc<Stop>, logs: Arc<Mutex<Logs>>, loopback_only: bool) {
+fn capture(cap: OwnedFd, stop: Arc<Stop>, logs: Arc<Mutex<Logs>>, loopback_only: bool) -> OwnedFd {
     use std::os::fd::AsFd;
     let mut buf = vec![0u8; 65_536];
     let mut bytes = 0usize;
@@ -531,6 +586,7 @@ fn capture(cap: OwnedFd, stop: Arc<Stop>, logs: Arc<Mutex<Logs>>, loopback_only:
             _ => {}
         }
     }
+    cap
 }
 
 fn serve_dns(sock: UdpSocket, stop: Arc<Stop>, logs: Arc<Mutex<Logs>>) {

@@ -644,6 +644,33 @@ impl Drop for TempDir {
     }
 }
 
+/// Where the teardown's time went, for the task's log (the fixed cost of a detonation is
+/// a benchmark target).
+struct Split {
+    last: Instant,
+    parts: Vec<String>,
+}
+
+impl Default for Split {
+    fn default() -> Split {
+        Split {
+            last: Instant::now(),
+            parts: Vec::new(),
+        }
+    }
+}
+
+impl Split {
+    fn mark(&mut self, what: &str) {
+        let now = Instant::now();
+        self.parts.push(format!(
+            "{what} {:.1}",
+            (now - self.last).as_secs_f64() * 1000.0
+        ));
+        self.last = now;
+    }
+}
+
 /// Runs one job; never fails: problems are `errors` in the result.
 pub(crate) async fn detonate(
     s: &SandboxSettings,
@@ -878,14 +905,13 @@ pub(crate) async fn detonate(
     let max_size = s.max_file_size;
     let workdir = job.workdir.to_path_buf();
     let entry = launch.entry.clone();
-    let sample_sha = sample
-        .and_then(|x| nestbox_analyzers::digest_file(x).ok())
-        .map(|d| d.sha256);
+    let sample_path = sample.map(Path::to_path_buf);
     let shots_dir = job.workdir.join("shots");
     let pcap_path = job.workdir.join("dump.pcap");
     let native = outcome.trace.take();
     let nets = nets.clone();
     let handle = tokio::task::spawn_blocking(move || {
+        let mut split = Split::default();
         let network = net.map(|n| {
             let (network, notes, slot_net) = n.finish(&pcap_path);
             if let Some(sn) = slot_net {
@@ -893,10 +919,12 @@ pub(crate) async fn detonate(
             }
             (network, notes)
         });
+        split.mark("network");
         let traces = crate::tracer::traces_of(native, &p.trace_dir);
         let home = format!("/home/{user}");
         let mut traced = behavior::build(&traces.traces, &entry, &home, max_calls);
         crate::tracer::account(&mut traced, &traces);
+        split.mark("behaviour");
         let mut shot = take_browser_shot(&p.scratch.root, &shots_dir)
             .map(|s| s.into_iter().collect::<Vec<_>>());
         let display_notes = if p.display {
@@ -908,6 +936,8 @@ pub(crate) async fn detonate(
         } else {
             Vec::new()
         };
+        split.mark("screenshots");
+        let sample_sha = sample_path.and_then(|x| nestbox_analyzers::sha256_file(&x).ok());
         let files = dropped::collect(
             &p.scratch.root,
             &user,
@@ -918,16 +948,19 @@ pub(crate) async fn detonate(
             max_size,
             sample_sha.as_deref(),
         );
+        split.mark("dropped");
         let tail = read_tail(&p.output, 2000);
         // Removing the scratch tree is the slowest part of the teardown and nothing
         // waits for it: it overlaps the slot's next task.
         std::thread::spawn(move || drop(p));
-        (traced, files, tail, network, shot, display_notes)
+        (traced, files, tail, network, shot, display_notes, split)
     });
     let failed = outcome.status.is_some_and(|st| !st.success());
+    let mut split = Split::default();
     let mut attempts = behavior::Attempts::default();
     match handle.await {
-        Ok((traced, (files, notes), tail, network, shot, display_notes)) => {
+        Ok((traced, (files, notes), tail, network, shot, display_notes, s)) => {
+            split = s;
             match shot {
                 Ok(v) if v.is_empty() && browser => {
                     det.log.push("ns: the browser took no screenshot".into())
@@ -939,8 +972,8 @@ pub(crate) async fn detonate(
                 .extend(display_notes.into_iter().map(|n| format!("ns: {n}")));
             if let Some((mut network, net_notes)) = network {
                 let pcap = job.workdir.join("dump.pcap");
-                if let Ok(d) = nestbox_analyzers::digest_file(&pcap) {
-                    network.pcap_sha256 = Some(d.sha256);
+                if let Ok(sha256) = nestbox_analyzers::sha256_file(&pcap) {
+                    network.pcap_sha256 = Some(sha256);
                     det.pcap = Some(pcap);
                 }
                 det.network = network;
@@ -999,11 +1032,13 @@ pub(crate) async fn detonate(
     ev.read_contents(&contents);
     let hits = crate::signatures::evaluate(&ev);
     det.signatures = hits;
+    split.mark("signatures");
     det.log.push(format!(
-        "ns: detonation total {:.3} s (set-up {setup_ms:.1} ms, run {:.1} ms, teardown and processing {:.1} ms)",
+        "ns: detonation total {:.3} s (set-up {setup_ms:.1} ms, run {:.1} ms, teardown and processing {:.1} ms: {})",
         t0.elapsed().as_secs_f64(),
         outcome.elapsed.as_secs_f64() * 1000.0,
         processing_started.elapsed().as_secs_f64() * 1000.0,
+        split.parts.join(", "),
     ));
     det
 }
