@@ -9,7 +9,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use nestbox_analyzers::StringsOptions;
-use nestbox_analyzers::iocs::IocOptions;
 use nestbox_analyzers::unpack::UnpackLimits;
 use nestbox_types::report::{FileInfo, Report, Target, YaraMatch};
 use nestbox_types::{Category, Task};
@@ -125,8 +124,18 @@ pub fn triage_file(
     settings: &StaticSettings,
 ) -> Timings {
     let mut laps = Laps::start();
-    let digest = match nestbox_analyzers::digest_file(path) {
-        Ok(d) => d,
+    // The file is read once: hashed from memory when it fits the static pass's limit
+    // (every sample but a giant one), streamed through the hashes otherwise.
+    let read = read_head(path, MAX_STATIC_BYTES).and_then(|data| {
+        let digest = if (data.len() as u64) < MAX_STATIC_BYTES {
+            nestbox_analyzers::digest_bytes(&data)
+        } else {
+            nestbox_analyzers::digest_file(path)?
+        };
+        Ok((data, digest))
+    });
+    let (data, digest) = match read {
+        Ok(r) => r,
         Err(e) => {
             report
                 .debug
@@ -144,27 +153,16 @@ pub fn triage_file(
     }
     let ft = nestbox_analyzers::file_type_path(path);
     laps.lap("filetype");
-    let data = match read_head(path, MAX_STATIC_BYTES) {
-        Ok(h) => h,
-        Err(e) => {
-            report
-                .debug
-                .errors
-                .push(format!("cannot read the sample: {e}"));
-            Vec::new()
-        }
-    };
     if digest.size > MAX_STATIC_BYTES {
         report.debug.errors.push(format!(
             "the sample is larger than {MAX_STATIC_BYTES} bytes: only its head was analysed"
         ));
     }
-    let head = &data[..data.len().min(settings.strings.max_scan)];
-    let urls = nestbox_analyzers::extract_urls(head);
-    laps.lap("urls");
-    report.strings = nestbox_analyzers::extract_strings(head, &settings.strings);
+    let text = nestbox_analyzers::iocs::text_findings(&data, &settings.strings);
+    report.strings = text.strings;
+    let urls = text.urls;
     laps.lap("strings");
-    static_documents(report, &data, digest.size, name, settings);
+    static_documents(report, &data, digest.size, name, text.iocs, settings);
     laps.lap("documents");
     let yara = scan_rules(&data, settings, &mut report.debug.errors);
     let exe = nestbox_analyzers::executable::analyze(&data);
@@ -196,6 +194,7 @@ fn static_documents(
     data: &[u8],
     size: u64,
     name: &str,
+    mut iocs: nestbox_analyzers::iocs::Iocs,
     settings: &StaticSettings,
 ) {
     let doc = if size <= settings.max_document as u64 {
@@ -217,11 +216,6 @@ fn static_documents(
             .static_analysis
             .insert("archive".into(), unpacked.section());
     }
-    let opts = IocOptions {
-        min_len: settings.strings.min_len,
-        max_scan: settings.strings.max_scan,
-    };
-    let mut iocs = nestbox_analyzers::iocs::extract_iocs(data, &opts);
     iocs.merge(&doc.iocs);
     if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(&iocs) {
         report.iocs = m;
@@ -284,7 +278,8 @@ pub fn scan_dropped(
 /// The first `max` bytes of a file.
 fn read_head(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     let f = std::fs::File::open(path)?;
-    let mut buf = Vec::new();
+    let size = f.metadata().map(|m| m.len().min(max)).unwrap_or(0);
+    let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0).saturating_add(1));
     f.take(max).read_to_end(&mut buf)?;
     Ok(buf)
 }

@@ -177,3 +177,90 @@ fn serialises_every_kind() {
         assert!(v[k].is_array(), "{k}");
     }
 }
+
+/// A deterministic mix of indicator pieces and noise, as strings and as file bytes.
+fn noisy_text(seed: u64, n: usize) -> String {
+    const PIECES: &[&str] = &[
+        "evil.example.com",
+        "http://a.example.net/x?y=1",
+        "10.0.0.1",
+        "1.2.3.4.5",
+        "::1",
+        "2001:db8::7",
+        "fe80::1:2:3",
+        "C:\\Windows\\x.exe",
+        "\\\\srv\\share\\f",
+        "%APPDATA%\\m.dll",
+        "/etc/passwd",
+        "/usr/bin/x",
+        "HKLM\\Software\\Run",
+        "SOFTWARE\\Microsoft\\Windows",
+        "a@b.example.org",
+        "d41d8cd98f00b204e9800998ecf8427e",
+        "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+        "abc",
+        "v1.2.3.4",
+        " ",
+        "\"",
+        ":",
+        ".",
+        "@",
+        "/",
+        "\\",
+        "%",
+        "-",
+        "_",
+        "x",
+        "0123456789abcdef0123456789abcdef01",
+    ];
+    let mut x = seed;
+    let mut out = String::new();
+    for _ in 0..n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.push_str(PIECES[(x % PIECES.len() as u64) as usize]);
+        if x % 7 == 0 {
+            out.push('\0');
+        }
+    }
+    out
+}
+
+#[test]
+fn the_scanner_gate_loses_nothing() {
+    for seed in 1..400u64 {
+        let t = noisy_text(seed, 1 + (seed as usize % 40));
+        for s in t.split('\0') {
+            let (mut gated, mut all) = (Iocs::default(), Iocs::default());
+            scan_text_gated(s, &mut gated, true);
+            scan_text_gated(s, &mut all, false);
+            assert_eq!(gated, all, "{s:?}");
+        }
+    }
+}
+
+#[test]
+fn one_pass_finds_what_the_separate_extractors_find() {
+    let opts = crate::StringsOptions {
+        max_count: 50,
+        max_len: 20,
+        ..crate::StringsOptions::default()
+    };
+    for seed in 1..60u64 {
+        let mut data = noisy_text(seed, 200).into_bytes();
+        data.extend(wide(&noisy_text(seed + 1000, 100)));
+        data.extend(noisy_text(seed + 2000, 50).bytes().flat_map(|b| [0, b]));
+        let one = text_findings(&data, &opts);
+        assert_eq!(one.strings, crate::extract_strings(&data, &opts));
+        assert_eq!(one.urls, extract_urls(&data));
+        let iocs = extract_iocs(
+            &data,
+            &IocOptions {
+                min_len: opts.min_len,
+                max_scan: opts.max_scan,
+            },
+        );
+        assert_eq!(one.iocs, iocs);
+    }
+}
