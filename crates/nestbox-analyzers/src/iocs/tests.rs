@@ -220,7 +220,7 @@ fn noisy_text(seed: u64, n: usize) -> String {
         x ^= x >> 7;
         x ^= x << 17;
         out.push_str(PIECES[(x % PIECES.len() as u64) as usize]);
-        if x % 7 == 0 {
+        if x.is_multiple_of(7) {
             out.push('\0');
         }
     }
