@@ -59,12 +59,10 @@ pub fn extract_strings(data: &[u8], opts: &StringsOptions) -> Vec<String> {
         return out;
     }
 
-    for run in data.split(|&b| !is_printable(b)) {
-        if run.len() >= min_len {
-            out.push(ascii_string(run.iter().copied().take(opts.max_len)));
-            if out.len() >= opts.max_count {
-                return out;
-            }
+    for run in ascii_runs(data, min_len) {
+        out.push(ascii_string(run.iter().copied().take(opts.max_len)));
+        if out.len() >= opts.max_count {
+            return out;
         }
     }
 
@@ -82,10 +80,8 @@ pub fn extract_strings(data: &[u8], opts: &StringsOptions) -> Vec<String> {
 /// printable characters, uncapped and untruncated: for scanners that bound their own
 /// output (indicator extraction), which must not miss what lies past string 2048.
 pub(crate) fn each_string(data: &[u8], min_len: usize, mut f: impl FnMut(&str)) {
-    for run in data.split(|&b| !is_printable(b)) {
-        if run.len() >= min_len {
-            f(std::str::from_utf8(run).unwrap_or_default());
-        }
+    for run in ascii_runs(data, min_len) {
+        f(std::str::from_utf8(run).unwrap_or_default());
     }
     let mut buf = String::new();
     for (start, end) in Utf16Runs::new(data, min_len) {
@@ -93,6 +89,29 @@ pub(crate) fn each_string(data: &[u8], min_len: usize, mut f: impl FnMut(&str)) 
         buf.extend(data[start..end].iter().step_by(2).map(|&b| char::from(b)));
         f(&buf);
     }
+}
+
+/// The runs of at least `min_len` printable bytes, in order. (A hand loop rather than
+/// `split`: binary data is mostly separators, and `split` yields an empty slice for each.)
+fn ascii_runs(data: &[u8], min_len: usize) -> impl Iterator<Item = &[u8]> {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        loop {
+            while i < data.len() && !is_printable(data[i]) {
+                i += 1;
+            }
+            if i >= data.len() {
+                return None;
+            }
+            let start = i;
+            while i < data.len() && is_printable(data[i]) {
+                i += 1;
+            }
+            if i - start >= min_len {
+                return Some(&data[start..i]);
+            }
+        }
+    })
 }
 
 /// Builds a `String` from bytes already known to be printable ASCII.
@@ -458,6 +477,32 @@ mod tests {
                     naive_utf16_runs(&data, min_len),
                     "{data:?} {min_len}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn ascii_runs_equal_split() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for round in 0..200 {
+            let data: Vec<u8> = (0..round * 3)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    if x.is_multiple_of(3) {
+                        (x >> 8) as u8
+                    } else {
+                        b'a' + (x % 26) as u8
+                    }
+                })
+                .collect();
+            for min_len in [1, 3, 6] {
+                let want: Vec<&[u8]> = data
+                    .split(|&b| !is_printable(b))
+                    .filter(|r| r.len() >= min_len)
+                    .collect();
+                assert_eq!(ascii_runs(&data, min_len).collect::<Vec<_>>(), want);
             }
         }
     }
