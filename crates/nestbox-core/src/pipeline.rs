@@ -212,9 +212,21 @@ fn static_documents(
     {
         let passwords = archive_passwords(&report.info.options, settings);
         let unpacked = nestbox_analyzers::unpack::unpack(data, name, &passwords, &settings.unpack);
-        report
-            .static_analysis
-            .insert("archive".into(), unpacked.section());
+        let mut section = unpacked.section();
+        // YARA runs on what the archive holds too (the server also makes each member a
+        // child task; offline, `nestbox analyze` has only this): each member entry gets
+        // its matches in `target.file.yara`'s shape.
+        if settings.rules.is_some()
+            && let Some(members) = section
+                .get_mut("members")
+                .and_then(serde_json::Value::as_array_mut)
+        {
+            for (entry, member) in members.iter_mut().zip(&unpacked.members) {
+                let yara = scan_rules(&member.data, settings, &mut report.debug.errors);
+                entry["yara"] = serde_json::to_value(yara).unwrap_or_default();
+            }
+        }
+        report.static_analysis.insert("archive".into(), section);
     }
     iocs.merge(&doc.iocs);
     if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(&iocs) {

@@ -116,7 +116,19 @@ fn summary_line(path: &Path, r: &Report) -> String {
     let Some(f) = &r.target.file else {
         return format!("{}\terror: {}", path.display(), r.debug.errors.join("; "));
     };
-    let yara: Vec<&str> = f.yara.iter().map(|m| m.name.as_str()).collect();
+    let mut yara: Vec<String> = f.yara.iter().map(|m| m.name.clone()).collect();
+    // Archive members' matches as `member:rule`.
+    let members = r
+        .static_analysis
+        .get("archive")
+        .and_then(|a| a["members"].as_array());
+    for m in members.into_iter().flatten() {
+        for hit in m["yara"].as_array().into_iter().flatten() {
+            if let (Some(member), Some(rule)) = (m["name"].as_str(), hit["name"].as_str()) {
+                yara.push(format!("{member}:{rule}"));
+            }
+        }
+    }
     let mut line = format!(
         "{}  {}  [{}]  {}",
         f.sha256,

@@ -72,6 +72,12 @@ fn analyze_walks_directories_with_yara() {
     std::fs::write(sub.join("eicar.com"), crate::yara::eicar()).unwrap();
     std::fs::write(dir.path().join("a.txt"), "plain text").unwrap();
     std::fs::copy("/bin/true", dir.path().join("true")).unwrap();
+    // An archive: its members are scanned too (offline there are no child tasks).
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    w.start_file("inner/eicar.com", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    std::io::Write::write_all(&mut w, &crate::yara::eicar()).unwrap();
+    std::fs::write(dir.path().join("b.zip"), w.finish().unwrap().into_inner()).unwrap();
     let rules = tempfile::tempdir().unwrap();
     std::fs::write(
         rules.path().join("mine.yar"),
@@ -96,16 +102,19 @@ fn analyze_walks_directories_with_yara() {
         .map(|r| r["target"]["file"]["name"].as_str().unwrap())
         .collect();
     // A sorted walk (the config file itself included), subdirectories in place.
-    assert_eq!(names, ["a.txt", "empty.toml", "eicar.com", "true"]);
+    assert_eq!(names, ["a.txt", "b.zip", "empty.toml", "eicar.com", "true"]);
     assert_eq!(
         reports[0]["target"]["file"]["yara"][0]["name"],
         "Plain_Text"
     );
+    let member = &reports[1]["static"]["archive"]["members"][0];
+    assert_eq!(member["name"], "inner/eicar.com");
+    assert_eq!(member["yara"][0]["name"], "EICAR_Test_File", "{member}");
     assert_eq!(
-        reports[2]["target"]["file"]["yara"][0]["name"],
+        reports[3]["target"]["file"]["yara"][0]["name"],
         "EICAR_Test_File"
     );
-    let elf = &reports[3]["static"]["elf"];
+    let elf = &reports[4]["static"]["elf"];
     assert_eq!(elf["file_header"]["class"], "ELF64");
 
     // Summary lines; --no-yara leaves the match column empty.

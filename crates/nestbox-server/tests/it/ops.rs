@@ -141,7 +141,7 @@ fn analyses_are_timed_and_logged_as_json_with_task_ids() {
         m["nestbox_stage_duration_seconds_count{stage=\"reporting\"}"],
         1.0
     );
-    for analyzer in ["hashes", "filetype", "strings", "urls"] {
+    for analyzer in ["hashes", "filetype", "strings", "documents"] {
         assert_eq!(
             m[&format!("nestbox_analyzer_duration_seconds_count{{analyzer=\"{analyzer}\"}}")],
             1.0
