@@ -43,6 +43,14 @@
 #define EXIT() INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
 #define LD_MAP_FD(d, fd) INSN(BPF_LD | BPF_DW | BPF_IMM, d, BPF_PSEUDO_MAP_FD, 0, fd), INSN(0, 0, 0, 0, 0)
 
+// Both syscall programs start alike: keep the context in r6, the thread id in r8 (and at
+// fp-4), and look the thread up in the traced set (r0: NULL if it is not traced). The
+// next instruction jumps out on NULL.
+#define TRACED_THREAD_ONLY(map)                                                       \
+    MOV64_REG(6, 1), CALL(BPF_FUNC_get_current_pid_tgid), MOV32_REG(0, 0), MOV64_REG(8, 0), \
+        STX(BPF_W, 10, 0, -4), LD_MAP_FD(1, map), MOV64_REG(2, 10), ADD64_IMM(2, -4),     \
+        CALL(BPF_FUNC_map_lookup_elem)
+
 static long sys_bpf(int cmd, union bpf_attr *a) { return syscall(__NR_bpf, cmd, a, sizeof(*a)); }
 
 static int map_create(int type, int key, int value, int max) {
@@ -187,13 +195,7 @@ int main(void) {
     // sys_enter: if the thread is traced, a 288-byte record: nr, args 0-2, tid, time, and
     // for openat (257) the path, copied from the tracee's memory by the kernel.
     struct bpf_insn enter[] = {
-        MOV64_REG(6, 1),
-        CALL(BPF_FUNC_get_current_pid_tgid),
-        MOV32_REG(0, 0), MOV64_REG(8, 0),
-        STX(BPF_W, 10, 0, -4),
-        LD_MAP_FD(1, traced),
-        MOV64_REG(2, 10), ADD64_IMM(2, -4),
-        CALL(BPF_FUNC_map_lookup_elem),
+        TRACED_THREAD_ONLY(traced),
         JEQ_IMM(0, 0, 26),
         LD_MAP_FD(1, ring),
         MOV64_IMM(2, 288), MOV64_IMM(3, 0),
@@ -213,13 +215,7 @@ int main(void) {
     };
     // sys_exit: nr, return value, tid, time.
     struct bpf_insn exit_[] = {
-        MOV64_REG(6, 1),
-        CALL(BPF_FUNC_get_current_pid_tgid),
-        MOV32_REG(0, 0), MOV64_REG(8, 0),
-        STX(BPF_W, 10, 0, -4),
-        LD_MAP_FD(1, traced),
-        MOV64_REG(2, 10), ADD64_IMM(2, -4),
-        CALL(BPF_FUNC_map_lookup_elem),
+        TRACED_THREAD_ONLY(traced),
         JEQ_IMM(0, 0, 17),
         LD_MAP_FD(1, ring),
         MOV64_IMM(2, 32), MOV64_IMM(3, 0),

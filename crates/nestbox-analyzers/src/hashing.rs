@@ -176,18 +176,23 @@ pub fn digest_bytes(data: &[u8]) -> Digest {
 ///
 /// Any error opening or reading the file. Interrupted reads are retried.
 pub fn digest_file(path: &Path) -> io::Result<Digest> {
-    let mut file = File::open(path)?;
     let mut hasher = MultiHasher::new();
+    stream_file(path, |chunk| hasher.update(chunk))?;
+    Ok(hasher.finish())
+}
+
+/// Feeds a file to `f` in chunks of [`FILE_BUFFER`] bytes; interrupted reads are retried.
+fn stream_file(path: &Path, mut f: impl FnMut(&[u8])) -> io::Result<()> {
+    let mut file = File::open(path)?;
     let mut buf = vec![0u8; FILE_BUFFER];
     loop {
         match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => hasher.update(&buf[..n]),
+            Ok(0) => return Ok(()),
+            Ok(n) => f(&buf[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }
     }
-    Ok(hasher.finish())
 }
 
 /// The SHA-256 of a file alone (lowercase hex): for identifying a file already digested
@@ -198,17 +203,8 @@ pub fn digest_file(path: &Path) -> io::Result<Digest> {
 ///
 /// Any error opening or reading the file.
 pub fn sha256_file(path: &Path) -> io::Result<String> {
-    let mut file = File::open(path)?;
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 << 10];
-    loop {
-        match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => hasher.update(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
+    stream_file(path, |chunk| hasher.update(chunk))?;
     Ok(hex::encode(hasher.finalize()))
 }
 
