@@ -3,7 +3,7 @@
 # Safe to run repeatedly: it does nothing when everything is present.
 set -euo pipefail
 
-packages=(build-essential pkg-config libmagic-dev libmagic-mgc file ssdeep bubblewrap strace iproute2 python3-venv python3-pip curl ca-certificates wrk chromium xvfb x11-apps nftables gcc-mingw-w64-x86-64-win32 zip xz-utils zstd openjdk-17-jdk-headless qemu-utils postgresql yara gcc-mingw-w64-x86-64 gcc-mingw-w64-i686 bc osslsigncode busybox-static genisoimage mupdf gcab)
+packages=(build-essential pkg-config libmagic-dev libmagic-mgc file ssdeep bubblewrap strace iproute2 python3-venv python3-pip curl ca-certificates wrk chromium xvfb x11-apps nftables gcc-mingw-w64-x86-64-win32 zip xz-utils zstd openjdk-17-jdk-headless qemu-utils postgresql yara gcc-mingw-w64-x86-64 gcc-mingw-w64-i686 bc osslsigncode busybox-static genisoimage mupdf gcab unar)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

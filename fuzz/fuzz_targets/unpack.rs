@@ -11,6 +11,8 @@ fuzz_target!(|data: &[u8]| {
         max_total: 8 << 20,
         max_member: 4 << 20,
         max_members: 200,
+        // In-process only: a sandboxed tool per RAR-looking input would slow fuzzing down.
+        rar_tool: false,
         ..UnpackLimits::default()
     };
     let u = unpack(data, "fuzz.bin", &["infected".to_owned()], &limits);

@@ -32,6 +32,9 @@ pub struct UnpackLimits {
     pub max_ratio: u64,
     /// Longest member name kept; longer ones are shortened.
     pub max_name_len: usize,
+    /// Extract RAR with `unar` in a bubblewrap sandbox (when both are installed); off,
+    /// RAR entries are only listed. The fuzz targets turn it off to stay in-process.
+    pub rar_tool: bool,
 }
 
 impl Default for UnpackLimits {
@@ -43,6 +46,7 @@ impl Default for UnpackLimits {
             max_depth: 4,
             max_ratio: 1000,
             max_name_len: 255,
+            rar_tool: true,
         }
     }
 }
@@ -306,9 +310,9 @@ fn unpack_level_named(data: &[u8], prefix: &str, base: &str, depth: u32, st: &mu
     match format {
         Format::Zip => unzip(data, prefix, depth, st),
         Format::SevenZ => un7z(data, prefix, depth, st),
-        Format::Tar => untar(Cursor::new(data), prefix, depth, st, data.len() as u64),
+        Format::Tar => untar(Cursor::new(data), prefix, depth, st, None),
         Format::Iso => iso::uniso(data, prefix, depth, st),
-        Format::Rar => rar::unrar(data, prefix, st),
+        Format::Rar => rar::unrar(data, prefix, depth, st),
         Format::Cab => cab::uncab(data, prefix, depth, st),
         Format::Gzip | Format::Bzip2 | Format::Xz | Format::Zstd => {
             let inner_name = strip_compression_ext(base);
@@ -335,7 +339,7 @@ fn unpack_level_named(data: &[u8], prefix: &str, base: &str, depth: u32, st: &mu
                 let n = out.len() as u64;
                 // The bytes were counted once already; tar members count again.
                 st.produced = st.produced.saturating_sub(n);
-                untar(Cursor::new(&out[..]), prefix, depth, st, n);
+                untar(Cursor::new(&out[..]), prefix, depth, st, None);
             } else {
                 st.push(prefix, &inner_name, out, depth, None);
             }
@@ -525,7 +529,9 @@ fn un7z(data: &[u8], prefix: &str, depth: u32, st: &mut State<'_>) {
     }
 }
 
-fn untar(r: impl Read, prefix: &str, depth: u32, st: &mut State<'_>, _size: u64) {
+/// A tar stream's files as members (`password`: what opened the archive they came from,
+/// for RAR extracted by the tool).
+fn untar(r: impl Read, prefix: &str, depth: u32, st: &mut State<'_>, password: Option<String>) {
     let mut tar = tar::Archive::new(r);
     let entries = match tar.entries() {
         Ok(e) => e,
@@ -554,8 +560,10 @@ fn untar(r: impl Read, prefix: &str, depth: u32, st: &mut State<'_>, _size: u64)
             .iter()
             .map(|&b| char::from(b))
             .collect::<String>();
+        // `tar -C dir -cf - .` names everything "./…".
+        let name = name.strip_prefix("./").map(str::to_owned).unwrap_or(name);
         if let Some(d) = st.read_member(&mut entry, &name, None) {
-            st.push(prefix, &name, d, depth, None);
+            st.push(prefix, &name, d, depth, password.clone());
         }
     }
 }
@@ -636,6 +644,7 @@ pub fn safe_path(name: &str, max_len: usize) -> String {
 mod cab;
 mod iso;
 mod rar;
+mod rar_tool;
 
 #[cfg(test)]
 mod tests;

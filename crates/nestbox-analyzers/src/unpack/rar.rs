@@ -1,7 +1,8 @@
-//! RAR (v4 and v5) archives are listed, not extracted: no maintained pure-Rust RAR
-//! decoder exists (the `unrar` crates bind the C++ library under its restrictive
-//! licence). The block headers are walked to list entry names, sizes and whether they
-//! are encrypted; that the entries were not extracted is a finding. Encrypted headers
+//! RAR (v4 and v5): the block headers are walked here to list entry names, sizes and
+//! whether they are encrypted; extraction is done by `unar` in a sandbox
+//! ([`super::rar_tool`]), since no maintained pure-Rust RAR decoder exists (the `unrar`
+//! crates bind the C++ library under its restrictive licence). Without the tool the
+//! listing stays and that nothing was extracted is a finding. Encrypted headers
 //! (`rar -hp`) hide the names: also a finding.
 
 use serde_json::{Value, json};
@@ -195,19 +196,73 @@ fn list5(d: &[u8]) -> (Vec<Value>, Option<String>) {
     (out, Some(format!("block limit ({MAX_BLOCKS}) reached")))
 }
 
-pub(super) fn unrar(data: &[u8], prefix: &str, st: &mut State<'_>) {
+pub(super) fn unrar(data: &[u8], prefix: &str, depth: u32, st: &mut State<'_>) {
     let label = if prefix.is_empty() { "rar" } else { prefix };
     let (entries, problem) = list(data);
-    st.finding(format!(
-        "{label}: rar extraction unsupported; {} entries listed from the headers",
-        entries.len()
-    ));
     if let Some(p) = problem {
         st.finding(format!("{label}: {p}"));
     }
+    let why = if !st.limits.rar_tool {
+        "rar extraction is off".to_owned()
+    } else if let Some(m) = super::rar_tool::missing() {
+        m.to_owned()
+    } else {
+        match extract(data, prefix, label, depth, st, &entries) {
+            Ok(()) => return,
+            Err(e) => e,
+        }
+    };
+    st.finding(format!(
+        "{label}: not extracted ({why}); {} entries listed from the headers",
+        entries.len()
+    ));
     for e in entries.into_iter().take(st.limits.max_members) {
         let mut e = e;
         e["archive"] = json!(label);
         st.out.listed.push(e);
     }
+}
+
+/// Runs the sandboxed tool, with no password and then each candidate when entries are
+/// encrypted, and pushes what came out as members (nested archives recurse as usual).
+fn extract(
+    data: &[u8],
+    prefix: &str,
+    label: &str,
+    depth: u32,
+    st: &mut State<'_>,
+    entries: &[Value],
+) -> Result<(), String> {
+    let encrypted = entries.iter().any(|e| e["encrypted"] == true) || entries.is_empty();
+    let mut candidates: Vec<Option<String>> = vec![None];
+    if encrypted {
+        candidates.extend(st.passwords.iter().cloned().map(Some));
+    }
+    let mut last = None;
+    for password in candidates {
+        let run = super::rar_tool::extract(data, password.as_deref().unwrap_or(""), st.room())?;
+        let done = run.ok;
+        last = Some((run, password));
+        if done {
+            break;
+        }
+    }
+    let Some((run, password)) = last else {
+        return Err("nothing ran".into());
+    };
+    let before = st.out.members.len();
+    super::untar(std::io::Cursor::new(&run.tar), prefix, depth, st, password);
+    let got = st.out.members.len() - before;
+    if !run.ok {
+        if got == 0 {
+            return Err(
+                "unar failed: damaged, encrypted with an unknown password, or over the size limit"
+                    .into(),
+            );
+        }
+        st.finding(format!(
+            "{label}: unar stopped early (damaged, wrong password or size limit); {got} members kept"
+        ));
+    }
+    Ok(())
 }

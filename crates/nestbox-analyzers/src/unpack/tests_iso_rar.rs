@@ -161,6 +161,107 @@ fn rar4(files: &[(&str, &[u8])]) -> Vec<u8> {
     out
 }
 
+/// A valid RAR5 archive of stored (method 0) files, CRCs and all, as `rar -m0` writes
+/// one (the format documentation's layout; no RAR writer is free to install).
+fn rar5_stored(files: &[(&str, &[u8])]) -> Vec<u8> {
+    fn block(body: &[u8], data: &[u8]) -> Vec<u8> {
+        let size = vint(body.len() as u64);
+        let mut h = crc32fast::Hasher::new();
+        h.update(&size);
+        h.update(body);
+        let mut b = h.finalize().to_le_bytes().to_vec();
+        b.extend(size);
+        b.extend(body);
+        b.extend(data);
+        b
+    }
+    let mut out = rar::RAR5.to_vec();
+    out.extend(block(&[1, 0, 0], &[]));
+    for (name, data) in files {
+        let mut h = vec![2, 2]; // file header, with a data area
+        h.extend(vint(data.len() as u64));
+        h.push(0x04); // file flags: CRC32 present
+        h.extend(vint(data.len() as u64));
+        h.push(0x20); // attributes
+        h.extend(crc32fast::hash(data).to_le_bytes());
+        h.extend([0, 1]); // compression: stored; host OS: Unix
+        h.extend(vint(name.len() as u64));
+        h.extend(name.as_bytes());
+        out.extend(block(&h, data));
+    }
+    out.extend(block(&[5, 0, 0], &[]));
+    out
+}
+
+#[test]
+fn rar_is_extracted_in_the_sandbox_with_limits() {
+    let inner_zip = {
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        w.start_file("deep.exe", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        std::io::Write::write_all(&mut w, b"MZ deep").unwrap();
+        w.finish().unwrap().into_inner()
+    };
+    let data = rar5_stored(&[
+        ("a.exe", b"MZ hello"),
+        ("dir/../../b.js", b"WScript.Echo(1)"),
+        ("inner/c.zip", &inner_zip),
+    ]);
+    let u = unpack(&data, "x.rar", &[], &UnpackLimits::default());
+    assert_eq!(u.format, Some(Format::Rar));
+    if let Some(why) = rar_tool::missing() {
+        // Without the tool (scripts/bootstrap.sh installs it) the entries are listed.
+        assert!(u.members.is_empty());
+        assert!(
+            u.findings.iter().any(|f| f.contains(why)),
+            "{:?}",
+            u.findings
+        );
+        assert_eq!(u.listed.len(), 3);
+        return;
+    }
+    let got: Vec<(&str, &[u8])> = u
+        .members
+        .iter()
+        .map(|m| (m.name.as_str(), m.data.as_slice()))
+        .collect();
+    let mut names: Vec<&str> = got.iter().map(|(n, _)| *n).collect();
+    names.sort_unstable();
+    // The traversal comes out contained (unar's "__Parent__" for a "../" it cannot
+    // resolve inside the archive); the nested zip is unpacked in turn.
+    assert_eq!(
+        names,
+        [
+            "__Parent__/b.js",
+            "a.exe",
+            "inner/c.zip",
+            "inner/c.zip/deep.exe"
+        ],
+        "{:?} {:?}",
+        u.findings,
+        u.errors
+    );
+    assert!(got.contains(&("a.exe", b"MZ hello".as_slice())));
+    assert!(u.listed.is_empty(), "extracted archives are not listed too");
+    // The size budget holds: the tool's tmpfs is the budget, the reader caps the rest.
+    let big = vec![b'A'; 300_000];
+    let data = rar5_stored(&[("big1.bin", &big), ("big2.bin", &big)]);
+    let small = UnpackLimits {
+        max_total: 400_000,
+        ..UnpackLimits::default()
+    };
+    let u = unpack(&data, "x.rar", &[], &small);
+    let total: usize = u.members.iter().map(|m| m.data.len()).sum();
+    assert!(total <= 400_000, "{total}");
+    assert!(!u.findings.is_empty(), "hitting the limit is a finding");
+    // Damaged: an error-free report with a finding, never a panic.
+    let mut bad = rar5_stored(&[("a.exe", b"MZ hello")]);
+    let n = bad.len();
+    bad[n - 20] ^= 0xff;
+    let u = unpack(&bad, "x.rar", &[], &UnpackLimits::default());
+    assert!(u.members.len() <= 1);
+}
+
 #[test]
 fn rar_is_listed_not_extracted() {
     for (label, data) in [
@@ -173,13 +274,19 @@ fn rar_is_listed_not_extracted() {
             rar4(&[("a.exe", b"packed-a"), ("dir\\..\\b.js", b"bb")]),
         ),
     ] {
-        let u = unpack(&data, "x.rar", &[], &UnpackLimits::default());
+        // The listing itself (the tool off, as when it is not installed).
+        let listing_only = UnpackLimits {
+            rar_tool: false,
+            ..UnpackLimits::default()
+        };
+        let u = unpack(&data, "x.rar", &[], &listing_only);
         assert_eq!(u.format, Some(Format::Rar), "{label}");
         assert!(u.members.is_empty());
         assert!(
             u.findings
                 .iter()
-                .any(|f| f.contains("rar extraction unsupported; 2 entries")),
+                .any(|f| f.contains("not extracted (rar extraction is off)")
+                    && f.contains("2 entries listed")),
             "{label}: {:?}",
             u.findings
         );
@@ -188,7 +295,7 @@ fn rar_is_listed_not_extracted() {
         assert_eq!(u.listed[1]["name"], "dir\\..\\b.js", "{label}");
         assert_eq!(u.section()["listed"].as_array().unwrap().len(), 2);
         for cut in 0..data.len() {
-            let u = unpack(&data[..cut], "x.rar", &[], &UnpackLimits::default());
+            let u = unpack(&data[..cut], "x.rar", &[], &listing_only);
             assert!(u.listed.len() <= 2);
         }
     }
