@@ -3,11 +3,11 @@
 //! the C++ library under its non-free licence (`dependencies.md` chose an external tool
 //! in a sandbox for RAR).
 //!
-//! The tool sees the archive read-only and writes into a tmpfs whose size is the
-//! unpacked-bytes budget (a bomb fills it and stops with `ENOSPC`); it has no network,
-//! no other namespace of ours and a wall-clock limit. What it extracted comes back as a
-//! tar stream on its stdout, which the caller reads through the same limits as any
-//! archive's members. No file of the archive ever lands on the host's disk.
+//! The tool runs as `nobody`, sees the archive (a private temporary copy) read-only and
+//! writes into a tmpfs whose size is the unpacked-bytes budget (a bomb fills it and stops
+//! with `ENOSPC`); it has no network, no other namespace of ours and a wall-clock limit.
+//! What it extracted comes back as a tar stream on its stdout, which the caller reads
+//! through the same limits as any archive's members: no member lands on the host's disk.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -53,32 +53,41 @@ pub(super) fn extract(data: &[u8], password: &str, budget: u64) -> Result<Run, S
     let size = budget.max(4096).to_string();
     let src = archive.path().to_string_lossy().into_owned();
     let mut cmd = Command::new("bwrap");
-    cmd.args(["--unshare-all", "--die-with-parent", "--new-session"])
-        .args(["--ro-bind", "/usr", "/usr"])
-        .args(["--symlink", "usr/bin", "/bin"])
-        .args(["--symlink", "usr/lib", "/lib"])
-        .args(["--symlink", "usr/lib64", "/lib64"])
-        // GNUstep asks who the user is and gives up without an answer.
-        .args(["--ro-bind", "/etc/passwd", "/etc/passwd"])
-        .args(["--ro-bind", "/etc/group", "/etc/group"])
-        .args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"])
-        .args(["--ro-bind", &src, "/in.rar"])
-        .args(["--size", &size, "--tmpfs", "/out"])
-        .args(["--setenv", "HOME", "/tmp", "--chdir", "/out", "--"])
-        // The status is unar's; tar always runs so that a partial extraction is seen.
-        .args([
-            "/bin/sh",
-            "-c",
-            "unar -q -D -f -o /out -p \"$1\" /in.rar >/dev/null 2>&1; s=$?; \
+    // As `nobody` in a user namespace of its own: a parser of hostile input gets no
+    // identity of ours (the tmpfs it writes is its own; the archive stays readable
+    // because the namespace maps `nobody` to the caller).
+    cmd.args([
+        "--unshare-all",
+        "--unshare-user",
+        "--die-with-parent",
+        "--new-session",
+    ])
+    .args(["--uid", "65534", "--gid", "65534"])
+    .args(["--ro-bind", "/usr", "/usr"])
+    .args(["--symlink", "usr/bin", "/bin"])
+    .args(["--symlink", "usr/lib", "/lib"])
+    .args(["--symlink", "usr/lib64", "/lib64"])
+    // GNUstep asks who the user is and gives up without an answer.
+    .args(["--ro-bind", "/etc/passwd", "/etc/passwd"])
+    .args(["--ro-bind", "/etc/group", "/etc/group"])
+    .args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"])
+    .args(["--ro-bind", &src, "/in.rar"])
+    .args(["--size", &size, "--tmpfs", "/out"])
+    .args(["--setenv", "HOME", "/tmp", "--chdir", "/out", "--"])
+    // The status is unar's; tar always runs so that a partial extraction is seen.
+    .args([
+        "/bin/sh",
+        "-c",
+        "unar -q -D -f -o /out -p \"$1\" /in.rar >/dev/null 2>&1; s=$?; \
              tar -C /out -cf - . 2>/dev/null; exit $s",
-            "sh",
-            password,
-        ])
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        "sh",
+        password,
+    ])
+    .env_clear()
+    .env("PATH", "/usr/bin:/bin")
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
     let mut child = cmd.spawn().map_err(|e| format!("bwrap: {e}"))?;
     let Some(out) = child.stdout.take() else {
         let _ = child.kill();
