@@ -79,7 +79,7 @@ pub(super) fn extract(data: &[u8], password: &str, budget: u64) -> Result<Run, S
         "/bin/sh",
         "-c",
         "unar -q -D -f -o /out -p \"$1\" /in.rar >/dev/null 2>&1; s=$?; \
-             tar -C /out -cf - . 2>/dev/null; exit $s",
+             tar --sort=name -C /out -cf - . 2>/dev/null; exit $s",
         "sh",
         password,
     ])

@@ -1025,4 +1025,24 @@ fn create_file_demuxes_archives_as_cape() {
     let id = r.json()["task_id"].as_i64().unwrap();
     let t = s.get(&format!("/tasks/view/{id}")).json();
     assert_eq!(t["task"]["sample"]["sha256"], sha256_hex(&outer));
+
+    // RAR, as CAPE demuxes it (unar in a sandbox; scripts/bootstrap.sh installs it): the
+    // runnable members become tasks, the text file does not.
+    let rar = include_bytes!("../golden/stored.rar5.rar");
+    let v = create_file(&s, "sample.rar", rar, &[]);
+    let mut names: Vec<String> = ids_of(&v)
+        .iter()
+        .map(|id| {
+            let t = &s.get(&format!("/apiv2/tasks/view/{id}/")).json()["data"];
+            t["target"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, ["invoice.exe", "run.js"], "{v}");
 }
