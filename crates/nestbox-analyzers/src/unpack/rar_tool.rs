@@ -74,7 +74,8 @@ pub(super) fn extract(data: &[u8], password: &str, budget: u64) -> Result<Run, S
     .args(["--ro-bind", &src, "/in.rar"])
     .args(["--size", &size, "--tmpfs", "/out"])
     .args(["--setenv", "HOME", "/tmp", "--chdir", "/out", "--"])
-    // The status is unar's; tar always runs so that a partial extraction is seen.
+    // The status is unar's; tar always runs so that a partial extraction is seen (in
+    // name order: the report must not depend on the tmpfs's directory order).
     .args([
         "/bin/sh",
         "-c",
