@@ -959,17 +959,18 @@ fn create_file_demuxes_archives_as_cape() {
         v["data"]["message"],
         format!("Task IDs {}, {} have been submitted", ids[0], ids[1])
     );
+    // A task's view, and the file name its target ends in.
+    let view = |id: i64| -> (Value, String) {
+        let t = s.get(&format!("/apiv2/tasks/view/{id}/")).json()["data"].clone();
+        let name = t["target"].as_str().unwrap().rsplit('/').next().unwrap();
+        let name = name.to_owned();
+        (t, name)
+    };
     let mut seen = Vec::new();
     for id in &ids {
-        let t = &s.get(&format!("/apiv2/tasks/view/{id}/")).json()["data"];
+        let (t, name) = view(*id);
         seen.push((
-            t["target"]
-                .as_str()
-                .unwrap()
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .to_owned(),
+            name,
             t["sample"]["sha256"].as_str().unwrap().to_owned(),
             t["category"].as_str().unwrap().to_owned(),
         ));
@@ -1030,19 +1031,7 @@ fn create_file_demuxes_archives_as_cape() {
     // runnable members become tasks, the text file does not.
     let rar = include_bytes!("../golden/stored.rar5.rar");
     let v = create_file(&s, "sample.rar", rar, &[]);
-    let mut names: Vec<String> = ids_of(&v)
-        .iter()
-        .map(|id| {
-            let t = &s.get(&format!("/apiv2/tasks/view/{id}/")).json()["data"];
-            t["target"]
-                .as_str()
-                .unwrap()
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let mut names: Vec<String> = ids_of(&v).iter().map(|id| view(*id).1).collect();
     names.sort();
     assert_eq!(names, ["invoice.exe", "run.js"], "{v}");
 }
