@@ -63,6 +63,9 @@ pub fn skeleton(task: &Task, version: &str) -> Report {
     info.options = task.spec.options.emit();
     info.custom = task.spec.custom.clone();
     info.parent_id = task.spec.parent_id.map(|p| p.0);
+    // CAPE's value for a task without an archive behind it; the worker fills in the
+    // archive's record for demuxed members (`parent_sample_record`).
+    info.parent_sample = serde_json::Value::Bool(false);
     info.owner = task.spec.owner.clone();
     info.route = task.spec.route.clone().unwrap_or_else(|| "none".to_owned());
     info.timeout = task.spec.timeout;
@@ -294,6 +297,22 @@ fn read_head(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0).saturating_add(1));
     f.take(max).read_to_end(&mut buf)?;
     Ok(buf)
+}
+
+/// CAPE's record of a parent sample (`Sample.to_dict()`) for `info.parent_sample`.
+pub fn parent_sample_record(s: &nestbox_types::Sample) -> serde_json::Value {
+    serde_json::json!({
+        "id": s.id,
+        "file_size": s.file_size,
+        "file_type": s.file_type,
+        "md5": s.md5,
+        "crc32": s.crc32,
+        "sha1": s.sha1,
+        "sha256": s.sha256,
+        "sha512": s.sha512,
+        "ssdeep": s.ssdeep,
+        "source_url": null,
+    })
 }
 
 /// Final scoring: Cuckoo's `info.score` and CAPE's `malscore`/`malstatus` from the hits.

@@ -304,6 +304,18 @@ async fn task_round_trip(repo: &dyn TaskRepo) {
     while parent.0 == sample.id || parent.0 == submit_id {
         parent = add(repo, &url_task("http://parent.example")).await;
     }
+    // The archive the sample came from: a sample whose id differs from all of those.
+    let mut archive = sample.id;
+    for seed in 0x43..=0xff {
+        archive = repo
+            .add_sample(&new_sample(seed))
+            .await
+            .expect("archive sample")
+            .id;
+        if ![sample.id, submit_id, parent.0].contains(&archive) {
+            break;
+        }
+    }
     let clock = Timestamp::from_secs(1_500_000_000);
     let full = NewTask {
         target: "/tmp/upload/sample.exe".into(),
@@ -323,6 +335,7 @@ async fn task_round_trip(repo: &dyn TaskRepo) {
         sample_id: Some(sample.id),
         submit_id: Some(submit_id),
         parent_id: Some(parent),
+        parent_sample_id: Some(archive),
         route: Some("tor".into()),
     };
     let id = add(repo, &full).await;

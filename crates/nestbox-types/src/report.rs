@@ -82,6 +82,10 @@ pub struct Info {
     /// The task this one was spawned from (CAPE's `info.parent_id`); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub parent_id: Option<i64>,
+    /// The archive the sample was unpacked from, as CAPE's sample record (CAPE's
+    /// `info.parent_sample`), or `false`; absent (null) in reports made before it existed.
+    #[serde(skip_serializing_if = "Value::is_null", default)]
+    pub parent_sample: Value,
     /// Owner.
     pub owner: String,
     /// Route used.

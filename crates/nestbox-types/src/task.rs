@@ -308,6 +308,9 @@ pub struct NewTask {
     /// The task this one was spawned from (CAPE's `tasks.parent_id`): a reboot of it, or
     /// a file it dropped that was submitted on its own. `None` for client submissions.
     pub parent_id: Option<TaskId>,
+    /// The archive this task's sample was unpacked from (CAPE's demux; its report's
+    /// `info.parent_sample`). `None` otherwise.
+    pub parent_sample_id: Option<i64>,
     /// Network route.
     pub route: Option<String>,
 }
@@ -333,6 +336,7 @@ impl NewTask {
             sample_id: None,
             submit_id: None,
             parent_id: None,
+            parent_sample_id: None,
             route: None,
         }
     }

@@ -329,6 +329,22 @@ impl Worker {
         metrics.heartbeat(&self.name);
     }
 
+    /// The report's skeleton, with the archive a demuxed member came from
+    /// (`info.parent_sample`).
+    async fn skeleton(&self, task: &Task) -> nestbox_types::report::Report {
+        let mut report = pipeline::skeleton(task, &self.settings.static_settings.version);
+        if let Some(id) = task.spec.parent_sample_id {
+            match self.core.repo.sample(id).await {
+                Ok(Some(parent)) => {
+                    report.info.parent_sample = pipeline::parent_sample_record(&parent);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "the parent sample could not be read"),
+            }
+        }
+        report
+    }
+
     /// Processing and reporting again for a task put back to `completed` (Cuckoo's
     /// rereport). The static stage is the processing of the sample, so it runs again;
     /// the timings of the original run are kept from the task row.
@@ -340,7 +356,7 @@ impl Worker {
     async fn reprocess_in_span(&self, task: Task) {
         let id = task.id;
         tracing::info!("reprocessing");
-        let mut report = pipeline::skeleton(&task, &self.settings.static_settings.version);
+        let mut report = self.skeleton(&task).await;
         let sample = self.fetch_sample(&task).await;
         match self.static_stage(&task, report.clone(), sample).await {
             Ok(r) => report = r,
@@ -397,7 +413,7 @@ impl Worker {
             self.settings.default_timeout
         };
         let deadline = timeout + self.settings.critical_timeout;
-        let mut report = pipeline::skeleton(task, &self.settings.static_settings.version);
+        let mut report = self.skeleton(task).await;
         report.info.timeout = i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX);
         let started = Timestamp::now();
 

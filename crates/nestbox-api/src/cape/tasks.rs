@@ -276,11 +276,16 @@ async fn file_tasks(
             ids.push(file_task(ctx, file.staged, &file.filename, base, caller).await?);
             continue;
         }
-        // The archive is kept as a sample too (CAPE registers it as the members' parent
-        // sample): what was uploaded is never lost.
-        ctx.core.store_sample(file.staged).await?;
+        // The archive is kept as a sample too, and registered as the members' parent
+        // sample (CAPE's sample association; their reports' `info.parent_sample`): what
+        // was uploaded is never lost.
+        let archive = ctx.core.store_sample(file.staged).await?;
+        let child = NewTask {
+            parent_sample_id: Some(archive.id),
+            ..base.clone()
+        };
         for member in members {
-            ids.push(file_task(ctx, member.staged, &member.name, base, caller).await?);
+            ids.push(file_task(ctx, member.staged, &member.name, &child, caller).await?);
         }
     }
     Ok(ids)

@@ -1035,3 +1035,29 @@ fn create_file_demuxes_archives_as_cape() {
     names.sort();
     assert_eq!(names, ["invoice.exe", "run.js"], "{v}");
 }
+
+#[test]
+fn demuxed_members_name_their_archive_as_parent_sample() {
+    let s = Server::start(
+        "[analysis]\nworkers = 1\n[sandbox]\nmachinery = \"none\"\n[emulator]\nenabled = false\n",
+    );
+    let exe: &[u8] = b"MZ a member of an archive";
+    let archive = zip_of(&[("payload.exe", exe)], Some("infected"));
+    let v = create_file(&s, "sample.zip", &archive, &[]);
+    let id = v["data"]["task_ids"][0]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{v}"));
+    wait_reported(&s, id);
+    let info = &s.get(&format!("/apiv2/tasks/get/report/{id}/")).json()["info"];
+    let parent = &info["parent_sample"];
+    // CAPE's `Sample.to_dict()` of the archive.
+    assert_eq!(parent["sha256"], sha256_hex(&archive), "{info}");
+    assert_eq!(parent["file_size"], archive.len());
+    assert!(parent["id"].as_i64().is_some(), "{parent}");
+    // A task submitted on its own has none: CAPE's `false`.
+    let v = create_file(&s, "alone.exe", exe, &[("options", "x=1")]);
+    let id = v["data"]["task_ids"][0].as_i64().unwrap();
+    wait_reported(&s, id);
+    let info = &s.get(&format!("/apiv2/tasks/get/report/{id}/")).json()["info"];
+    assert_eq!(info["parent_sample"], false, "{info}");
+}

@@ -123,6 +123,11 @@ fn migrator() -> Migrator {
             "al_index",
             include_str!("../../migrations/sqlite/0009_al_index.sql"),
         ),
+        (
+            10,
+            "parent_sample",
+            include_str!("../../migrations/sqlite/0010_parent_sample.sql"),
+        ),
     ])
 }
 
@@ -284,7 +289,7 @@ macro_rules! task_json {
         "json_array(t.id, t.target, t.category, t.timeout, t.priority, t.custom, t.owner, \
             t.machine, t.package, t.options, t.platform, t.memory, t.enforce_timeout, \
             t.clock, t.added_on, t.started_on, t.completed_on, t.status, t.sample_id, \
-            t.submit_id, t.parent_id, t.processing, t.route, \
+            t.submit_id, t.parent_id, t.parent_sample_id, t.processing, t.route, \
             (SELECT json_group_array(tt.tag) FROM tasks_tags tt WHERE tt.task_id = t.id), \
             (SELECT json_group_array(message) FROM \
                 (SELECT e.message FROM errors e WHERE e.task_id = t.id ORDER BY e.id)), \
@@ -499,9 +504,9 @@ impl TaskRepo for SqliteRepo {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO tasks (target, category, timeout, priority, custom, owner, machine, \
              package, options, platform, memory, enforce_timeout, clock, added_on, status, \
-             sample_id, submit_id, route, parent_id) \
+             sample_id, submit_id, route, parent_id, parent_sample_id) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'pending', \
-             ?15, ?16, ?17, ?18) RETURNING id",
+             ?15, ?16, ?17, ?18, ?19) RETURNING id",
         )
         .bind(&task.target)
         .bind(task.category.as_str())
@@ -521,6 +526,7 @@ impl TaskRepo for SqliteRepo {
         .bind(task.submit_id)
         .bind(&task.route)
         .bind(task.parent_id.map(|p| p.0))
+        .bind(task.parent_sample_id)
         .fetch_one(&mut *tx)
         .await
         .map_err(Error::store)?;
