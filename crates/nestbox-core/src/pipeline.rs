@@ -64,7 +64,7 @@ pub fn skeleton(task: &Task, version: &str) -> Report {
     info.custom = task.spec.custom.clone();
     info.parent_id = task.spec.parent_id.map(|p| p.0);
     // CAPE's value for a task without an archive behind it; the worker fills in the
-    // archive's record for demuxed members (`parent_sample_record`).
+    // archive's record for demuxed members (`sample_record`).
     info.parent_sample = serde_json::Value::Bool(false);
     info.owner = task.spec.owner.clone();
     info.route = task.spec.route.clone().unwrap_or_else(|| "none".to_owned());
@@ -299,8 +299,10 @@ fn read_head(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// CAPE's record of a parent sample (`Sample.to_dict()`) for `info.parent_sample`.
-pub fn parent_sample_record(s: &nestbox_types::Sample) -> serde_json::Value {
+/// CAPE's `Sample.to_dict()`: exactly `id, file_size, file_type, md5, crc32, sha1,
+/// sha256, sha512, ssdeep, source_url`. The report's `info.parent_sample` holds it, and
+/// the CAPE API serves samples in it.
+pub fn sample_record(s: &nestbox_types::Sample) -> serde_json::Value {
     serde_json::json!({
         "id": s.id,
         "file_size": s.file_size,

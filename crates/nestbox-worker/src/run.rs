@@ -336,7 +336,7 @@ impl Worker {
         if let Some(id) = task.spec.parent_sample_id {
             match self.core.repo.sample(id).await {
                 Ok(Some(parent)) => {
-                    report.info.parent_sample = pipeline::parent_sample_record(&parent);
+                    report.info.parent_sample = pipeline::sample_record(&parent);
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "the parent sample could not be read"),

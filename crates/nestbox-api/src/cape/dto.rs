@@ -17,21 +17,9 @@ fn opt_date(ts: Option<Timestamp>) -> Value {
     ts.map_or(Value::Null, |t| Value::String(date(t)))
 }
 
-/// `Sample.to_dict()`: exactly `id, file_size, file_type, md5, crc32, sha1, sha256,
-/// sha512, ssdeep, source_url`.
+/// `Sample.to_dict()` (the same record the report's `info.parent_sample` holds).
 pub fn sample(s: &Sample) -> Value {
-    json!({
-        "id": s.id,
-        "file_size": s.file_size,
-        "file_type": s.file_type,
-        "md5": s.md5,
-        "crc32": s.crc32,
-        "sha1": s.sha1,
-        "sha256": s.sha256,
-        "sha512": s.sha512,
-        "ssdeep": s.ssdeep,
-        "source_url": Value::Null,
-    })
+    nestbox_core::pipeline::sample_record(s)
 }
 
 /// CAPE guest statuses: ours (`init|starting|running|stopping|stopped|failed`) mapped onto
