@@ -224,13 +224,14 @@ pub fn text_findings(data: &[u8], opts: &crate::StringsOptions) -> TextFindings 
 
 /// Indicators in a file's ASCII and UTF-16LE strings.
 pub fn extract_iocs(data: &[u8], opts: &IocOptions) -> Iocs {
-    let data = &data[..data.len().min(opts.max_scan)];
-    let mut iocs = Iocs::default();
-    for url in extract_urls(data) {
-        iocs.add_url(&url);
-    }
-    each_string(data, opts.min_len.max(1), |s| scan_text(s, &mut iocs));
-    iocs
+    // The one pass, keeping no strings.
+    let strings = crate::StringsOptions {
+        min_len: opts.min_len,
+        max_scan: opts.max_scan,
+        max_count: 0,
+        ..crate::StringsOptions::default()
+    };
+    text_findings(data, &strings).iocs
 }
 
 /// The host part of a URL (`[v6]` keeps its brackets), or `None`.
