@@ -33,6 +33,7 @@ pub mod hashing;
 pub mod iocs;
 pub mod macho;
 pub mod pe;
+pub mod programs;
 pub mod strings;
 pub mod unpack;
 

@@ -197,13 +197,7 @@ fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     &buf[i..]
 }
 
-/// The first `name` in the system directories (a forked child cannot search `PATH`).
-pub fn find_program(name: &str) -> Option<PathBuf> {
-    ["/usr/bin", "/bin", "/usr/sbin", "/sbin", "/usr/local/bin"]
-        .iter()
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file())
-}
+pub use nestbox_analyzers::programs::find_program;
 
 /// The chain in front of bwrap: `/bin/sh` opens the seccomp filter named by
 /// `$NBX_SECCOMP` as fd 3 (bwrap's `--seccomp 3`) and joins the cgroups in `$NBX_PROCS`

@@ -12,6 +12,8 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+use crate::programs::find_program;
 use std::time::{Duration, Instant};
 
 /// The longest one extraction may run.
@@ -25,22 +27,22 @@ pub(super) struct Run {
     pub ok: bool,
 }
 
-fn find(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| Path::new(d).join(program))
-        .find(|p| p.is_file())
-}
-
 /// Whether the tool and the sandbox are installed (`None`), or what is missing.
 pub(super) fn missing() -> Option<&'static str> {
-    static MISSING: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
-    *MISSING.get_or_init(|| match (find("unar"), find("bwrap")) {
-        (Some(_), Some(_)) => None,
-        (None, _) => Some("unar is not installed"),
-        (_, None) => Some("bubblewrap is not installed"),
-    })
+    bwrap().err()
+}
+
+/// The bubblewrap to run, once `unar` is known to be there too.
+fn bwrap() -> Result<&'static Path, &'static str> {
+    static FOUND: std::sync::OnceLock<Result<PathBuf, &'static str>> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| match (find_program("unar"), find_program("bwrap")) {
+            (Some(_), Some(b)) => Ok(b),
+            (None, _) => Err("unar is not installed"),
+            (_, None) => Err("bubblewrap is not installed"),
+        })
+        .as_deref()
+        .map_err(|e| *e)
 }
 
 /// Extracts `data` with `password` ("" for none) into at most `budget` bytes.
@@ -52,7 +54,7 @@ pub(super) fn extract(data: &[u8], password: &str, budget: u64) -> Result<Run, S
         .map_err(|e| format!("temp file: {e}"))?;
     let size = budget.max(4096).to_string();
     let src = archive.path().to_string_lossy().into_owned();
-    let mut cmd = Command::new("bwrap");
+    let mut cmd = Command::new(bwrap()?);
     // As `nobody` in a user namespace of its own: a parser of hostile input gets no
     // identity of ours (the tmpfs it writes is its own; the archive stays readable
     // because the namespace maps `nobody` to the caller).
