@@ -239,11 +239,21 @@ impl Server {
     }
 
     pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
-        let mut req = self.agent.get(format!("{}{}", self.base, path));
-        for (k, v) in headers {
-            req = req.header(*k, *v);
+        let call = || {
+            let mut req = self.agent.get(format!("{}{}", self.base, path));
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            req.call()
+        };
+        // A GET on a pooled connection the server has just closed (it may close one whose
+        // previous request body it did not read, as hyper does after an early answer) is
+        // sent again once, as urllib3 and browsers do for idempotent requests; ureq does
+        // not. Only transport errors are retried, never an HTTP answer.
+        match call() {
+            Err(ureq::Error::Io(_)) => into_resp(call()),
+            r => into_resp(r),
         }
-        into_resp(req.call())
     }
 
     pub fn request(&self, method: &str, path: &str) -> Resp {
