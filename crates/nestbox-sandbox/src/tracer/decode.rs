@@ -9,9 +9,7 @@
 use std::fmt::Write;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use nix::unistd::Pid;
-
-use super::memory;
+use super::memory::Memory;
 
 /// Longest string argument kept (strace `-s 256`).
 pub const MAX_STR: usize = 256;
@@ -45,7 +43,7 @@ pub struct Entry {
 
 /// Decodes a call at its seccomp stop. `native`: the x86-64 ABI (other ABIs are recorded
 /// by number only).
-pub fn entry(pid: Pid, native: bool, nr: u64, a: [u64; 6]) -> Entry {
+pub fn entry(mem: &dyn Memory, native: bool, nr: u64, a: [u64; 6]) -> Entry {
     let name = if native {
         super::filter::name(nr as i64)
     } else {
@@ -59,7 +57,7 @@ pub fn entry(pid: Pid, native: bool, nr: u64, a: [u64; 6]) -> Entry {
             action: Action::Run,
         };
     };
-    let m = Mem(pid);
+    let m = Mem(mem);
     let mut action = Action::Run;
     let args: Vec<String> = match api {
         "execve" => vec![m.path(a[0]), m.argv(a[1]), m.envp(a[2])],
@@ -81,8 +79,8 @@ pub fn entry(pid: Pid, native: bool, nr: u64, a: [u64; 6]) -> Entry {
             ]
         }
         "clone3" => {
-            let fl = memory::word(pid, a[0]).unwrap_or(0);
-            let exit_signal = memory::word(pid, a[0].wrapping_add(32)).unwrap_or(0);
+            let fl = mem.word(a[0]).unwrap_or(0);
+            let exit_signal = mem.word(a[0].wrapping_add(32)).unwrap_or(0);
             // clone3's flags live in memory another thread may rewrite after this read,
             // so CLONE_UNTRACED is refused on what was read *and* the kernel's own check
             // cannot be raced: the call is skipped, not edited.
@@ -189,7 +187,7 @@ pub fn entry(pid: Pid, native: bool, nr: u64, a: [u64; 6]) -> Entry {
         "open" => open_args(&m, None, a[0], a[1], a[2]),
         "openat" => open_args(&m, Some(a[0]), a[1], a[2], a[3]),
         "openat2" => {
-            let how = memory::read(pid, a[2], 24).filter(|b| b.len() == 24);
+            let how = mem.read(a[2], 24).filter(|b| b.len() == 24);
             let how = match how {
                 Some(b) => {
                     let w = |i: usize| u64::from_ne_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
@@ -327,9 +325,9 @@ pub fn signal(v: u64) -> String {
     }
 }
 
-struct Mem(Pid);
+struct Mem<'a>(&'a dyn Memory);
 
-impl Mem {
+impl Mem<'_> {
     fn path(&self, addr: u64) -> String {
         self.text(addr, MAX_PATH)
     }
@@ -342,7 +340,7 @@ impl Mem {
         if addr == 0 {
             return "NULL".into();
         }
-        match memory::cstring(self.0, addr, max) {
+        match self.0.cstring(addr, max) {
             Some((b, cut)) => quote(&b, cut),
             None => hex(addr),
         }
@@ -357,7 +355,7 @@ impl Mem {
         if want == 0 {
             return "\"\"".into();
         }
-        match memory::read(self.0, addr, want) {
+        match self.0.read(addr, want) {
             Some(b) => quote(&b, (len as usize) > b.len()),
             None => hex(addr),
         }
@@ -370,7 +368,7 @@ impl Mem {
         }
         let mut out = String::from("[");
         for i in 0..=MAX_ITEMS {
-            let Some(p) = memory::word(self.0, addr.wrapping_add(8 * i as u64)) else {
+            let Some(p) = self.0.word(addr.wrapping_add(8 * i as u64)) else {
                 return if i == 0 { hex(addr) } else { out + "]" };
             };
             if p == 0 {
@@ -396,7 +394,7 @@ impl Mem {
         }
         let mut n = 0usize;
         while n < 4096 {
-            match memory::word(self.0, addr.wrapping_add(8 * n as u64)) {
+            match self.0.word(addr.wrapping_add(8 * n as u64)) {
                 Some(0) | None => break,
                 Some(_) => n += 1,
             }
@@ -409,7 +407,7 @@ impl Mem {
             return "NULL".into();
         }
         let len = (len as usize).min(128);
-        match memory::read(self.0, addr, len) {
+        match self.0.read(addr, len) {
             Some(b) if b.len() >= 2 => sockaddr(&b),
             _ => hex(addr),
         }
@@ -420,7 +418,7 @@ impl Mem {
         let mut budget = MAX_STR;
         for i in 0..(count as usize).min(MAX_ITEMS) {
             let at = addr.wrapping_add(16 * i as u64);
-            let (Some(base), Some(len)) = (memory::word(self.0, at), memory::word(self.0, at + 8))
+            let (Some(base), Some(len)) = (self.0.word(at), self.0.word(at + 8))
             else {
                 break;
             };
@@ -431,7 +429,7 @@ impl Mem {
             let data = if shown == 0 {
                 "\"\"".to_owned()
             } else {
-                match memory::read(self.0, base, shown) {
+                match self.0.read(base, shown) {
                     Some(b) => quote(&b, (len as usize) > b.len()),
                     None => hex(base),
                 }
@@ -445,7 +443,7 @@ impl Mem {
 
     /// `struct msghdr` (56 bytes on x86-64).
     fn msghdr(&self, addr: u64) -> String {
-        let Some(b) = memory::read(self.0, addr, 56).filter(|b| b.len() == 56) else {
+        let Some(b) = self.0.read(addr, 56).filter(|b| b.len() == 56) else {
             return hex(addr);
         };
         let w = |i: usize| u64::from_ne_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
@@ -472,7 +470,7 @@ impl Mem {
                 out.push_str(", ");
             }
             let at = addr.wrapping_add(64 * i as u64);
-            let len = memory::read(self.0, at + 56, 4)
+            let len = self.0.read(at + 56, 4)
                 .and_then(|b| {
                     b.get(..4)
                         .map(|x| u32::from_ne_bytes(x.try_into().unwrap_or([0; 4])))
@@ -489,7 +487,7 @@ impl Mem {
         if addr == 0 {
             return "NULL".into();
         }
-        match memory::read(self.0, addr, 32).filter(|b| b.len() == 32) {
+        match self.0.read(addr, 32).filter(|b| b.len() == 32) {
             Some(b) => {
                 let w = |i: usize| i64::from_ne_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
                 let one = |s: i64, ns: i64| match ns {
@@ -504,7 +502,7 @@ impl Mem {
     }
 }
 
-fn open_args(m: &Mem, dir: Option<u64>, path: u64, fl: u64, md: u64) -> Vec<String> {
+fn open_args(m: &Mem<'_>, dir: Option<u64>, path: u64, fl: u64, md: u64) -> Vec<String> {
     let mut v: Vec<String> = dir.map(dirfd).into_iter().collect();
     v.push(m.path(path));
     v.push(open_flags(fl));
@@ -515,7 +513,7 @@ fn open_args(m: &Mem, dir: Option<u64>, path: u64, fl: u64, md: u64) -> Vec<Stri
     v
 }
 
-fn prctl_args(m: &Mem, a: [u64; 6]) -> Vec<String> {
+fn prctl_args(m: &Mem<'_>, a: [u64; 6]) -> Vec<String> {
     let opt = match a[0] {
         1 => "PR_SET_PDEATHSIG",
         2 => "PR_GET_PDEATHSIG",

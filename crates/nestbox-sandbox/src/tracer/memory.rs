@@ -1,4 +1,6 @@
-//! Bounded reads of a stopped tracee's memory with `process_vm_readv`.
+//! Bounded reads of a tracee's memory: [`Memory`] is what the decoder reads arguments
+//! through; [`Live`] reads a stopped tracee with `process_vm_readv` (the ptrace tracer),
+//! the eBPF tracer answers from the bytes its kernel program copied at the call.
 //!
 //! Every read has a size limit the caller chooses; a C string is read page by page, so a
 //! string that ends just before an unmapped page is still read, and one that never ends
@@ -11,6 +13,32 @@ use nix::sys::uio::{RemoteIoVec, process_vm_readv};
 use nix::unistd::Pid;
 
 const PAGE: u64 = 4096;
+
+/// Where the decoder reads pointed-to arguments from. Every read is bounded by the
+/// caller; a pointer that cannot be read is `None`, never an error.
+pub trait Memory {
+    /// Up to `len` bytes at `addr` (fewer when the readable part ends sooner).
+    fn read(&self, addr: u64, len: usize) -> Option<Vec<u8>>;
+    /// A NUL-terminated string at `addr`, at most `max` bytes; the flag says it was cut.
+    fn cstring(&self, addr: u64, max: usize) -> Option<(Vec<u8>, bool)>;
+    /// A native-endian `u64` at `addr`.
+    fn word(&self, addr: u64) -> Option<u64> {
+        let b = self.read(addr, 8)?;
+        Some(u64::from_ne_bytes(b.get(..8)?.try_into().ok()?))
+    }
+}
+
+/// A stopped tracee's memory, read with `process_vm_readv`.
+pub struct Live(pub Pid);
+
+impl Memory for Live {
+    fn read(&self, addr: u64, len: usize) -> Option<Vec<u8>> {
+        read(self.0, addr, len)
+    }
+    fn cstring(&self, addr: u64, max: usize) -> Option<(Vec<u8>, bool)> {
+        cstring(self.0, addr, max)
+    }
+}
 
 /// Reads up to `len` bytes at `addr`; `None` when nothing could be read.
 pub fn read(pid: Pid, addr: u64, len: usize) -> Option<Vec<u8>> {
@@ -72,12 +100,6 @@ pub fn cstring(pid: Pid, addr: u64, max: usize) -> Option<(Vec<u8>, bool)> {
     Some((out, true))
 }
 
-/// A native-endian `u64` at `addr`.
-pub fn word(pid: Pid, addr: u64) -> Option<u64> {
-    let b = read(pid, addr, 8)?;
-    Some(u64::from_ne_bytes(b.get(..8)?.try_into().ok()?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,7 +116,7 @@ mod tests {
         assert_eq!(v, b"hel");
         assert!(cut);
         let x: u64 = 0x1122_3344_5566_7788;
-        assert_eq!(word(me, &x as *const u64 as u64), Some(x));
+        assert_eq!(Live(me).word(&x as *const u64 as u64), Some(x));
         assert_eq!(cstring(me, 0, 10), None);
         assert_eq!(read(me, 8, 10), None);
         // A string running into an unmapped page: what is readable, marked cut.

@@ -240,11 +240,12 @@ pub fn spawn(cmd: child::Command, limits: Limits) -> Result<Tracing, String> {
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t.run()));
             if run.is_err() {
                 // Leaving the thread detaches (and, with EXITKILL, kills) every tracee.
-                t.out
+                t.rec
+                    .out
                     .notes
                     .push("the tracer panicked; the trace is incomplete".into());
             }
-            let _ = done_tx.send(std::mem::take(&mut t.out));
+            let _ = done_tx.send(std::mem::take(&mut t.rec.out));
         })
         .map_err(|e| format!("tracer: thread: {e}"))?;
     let root = started_rx
@@ -257,13 +258,14 @@ pub fn spawn(cmd: child::Command, limits: Limits) -> Result<Tracing, String> {
     })
 }
 
-/// A recorded call waiting for its syscall-exit stop.
+/// A recorded call waiting for its result.
 struct Pending {
     key: u64,
     time: f64,
     api: String,
     args: Vec<String>,
-    /// The new process of a fork/clone, as the tracer's pid namespace numbers it.
+    /// The new process of a fork/clone, as the tracer numbers it (the tracee sees its
+    /// own pid namespace's number).
     child: Option<i32>,
 }
 
@@ -289,13 +291,191 @@ fn call_key(api: &str, args: &[String]) -> u64 {
     h.finish()
 }
 
-struct Tracer {
-    root: Pid,
+/// What became of a call's entry ([`Recorder::begin`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Begun {
+    /// Recorded; its result is awaited.
+    Pending,
+    /// A repeat past [`FOLD_AFTER`], or a call over the bound: counted, no result wanted.
+    Counted,
+    /// Recorded whole already (a call that does not return, or one refused).
+    Done,
+}
+
+/// The bookkeeping both tracers share: each thread's pending call, repeat folding, the
+/// event bound, and the [`Finished`] record they fill.
+struct Recorder {
     limits: Limits,
     tasks: HashMap<i32, Task>,
-    live: Arc<Mutex<HashSet<i32>>>,
     kept: usize,
     out: Finished,
+}
+
+/// Calls that make or replace processes: always kept whole, the tree must stay whole.
+fn structural(native: bool, nr: u64) -> bool {
+    native
+        && matches!(
+            nr as i64,
+            libc::SYS_clone
+                | libc::SYS_clone3
+                | libc::SYS_fork
+                | libc::SYS_vfork
+                | libc::SYS_execve
+                | libc::SYS_execveat
+        )
+}
+
+/// The name a call is counted under when it is not decoded.
+fn api_name(native: bool, nr: u64) -> String {
+    if native {
+        filter::name(nr as i64).map_or_else(|| format!("syscall_{nr:#x}"), str::to_owned)
+    } else {
+        format!("syscall32_{nr:#x}")
+    }
+}
+
+impl Recorder {
+    fn new(limits: Limits) -> Recorder {
+        Recorder {
+            limits,
+            tasks: HashMap::new(),
+            kept: 0,
+            out: Finished::default(),
+        }
+    }
+
+    /// Whether a call is only to be counted by name (over [`Limits::max_events`]).
+    fn over_bound(&self, native: bool, nr: u64) -> bool {
+        !structural(native, nr) && self.kept >= self.limits.max_events
+    }
+
+    fn is_pending(&self, pid: i32) -> bool {
+        self.tasks.get(&pid).is_some_and(|t| t.pending.is_some())
+    }
+
+    /// Records a decoded call entry made at `time`.
+    fn begin(&mut self, pid: i32, time: f64, e: decode::Entry, structural: bool) -> Begun {
+        let key = call_key(&e.api, &e.args);
+        if e.action == Action::Run
+            && !structural
+            && let Some(t) = self.tasks.get(&pid)
+            && t.last == Some((key, true))
+            && t.repeats >= FOLD_AFTER
+        {
+            self.count(pid, e.api);
+            return Begun::Counted;
+        }
+        let pending = Pending {
+            key,
+            time,
+            api: e.api,
+            args: e.args,
+            child: None,
+        };
+        match e.action {
+            Action::Run => {
+                self.tasks.entry(pid).or_default().pending = Some(pending);
+                Begun::Pending
+            }
+            Action::NoReturn => {
+                self.push(pid, pending, "?".into(), None);
+                Begun::Done
+            }
+            Action::Deny(errno) => {
+                self.push(
+                    pid,
+                    pending,
+                    "-1".into(),
+                    Some(decode::errno_name(i64::from(errno))),
+                );
+                Begun::Done
+            }
+        }
+    }
+
+    /// Notes the new process a pending fork/clone made.
+    fn forked(&mut self, pid: i32, child: i32) {
+        if let Some(p) = self.tasks.get_mut(&pid).and_then(|t| t.pending.as_mut()) {
+            p.child = Some(child);
+        }
+        self.tasks.entry(child).or_default();
+    }
+
+    /// Records the result of `pid`'s pending call (`rval`, negative errno when
+    /// `is_error`); nothing happens when none is pending.
+    fn end(&mut self, pid: i32, rval: i64, is_error: bool) {
+        let Some(p) = self.tasks.get_mut(&pid).and_then(|t| t.pending.take()) else {
+            return;
+        };
+        let (ret, errno) = if is_error {
+            let e = -rval;
+            let r = if decode::is_restart(e) { "?" } else { "-1" };
+            (r.to_owned(), Some(decode::errno_name(e)))
+        } else if let Some(c) = p.child.filter(|_| rval > 0) {
+            // The tracee sees its child's pid in its own pid namespace; the trace is
+            // keyed by the tracer's numbers.
+            (c.to_string(), None)
+        } else {
+            (rval.to_string(), None)
+        };
+        if let Some(t) = self.tasks.get_mut(&pid) {
+            let same = t.last.is_some_and(|(k, _)| k == p.key);
+            t.repeats = if same { t.repeats.saturating_add(1) } else { 0 };
+            t.last = Some((p.key, !is_error));
+        }
+        self.push(pid, p, ret, errno);
+    }
+
+    /// Keeps `pid`'s pending call without a result (its end was never seen).
+    fn abandon(&mut self, pid: i32) {
+        if let Some(p) = self.tasks.get_mut(&pid).and_then(|t| t.pending.take()) {
+            self.push(pid, p, "?".into(), None);
+        }
+    }
+
+    /// A thread ended: a call it died in is kept with result `?` (as strace prints it).
+    fn gone(&mut self, pid: i32, time: f64, how: String) {
+        self.abandon(pid);
+        self.tasks.remove(&pid);
+        self.out
+            .traces
+            .entry(i64::from(pid))
+            .or_default()
+            .push(Event::Exit { time, how });
+    }
+
+    /// A call seen but not kept.
+    fn count(&mut self, pid: i32, api: String) {
+        *self
+            .out
+            .unrecorded
+            .entry(i64::from(pid))
+            .or_default()
+            .entry(api)
+            .or_default() += 1;
+    }
+
+    fn push(&mut self, pid: i32, p: Pending, ret: String, errno: Option<String>) {
+        self.kept += 1;
+        self.out
+            .traces
+            .entry(i64::from(pid))
+            .or_default()
+            .push(Event::Call(Call {
+                time: p.time,
+                api: p.api,
+                args: p.args,
+                ret,
+                errno,
+            }));
+    }
+}
+
+/// The ptrace tracer's state.
+struct Tracer {
+    root: Pid,
+    rec: Recorder,
+    live: Arc<Mutex<HashSet<i32>>>,
 }
 
 fn now() -> f64 {
@@ -309,18 +489,28 @@ fn event_msg(pid: Pid) -> Option<i64> {
     nix::sys::ptrace::getevent(pid).ok()
 }
 
+/// How a waited-for process ended, as the trace records it.
+fn end_of(st: i32) -> String {
+    if libc::WIFSIGNALED(st) {
+        format!(
+            "killed by {}{}",
+            decode::signal(libc::WTERMSIG(st) as u64),
+            if libc::WCOREDUMP(st) {
+                " (core dumped)"
+            } else {
+                ""
+            }
+        )
+    } else {
+        format!("exited with {}", libc::WEXITSTATUS(st))
+    }
+}
+
 impl Tracer {
     fn new(root: Pid, limits: Limits, live: Arc<Mutex<HashSet<i32>>>) -> Tracer {
-        let mut tasks = HashMap::new();
-        tasks.insert(root.as_raw(), Task::default());
-        Tracer {
-            root,
-            limits,
-            tasks,
-            live,
-            kept: 0,
-            out: Finished::default(),
-        }
+        let mut rec = Recorder::new(limits);
+        rec.tasks.insert(root.as_raw(), Task::default());
+        Tracer { root, rec, live }
     }
 
     fn run(&mut self) {
@@ -331,28 +521,17 @@ impl Tracer {
                     nix::errno::Errno::EINTR => continue,
                     nix::errno::Errno::ECHILD => break,
                     e => {
-                        self.out.notes.push(format!("tracer: waitpid: {e}"));
+                        self.rec.out.notes.push(format!("tracer: waitpid: {e}"));
                         break;
                     }
                 }
             }
             let pid = Pid::from_raw(pid);
-            if libc::WIFEXITED(st) {
-                self.gone(pid, format!("exited with {}", libc::WEXITSTATUS(st)), st);
-            } else if libc::WIFSIGNALED(st) {
-                let how = format!(
-                    "killed by {}{}",
-                    decode::signal(libc::WTERMSIG(st) as u64),
-                    if libc::WCOREDUMP(st) {
-                        " (core dumped)"
-                    } else {
-                        ""
-                    }
-                );
-                self.gone(pid, how, st);
+            if libc::WIFEXITED(st) || libc::WIFSIGNALED(st) {
+                self.gone(pid, st);
             } else if libc::WIFSTOPPED(st) {
-                self.out.stops += 1;
-                self.tasks.entry(pid.as_raw()).or_insert_with(|| {
+                self.rec.out.stops += 1;
+                self.rec.tasks.entry(pid.as_raw()).or_insert_with(|| {
                     if let Ok(mut l) = self.live.lock() {
                         l.insert(pid.as_raw());
                     }
@@ -372,7 +551,7 @@ impl Tracer {
         }
         // Tracees that never reported an end (the loop only ends with none left, so this
         // is only ever a waitpid failure).
-        let left: Vec<i32> = self.tasks.keys().copied().collect();
+        let left: Vec<i32> = self.rec.tasks.keys().copied().collect();
         for p in left {
             let _ = nix::sys::signal::kill(Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
         }
@@ -380,11 +559,7 @@ impl Tracer {
 
     /// Restarts a tracee: to its syscall-exit stop if a call is pending, else freely.
     fn resume(&self, pid: Pid, sig: i32) {
-        let pending = self
-            .tasks
-            .get(&pid.as_raw())
-            .is_some_and(|t| t.pending.is_some());
-        let req = if pending {
+        let req = if self.rec.is_pending(pid.as_raw()) {
             libc::PTRACE_SYSCALL
         } else {
             libc::PTRACE_CONT
@@ -392,25 +567,13 @@ impl Tracer {
         restart(req, pid, sig);
     }
 
-    fn gone(&mut self, pid: Pid, how: String, status: i32) {
-        let time = now();
-        if let Some(t) = self.tasks.remove(&pid.as_raw())
-            && let Some(p) = t.pending
-        {
-            // Died inside a recorded call (exit_group of another thread, SIGKILL): strace
-            // prints such a call with result `?`.
-            self.push(pid, p, "?".into(), None);
-        }
+    fn gone(&mut self, pid: Pid, status: i32) {
+        self.rec.gone(pid.as_raw(), now(), end_of(status));
         if let Ok(mut l) = self.live.lock() {
             l.remove(&pid.as_raw());
         }
-        self.out
-            .traces
-            .entry(i64::from(pid.as_raw()))
-            .or_default()
-            .push(Event::Exit { time, how });
         if pid == self.root {
-            self.out.status = Some(ExitStatus::from_raw(status));
+            self.rec.out.status = Some(ExitStatus::from_raw(status));
         }
     }
 
@@ -419,14 +582,7 @@ impl Tracer {
             libc::PTRACE_EVENT_SECCOMP => self.seccomp_stop(pid),
             libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK | libc::PTRACE_EVENT_CLONE => {
                 if let Some(child) = event_msg(pid).and_then(|c| i32::try_from(c).ok()) {
-                    if let Some(p) = self
-                        .tasks
-                        .get_mut(&pid.as_raw())
-                        .and_then(|t| t.pending.as_mut())
-                    {
-                        p.child = Some(child);
-                    }
-                    self.tasks.entry(child).or_default();
+                    self.rec.forked(pid.as_raw(), child);
                     if let Ok(mut l) = self.live.lock() {
                         l.insert(child);
                     }
@@ -438,11 +594,11 @@ impl Tracer {
                 if let Some(former) = event_msg(pid).and_then(|c| i32::try_from(c).ok())
                     && former != pid.as_raw()
                 {
-                    let moved = self.tasks.remove(&former).and_then(|t| t.pending);
+                    let moved = self.rec.tasks.remove(&former).and_then(|t| t.pending);
                     if let Ok(mut l) = self.live.lock() {
                         l.remove(&former);
                     }
-                    self.tasks.entry(pid.as_raw()).or_default().pending = moved;
+                    self.rec.tasks.entry(pid.as_raw()).or_default().pending = moved;
                 }
                 self.resume(pid, 0);
             }
@@ -471,140 +627,41 @@ impl Tracer {
         let mut args = [0u64; 6];
         args.copy_from_slice(&info.data[1..7]);
         let native = info.arch == sys::AUDIT_ARCH_X86_64;
-        let structural = native
-            && matches!(
-                nr as i64,
-                libc::SYS_clone
-                    | libc::SYS_clone3
-                    | libc::SYS_fork
-                    | libc::SYS_vfork
-                    | libc::SYS_execve
-                    | libc::SYS_execveat
-            );
-        if !structural && self.kept >= self.limits.max_events {
-            // Over the bound: counted by name only, and no exit stop.
-            let api = if native {
-                filter::name(nr as i64).map_or_else(|| format!("syscall_{nr:#x}"), str::to_owned)
-            } else {
-                format!("syscall32_{nr:#x}")
-            };
-            self.count(pid, api);
-            self.deny_if_needed(pid, native, nr, args);
-            return;
-        }
-        let e = decode::entry(pid, native, nr, args);
-        let key = call_key(&e.api, &e.args);
-        if e.action == Action::Run
-            && !structural
-            && let Some(t) = self.tasks.get(&pid.as_raw())
-            && t.last == Some((key, true))
-            && t.repeats >= FOLD_AFTER
-        {
-            self.count(pid, e.api);
+        if self.rec.over_bound(native, nr) {
+            // Over the bound: counted by name only, and no exit stop; refusals still hold.
+            self.rec.count(pid.as_raw(), api_name(native, nr));
+            if native && nr as i64 == libc::SYS_ptrace {
+                deny(pid, libc::EPERM);
+            }
             restart(libc::PTRACE_CONT, pid, 0);
             return;
         }
-        let pending = Pending {
-            key,
-            time,
-            api: e.api,
-            args: e.args,
-            child: None,
-        };
-        match e.action {
-            Action::Run => {
-                if let Some(t) = self.tasks.get_mut(&pid.as_raw()) {
-                    t.pending = Some(pending);
+        let e = decode::entry(&memory::Live(pid), native, nr, args);
+        let action = e.action;
+        match self.rec.begin(pid.as_raw(), time, e, structural(native, nr)) {
+            Begun::Pending => restart(libc::PTRACE_SYSCALL, pid, 0),
+            Begun::Counted => restart(libc::PTRACE_CONT, pid, 0),
+            Begun::Done => {
+                if let Action::Deny(errno) = action {
+                    deny(pid, errno);
                 }
-                restart(libc::PTRACE_SYSCALL, pid, 0);
-            }
-            Action::NoReturn => {
-                self.push(pid, pending, "?".into(), None);
-                restart(libc::PTRACE_CONT, pid, 0);
-            }
-            Action::Deny(errno) => {
-                deny(pid, errno);
-                self.push(
-                    pid,
-                    pending,
-                    "-1".into(),
-                    Some(decode::errno_name(i64::from(errno))),
-                );
                 restart(libc::PTRACE_CONT, pid, 0);
             }
         }
-    }
-
-    /// Over the bound the call is not decoded, but refusals still hold.
-    fn deny_if_needed(&self, pid: Pid, native: bool, nr: u64, _args: [u64; 6]) {
-        if native && nr as i64 == libc::SYS_ptrace {
-            deny(pid, libc::EPERM);
-        }
-        restart(libc::PTRACE_CONT, pid, 0);
     }
 
     fn syscall_stop(&mut self, pid: Pid) {
-        let info = syscall_info(pid);
-        let pending = self
-            .tasks
-            .get_mut(&pid.as_raw())
-            .and_then(|t| t.pending.take());
-        match (info, pending) {
-            (Some(i), Some(p)) if i.op == OP_EXIT => {
-                let rval = i.data[0] as i64;
-                let is_error = i.data[1] & 0xff != 0;
-                let (ret, errno) = if is_error {
-                    let e = -rval;
-                    let r = if decode::is_restart(e) { "?" } else { "-1" };
-                    (r.to_owned(), Some(decode::errno_name(e)))
-                } else if let Some(c) = p.child.filter(|_| rval > 0) {
-                    // The tracee sees its child's pid in its own pid namespace; the trace
-                    // is keyed by the tracer's numbers.
-                    (c.to_string(), None)
-                } else {
-                    (rval.to_string(), None)
-                };
-                if let Some(t) = self.tasks.get_mut(&pid.as_raw()) {
-                    let same = t.last.is_some_and(|(k, _)| k == p.key);
-                    t.repeats = if same { t.repeats.saturating_add(1) } else { 0 };
-                    t.last = Some((p.key, !is_error));
-                }
-                self.push(pid, p, ret, errno);
+        match syscall_info(pid) {
+            Some(i) if i.op == OP_EXIT => {
+                self.rec
+                    .end(pid.as_raw(), i.data[0] as i64, i.data[1] & 0xff != 0)
             }
-            (Some(i), Some(p)) if i.op == OP_ENTRY => {
-                // The exit stop of the pending call was lost (should not happen): keep the
-                // call without a result.
-                self.push(pid, p, "?".into(), None);
-            }
+            // The exit stop of the pending call was lost (should not happen): keep the
+            // call without a result.
+            Some(i) if i.op == OP_ENTRY => self.rec.abandon(pid.as_raw()),
             _ => {}
         }
         restart(libc::PTRACE_CONT, pid, 0);
-    }
-
-    /// A call seen but not kept.
-    fn count(&mut self, pid: Pid, api: String) {
-        *self
-            .out
-            .unrecorded
-            .entry(i64::from(pid.as_raw()))
-            .or_default()
-            .entry(api)
-            .or_default() += 1;
-    }
-
-    fn push(&mut self, pid: Pid, p: Pending, ret: String, errno: Option<String>) {
-        self.kept += 1;
-        self.out
-            .traces
-            .entry(i64::from(pid.as_raw()))
-            .or_default()
-            .push(Event::Call(Call {
-                time: p.time,
-                api: p.api,
-                args: p.args,
-                ret,
-                errno,
-            }));
     }
 }
 
