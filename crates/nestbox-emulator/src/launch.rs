@@ -172,7 +172,7 @@ fn prepare(
     std::fs::write(
         root.join("seccomp.bpf"),
         // No tracer here: ptrace is simply denied.
-        nestbox_sandbox::seccomp::filter_bytes(false)?,
+        nestbox_sandbox::seccomp::filter_bytes(nestbox_sandbox::seccomp::Ptrace::Denied)?,
     )
     .map_err(|x| e("seccomp filter", x))?;
     for f in ["runner.py", "settings.json"] {

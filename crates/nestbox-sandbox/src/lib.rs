@@ -207,6 +207,32 @@ pub fn probe(settings: &SandboxSettings) -> Probe {
         return p;
     }
     let t0 = std::time::Instant::now();
+    let ebpf = SandboxSettings {
+        tracer: TracerKind::Native,
+        ..settings.clone()
+    };
+    let settings = if settings.tracer == TracerKind::Ebpf {
+        // The eBPF tracer falls back to the native one where the kernel or the server's
+        // place (a nested pid namespace) does not allow it, or its test run fails.
+        let failed = tracer::ebpf::available()
+            .err()
+            .or_else(|| run::probe_run(settings, cgroup).err());
+        match failed {
+            Some(e) => {
+                tracing::warn!(
+                    "ns: the eBPF tracer is not usable here ({e}); using the native one"
+                );
+                p.tracer = TracerKind::Native;
+                &ebpf
+            }
+            None => {
+                p.probe_ms = t0.elapsed().as_secs_f64() * 1000.0;
+                return p;
+            }
+        }
+    } else {
+        settings
+    };
     match run::probe_run(settings, cgroup) {
         Ok(()) => {}
         Err(e) if settings.tracer == TracerKind::Native && p.strace.is_some() => {

@@ -253,7 +253,12 @@ fn prepare(
     let trace_dir = workdir.join("trace");
     std::fs::create_dir_all(&trace_dir).map_err(|x| e("trace directory", x))?;
     let filter = workdir.join("seccomp.bpf");
-    std::fs::write(&filter, seccomp::filter_bytes(traced)?).map_err(|x| e("seccomp filter", x))?;
+    let ptrace = match (traced, s.tracer) {
+        (false, _) => seccomp::Ptrace::Denied,
+        (true, TracerKind::Ebpf) => seccomp::Ptrace::Allowed,
+        (true, _) => seccomp::Ptrace::Traced,
+    };
+    std::fs::write(&filter, seccomp::filter_bytes(ptrace)?).map_err(|x| e("seccomp filter", x))?;
     Ok(Prepared {
         scratch,
         trace_dir,
@@ -457,13 +462,21 @@ async fn execute(
         .process_group(0)
         .kill_on_drop(true);
     let started = Instant::now();
-    if trace && s.tracer == TracerKind::Native {
+    if trace && matches!(s.tracer, TracerKind::Native | TracerKind::Ebpf) {
         let limits = Limits {
             one_cpu: s.trace_on_one_cpu,
             ..Limits::default()
         };
-        let r =
-            supervise::run(cmd.as_std(), &p.output, group, timeout, limits, Some(entry)).await?;
+        let r = supervise::run(
+            cmd.as_std(),
+            &p.output,
+            group,
+            timeout,
+            s.tracer,
+            limits,
+            Some(entry),
+        )
+        .await?;
         return Ok(Outcome {
             timed_out: r.timed_out,
             elapsed: started.elapsed(),

@@ -113,17 +113,29 @@ fn nr(name: &str) -> Option<i64> {
     })
 }
 
+/// What the filter does with `ptrace`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ptrace {
+    /// No tracer: refused with `EPERM` like the rest of the deny-list.
+    Denied,
+    /// A ptrace tracer (native or strace) is attached: `SECCOMP_RET_TRACE`, because an
+    /// `ERRNO` action outranks the tracer's own `SECCOMP_RET_TRACE` and the call would
+    /// vanish from the trace, hiding anti-debugging (`PTRACE_TRACEME`) and injection
+    /// attempts. It still cannot succeed: every process in the sandbox is already traced
+    /// (followed from its first instruction), so `PTRACE_TRACEME`/`PTRACE_ATTACH` fail
+    /// with `EPERM`, and the sandbox's pid namespace shows nothing else. Without a tracer
+    /// `RET_TRACE` fails with `ENOSYS`.
+    Traced,
+    /// The eBPF tracer: allowed. A call seccomp refuses never reaches the syscall
+    /// tracepoints, so it would not be recorded at all; allowed, it is recorded with its
+    /// arguments and real result. It can only reach processes of the sandbox's own pid
+    /// namespace, and no tracer process exists to attach to.
+    Allowed,
+}
+
 /// The deny-list as a BPF program in the byte layout bubblewrap reads from `--seccomp FD`
 /// (an array of native-endian `struct sock_filter`).
-///
-/// `traced`: the run has the tracer attached. Then `ptrace` is `SECCOMP_RET_TRACE`
-/// instead of `EPERM`, because an `ERRNO` action outranks the tracer's own
-/// `SECCOMP_RET_TRACE` and the call would vanish from the trace, hiding anti-debugging
-/// (`PTRACE_TRACEME`) and injection attempts. It still cannot succeed: every process in
-/// the sandbox is already traced by strace (`-f` follows each fork from its first
-/// instruction), so `PTRACE_TRACEME`/`PTRACE_ATTACH` fail with `EPERM`, and the sandbox's
-/// pid namespace shows nothing else. Without a tracer `RET_TRACE` fails with `ENOSYS`.
-pub fn filter_bytes(traced: bool) -> Result<Vec<u8>, String> {
+pub fn filter_bytes(ptrace: Ptrace) -> Result<Vec<u8>, String> {
     let arch = TargetArch::try_from(std::env::consts::ARCH)
         .map_err(|e| format!("seccomp: unsupported architecture: {e}"))?;
     if std::env::consts::ARCH != "x86_64" {
@@ -131,7 +143,7 @@ pub fn filter_bytes(traced: bool) -> Result<Vec<u8>, String> {
     }
     let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> = DENIED
         .iter()
-        .filter(|n| !(traced && **n == "ptrace"))
+        .filter(|n| ptrace == Ptrace::Denied || **n != "ptrace")
         .filter_map(|n| nr(n))
         .map(|n| (n, Vec::new()))
         .collect();
@@ -143,7 +155,7 @@ pub fn filter_bytes(traced: bool) -> Result<Vec<u8>, String> {
     )
     .map_err(|e| format!("seccomp: {e}"))?;
     let mut prog: BpfProgram = filter.try_into().map_err(|e| format!("seccomp: {e:?}"))?;
-    if traced {
+    if ptrace == Ptrace::Traced {
         prog = ptrace_traced_first(prog);
     }
     let mut out = Vec::with_capacity(prog.len() * 8);
@@ -199,9 +211,13 @@ mod tests {
         for n in super::DENIED {
             assert!(super::nr(n).is_some(), "{n}");
         }
-        let bytes = super::filter_bytes(false).unwrap();
-        let traced = super::filter_bytes(true).unwrap();
+        use super::Ptrace;
+        let bytes = super::filter_bytes(Ptrace::Denied).unwrap();
+        let traced = super::filter_bytes(Ptrace::Traced).unwrap();
+        let allowed = super::filter_bytes(Ptrace::Allowed).unwrap();
         assert_ne!(bytes, traced);
+        assert_ne!(bytes, allowed);
+        assert!(allowed.len() < bytes.len(), "one rule fewer");
         assert!(bytes.len() >= 8 * super::DENIED.len());
         assert_eq!(bytes.len() % 8, 0);
     }

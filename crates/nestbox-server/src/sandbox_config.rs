@@ -108,7 +108,7 @@ impl SandboxConfig {
         }
         if TracerKind::parse(&self.tracer).is_none() {
             problems.push(format!(
-                "sandbox.tracer {:?}: use \"native\" or \"strace\"",
+                "sandbox.tracer {:?}: use \"native\", \"ebpf\" or \"strace\"",
                 self.tracer
             ));
         }

@@ -42,9 +42,29 @@ fn cstring(s: &str) -> Result<CString, String> {
     CString::new(s).map_err(|_| format!("tracer: a NUL byte in {s:?}"))
 }
 
-/// Forks, seizes and releases the child; returns its pid. Must run on the tracer thread
-/// (ptrace ties a tracee to the thread that seized it).
-pub fn spawn(cmd: &Command, filter: &[libc::sock_filter]) -> Result<Pid, String> {
+/// How the child comes under the tracer.
+#[derive(Clone, Copy)]
+pub enum Attach<'a> {
+    /// Seized by the forking thread; the seccomp filter makes the recorded calls stop.
+    Ptrace(&'a [libc::sock_filter]),
+    /// The child puts its own id in the eBPF tracer's `traced` map as its last act before
+    /// `execve` (its set-up is not recorded, as with ptrace, and no call after is missed).
+    Bpf {
+        /// The `traced` map's fd.
+        traced_map: i32,
+        /// The run the child's records belong to.
+        run: u32,
+    },
+}
+
+/// Forks, attaches and releases the child; returns its pid. Must run on the tracer thread
+/// (ptrace ties a tracee to the thread that seized it; the child's parent-death signal is
+/// tied to it too).
+pub fn spawn(cmd: &Command, attach: Attach<'_>) -> Result<Pid, String> {
+    let filter: &[libc::sock_filter] = match attach {
+        Attach::Ptrace(f) => f,
+        Attach::Bpf { .. } => &[],
+    };
     let program = cstring(&cmd.program)?;
     let args: Vec<CString> = cmd
         .args
@@ -101,10 +121,27 @@ pub fn spawn(cmd: &Command, filter: &[libc::sock_filter]) -> Result<Pid, String>
             }
             // A root tracer would let setuid programs run with their owner's rights under
             // ptrace; with no_new_privs no traced process ever gains privileges by exec.
-            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-                || libc::syscall(libc::SYS_seccomp, 1 /* SET_MODE_FILTER */, 0, &prog) != 0
-            {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                 libc::_exit(126);
+            }
+            match attach {
+                Attach::Ptrace(_) => {
+                    if libc::syscall(libc::SYS_seccomp, 1 /* SET_MODE_FILTER */, 0, &prog) != 0 {
+                        libc::_exit(126);
+                    }
+                }
+                Attach::Bpf { traced_map, run } => {
+                    // This process's id in the initial pid namespace (the server's).
+                    let me = libc::getpid() as u32;
+                    let elem = super::ebpf::Elem::new(
+                        traced_map,
+                        (&raw const me).cast(),
+                        (&raw const run).cast(),
+                    );
+                    if super::ebpf::update_raw(&elem) < 0 {
+                        libc::_exit(126);
+                    }
+                }
             }
             libc::execve(program.as_ptr(), argv.as_ptr(), envp.as_ptr());
             libc::_exit(127);
@@ -113,13 +150,17 @@ pub fn spawn(cmd: &Command, filter: &[libc::sock_filter]) -> Result<Pid, String>
     drop(sync_r);
     let child = Pid::from_raw(pid);
     // SAFETY: plain ptrace request on our own child.
-    let rc = unsafe {
-        libc::ptrace(
-            libc::PTRACE_SEIZE,
-            pid,
-            std::ptr::null_mut::<libc::c_void>(),
-            OPTIONS as usize as *mut libc::c_void,
-        )
+    let rc = if matches!(attach, Attach::Bpf { .. }) {
+        0
+    } else {
+        unsafe {
+            libc::ptrace(
+                libc::PTRACE_SEIZE,
+                pid,
+                std::ptr::null_mut::<libc::c_void>(),
+                OPTIONS as usize as *mut libc::c_void,
+            )
+        }
     };
     if rc != 0 {
         let e = std::io::Error::last_os_error();

@@ -325,6 +325,11 @@ pub fn signal(v: u64) -> String {
     }
 }
 
+/// A NULL-terminated array of string pointers at `addr` as strace prints it (`["a", "b"]`).
+pub fn argv(mem: &dyn Memory, addr: u64) -> String {
+    Mem(mem).argv(addr)
+}
+
 struct Mem<'a>(&'a dyn Memory);
 
 impl Mem<'_> {
@@ -418,8 +423,7 @@ impl Mem<'_> {
         let mut budget = MAX_STR;
         for i in 0..(count as usize).min(MAX_ITEMS) {
             let at = addr.wrapping_add(16 * i as u64);
-            let (Some(base), Some(len)) = (self.0.word(at), self.0.word(at + 8))
-            else {
+            let (Some(base), Some(len)) = (self.0.word(at), self.0.word(at + 8)) else {
                 break;
             };
             if i > 0 {
@@ -470,7 +474,9 @@ impl Mem<'_> {
                 out.push_str(", ");
             }
             let at = addr.wrapping_add(64 * i as u64);
-            let len = self.0.read(at + 56, 4)
+            let len = self
+                .0
+                .read(at + 56, 4)
                 .and_then(|b| {
                     b.get(..4)
                         .map(|x| u32::from_ne_bytes(x.try_into().unwrap_or([0; 4])))

@@ -28,6 +28,7 @@
 
 pub mod child;
 pub mod decode;
+pub mod ebpf;
 pub mod filter;
 pub mod memory;
 pub(crate) mod supervise;
@@ -52,6 +53,9 @@ pub enum TracerKind {
     Native,
     /// `strace --seccomp-bpf -f -ff` (the fallback; needs the strace package).
     Strace,
+    /// Kernel programs on the syscall tracepoints ([`ebpf`]): no stops, so syscall-heavy
+    /// samples run close to full speed. Needs root, tracefs and BPF ring buffers (5.8+).
+    Ebpf,
 }
 
 impl TracerKind {
@@ -60,6 +64,7 @@ impl TracerKind {
         match self {
             TracerKind::Native => "native",
             TracerKind::Strace => "strace",
+            TracerKind::Ebpf => "ebpf",
         }
     }
 
@@ -68,6 +73,7 @@ impl TracerKind {
         match s {
             "native" => Some(TracerKind::Native),
             "strace" => Some(TracerKind::Strace),
+            "ebpf" => Some(TracerKind::Ebpf),
             _ => None,
         }
     }
@@ -210,6 +216,19 @@ impl Tracing {
     }
 }
 
+/// Starts `cmd` under the tracer of that kind (the native or the eBPF one; strace is run
+/// as a command of its own).
+pub fn spawn_kind(
+    kind: TracerKind,
+    cmd: child::Command,
+    limits: Limits,
+) -> Result<Tracing, String> {
+    match kind {
+        TracerKind::Ebpf => ebpf::spawn(cmd, limits),
+        TracerKind::Native | TracerKind::Strace => spawn(cmd, limits),
+    }
+}
+
 /// Starts `cmd` under the tracer on a thread of its own.
 pub fn spawn(cmd: child::Command, limits: Limits) -> Result<Tracing, String> {
     let (started_tx, started_rx) = std::sync::mpsc::sync_channel::<Result<Pid, String>>(1);
@@ -224,7 +243,7 @@ pub fn spawn(cmd: child::Command, limits: Limits) -> Result<Tracing, String> {
                 pin_to_one_cpu();
             }
             let filter = filter::program();
-            let root = match child::spawn(&cmd, &filter) {
+            let root = match child::spawn(&cmd, child::Attach::Ptrace(&filter)) {
                 Ok(p) => p,
                 Err(e) => {
                     let _ = started_tx.send(Err(e));
@@ -638,7 +657,10 @@ impl Tracer {
         }
         let e = decode::entry(&memory::Live(pid), native, nr, args);
         let action = e.action;
-        match self.rec.begin(pid.as_raw(), time, e, structural(native, nr)) {
+        match self
+            .rec
+            .begin(pid.as_raw(), time, e, structural(native, nr))
+        {
             Begun::Pending => restart(libc::PTRACE_SYSCALL, pid, 0),
             Begun::Counted => restart(libc::PTRACE_CONT, pid, 0),
             Begun::Done => {

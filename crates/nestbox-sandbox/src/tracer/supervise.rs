@@ -1,4 +1,4 @@
-//! One sandboxed run under the native tracer, with the timeout: what `run::execute` does
+//! One sandboxed run under the native or the eBPF tracer, with the timeout: what `run::execute` does
 //! with a `tokio::process::Command` for strace, done for [`super::spawn`].
 
 use std::path::Path;
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 
-use super::{Finished, Limits, child};
+use super::{Finished, Limits, TracerKind, child};
 use crate::cgroup::Group;
 
 /// How the run ended.
@@ -27,6 +27,7 @@ pub(crate) async fn run(
     output: &Path,
     group: Option<&Group>,
     timeout: Duration,
+    kind: TracerKind,
     limits: Limits,
     entry: Option<std::sync::Arc<crate::launch::Entry>>,
 ) -> Result<Supervised, String> {
@@ -39,7 +40,8 @@ pub(crate) async fn run(
         .filter_map(|(k, v)| v.map(|v| format!("{}={}", text(k), text(v))))
         .collect();
     let out = std::fs::File::create(output).map_err(|e| format!("output file: {e}"))?;
-    let mut tracing = super::spawn(
+    let mut tracing = super::spawn_kind(
+        kind,
         child::Command {
             program,
             args,
