@@ -4,8 +4,8 @@
 //! * set-up + teardown: a detonation of `/usr/bin/true` (with and without the tracer)
 //!   minus running it bare;
 //! * tracer overhead: a syscall-heavy C program (100 000 × open/close + stat) traced by the
-//!   native tracer and by strace, vs `free=yes` (sandboxed, untraced), vs bare, from the run
-//!   time the machinery logs;
+//!   eBPF tracer, the native (ptrace) tracer and strace, vs `free=yes` (sandboxed,
+//!   untraced), vs bare, from the run time the machinery logs;
 //! * throughput: analyses per hour of a 5 s sample with 4 slots at once, against the ideal
 //!   `slots × 3600 / 5`.
 //!
@@ -164,6 +164,7 @@ async fn main() {
     let (truebin, heavy, sleeper) = build(dir.path());
     let settings = SandboxSettings {
         uid_base: 290_000,
+        tracer: TracerKind::Native,
         ..SandboxSettings::default()
     };
     let (m, probe) =
@@ -178,6 +179,13 @@ async fn main() {
     })
     .unwrap_or_else(|p| panic!("ns (strace) unavailable: {}", p.describe()));
     println!("probe (strace): {}", probe_s.describe());
+    let (me, probe_e) = NsMachinery::new(SandboxSettings {
+        uid_base: 290_000,
+        tracer: TracerKind::Ebpf,
+        ..SandboxSettings::default()
+    })
+    .unwrap_or_else(|p| panic!("ns (ebpf) unavailable: {}", p.describe()));
+    println!("probe (ebpf): {}", probe_e.describe());
     let n = 15;
     let mut id = 1;
     let mut next = || {
@@ -190,10 +198,10 @@ async fn main() {
         std::env::var("BENCH_SANDBOX_PARTS").unwrap_or_else(|_| "true,heavy,throughput".into());
     let part = |p: &str| parts.split(',').any(|x| x.trim() == p);
     if part("true") {
-        fixed_cost(&m, &truebin, n, &mut next).await;
+        fixed_cost(&m, &me, &truebin, n, &mut next).await;
     }
     if part("heavy") {
-        tracer_overhead(&m, &ms, &heavy, &mut next).await;
+        tracer_overhead(&m, &ms, &me, &heavy, &mut next).await;
     }
     if part("throughput") {
         throughput(&m, &truebin, &sleeper, &mut next).await;
@@ -201,13 +209,25 @@ async fn main() {
 }
 
 /// Set-up + teardown: `/bin/true` detonated, traced and not, against running it bare.
-async fn fixed_cost(m: &NsMachinery, truebin: &Path, n: usize, next: &mut impl FnMut() -> i64) {
+async fn fixed_cost(
+    m: &NsMachinery,
+    me: &NsMachinery,
+    truebin: &Path,
+    n: usize,
+    next: &mut impl FnMut() -> i64,
+) {
     let bare_true = bare(truebin, n);
     let mut traced = Vec::new();
+    let mut traced_e = Vec::new();
     let mut free = Vec::new();
     for _ in 0..n {
         traced.push(
             detonate(m, next(), 1, truebin, "true", "screenshots=no", 20)
+                .await
+                .0,
+        );
+        traced_e.push(
+            detonate(me, next(), 1, truebin, "true", "screenshots=no", 20)
                 .await
                 .0,
         );
@@ -217,7 +237,7 @@ async fn fixed_cost(m: &NsMachinery, truebin: &Path, n: usize, next: &mut impl F
                 .0,
         );
     }
-    let (dt, df) = (median(traced), median(free));
+    let (dt, de, df) = (median(traced), median(traced_e), median(free));
     println!("\n/bin/true, median of {n}:");
     println!("  bare                         {:8.1} ms", bare_true * 1e3);
     println!(
@@ -226,24 +246,36 @@ async fn fixed_cost(m: &NsMachinery, truebin: &Path, n: usize, next: &mut impl F
         (df - bare_true) * 1e3
     );
     println!(
-        "  detonation, traced           {:8.1} ms  (≈ {:.1} ms over bare)",
+        "  detonation, native tracer    {:8.1} ms  (≈ {:.1} ms over bare)",
         dt * 1e3,
         (dt - bare_true) * 1e3
     );
+    println!(
+        "  detonation, eBPF tracer      {:8.1} ms  (≈ {:.1} ms over bare)",
+        de * 1e3,
+        (de - bare_true) * 1e3
+    );
 }
 
-/// Tracer overhead on open-heavy code: native tracer, strace, untraced, bare.
+/// Tracer overhead on open-heavy code: eBPF tracer, native tracer, strace, untraced, bare.
 async fn tracer_overhead(
     m: &NsMachinery,
     ms: &NsMachinery,
+    me: &NsMachinery,
     heavy: &Path,
     next: &mut impl FnMut() -> i64,
 ) {
     let bare_heavy = bare(heavy, 5);
+    let mut runs_e = Vec::new();
     let mut runs_t = Vec::new();
     let mut runs_s = Vec::new();
     let mut runs_f = Vec::new();
     for _ in 0..5 {
+        runs_e.push(
+            detonate(me, next(), 1, heavy, "heavy", "screenshots=no", 60)
+                .await
+                .1,
+        );
         runs_t.push(
             detonate(m, next(), 1, heavy, "heavy", "screenshots=no", 60)
                 .await
@@ -260,13 +292,24 @@ async fn tracer_overhead(
                 .1,
         );
     }
-    let (rt, rs, rf) = (median(runs_t), median(runs_s), median(runs_f));
+    let (re, rt, rs, rf) = (
+        median(runs_e),
+        median(runs_t),
+        median(runs_s),
+        median(runs_f),
+    );
     println!("\nsyscall-heavy (100k open/close + stat), median of 5, run time only:");
     println!("  bare                         {:8.3} s", bare_heavy);
     println!(
         "  sandboxed, untraced          {:8.3} s  ({:.2}× bare)",
         rf,
         rf / bare_heavy
+    );
+    println!(
+        "  sandboxed, eBPF tracer       {:8.3} s  ({:.2}× bare, {:.2}× untraced)",
+        re,
+        re / bare_heavy,
+        re / rf
     );
     println!(
         "  sandboxed, native tracer     {:8.3} s  ({:.2}× bare, {:.2}× untraced)",

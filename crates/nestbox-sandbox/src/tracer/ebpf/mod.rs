@@ -140,7 +140,14 @@ fn load() -> Result<Shared, String> {
         .name("nestbox-ebpf".into())
         .spawn(move || {
             loop {
-                ring.wait(1000);
+                // Records do not wake this thread (a thread's end does): while runs are
+                // traced it looks every few milliseconds.
+                let busy = SHARED
+                    .get()
+                    .and_then(|s| s.as_ref().ok())
+                    .and_then(|s| s.routes.lock().ok().map(|r| !r.is_empty()))
+                    .unwrap_or(false);
+                ring.wait(if busy { 5 } else { 200 });
                 let Some(Ok(s)) = SHARED.get() else {
                     continue;
                 };

@@ -41,6 +41,10 @@ pub const EXEC: u32 = 7;
 pub const FILENAME: u32 = 8;
 pub const NEW_STACK: u32 = 9;
 
+/// `bpf_ringbuf_output` flags: no wake-up for this record; a wake-up even if the reader
+/// is behind (the default wakes it only when it has read everything before).
+const BPF_RB_NO_WAKEUP: i32 = 1;
+const BPF_RB_FORCE_WAKEUP: i32 = 2;
 /// The per-CPU scratch buffer the captures are built in.
 pub const SCRATCH: u32 = 8192;
 /// Longest path copied (the decoder's `MAX_PATH`); strings get the decoder's `MAX_STR`.
@@ -198,14 +202,23 @@ impl Gen<'_> {
         }
     }
 
-    /// Sends `r3` bytes at `base + off` to the ring buffer, counting a failure.
-    fn output(&mut self, base: Reg, off: i16) {
+    /// Sends `r3` bytes at `base + off` to the ring buffer, counting a failure. Only
+    /// `wake` records wake the reader (a thread's end: the run may be over); the rest
+    /// wait for its next look, so a busy sample is not slowed by a wake-up per call.
+    fn output(&mut self, base: Reg, off: i16, wake: bool) {
         let done = self.a.label();
         let a = &mut self.a;
         a.load_map(R1, self.maps.ring);
         a.mov(R2, base);
         a.add_imm(R2, i32::from(off));
-        a.mov_imm(R4, 0);
+        a.mov_imm(
+            R4,
+            if wake {
+                BPF_RB_FORCE_WAKEUP
+            } else {
+                BPF_RB_NO_WAKEUP
+            },
+        );
         a.call(helper::RINGBUF_OUTPUT);
         a.jump_if(Cond::Eq, R0, 0, done);
         a.load_map(R1, self.maps.lost);
@@ -219,9 +232,9 @@ impl Gen<'_> {
     }
 
     /// A small record built on the stack at `RECORD`, `len` bytes.
-    fn output_stack(&mut self, len: i32) {
+    fn output_stack(&mut self, len: i32, wake: bool) {
         self.a.mov_imm(R3, len);
-        self.output(FP, RECORD);
+        self.output(FP, RECORD, wake);
     }
 
     fn load_src(&mut self, dst: Reg, src: Src) {
@@ -253,7 +266,7 @@ impl Gen<'_> {
         a.mov(R3, R0);
         a.add_imm(R3, 24);
         self.header(R9, 0, CAPTURE);
-        self.output(R9, 0);
+        self.output(R9, 0, false);
         self.a.jump(skip);
         self.a.bind(failed);
         if let Some(slot) = retry {
@@ -296,7 +309,7 @@ impl Gen<'_> {
         a.jump_if(Cond::Gt, R3, max, failed);
         a.add_imm(R3, 24);
         self.header(R9, 0, CAPTURE);
-        self.output(R9, 0);
+        self.output(R9, 0, false);
     }
 
     /// `r2 = min(r2, max)`, to `failed` when zero.
@@ -468,7 +481,7 @@ pub fn enter(maps: Maps, f: &Fields) -> Result<Vec<Insn>, String> {
     g.a.call(helper::KTIME_GET_NS);
     g.a.store(Size::DW, R9, 72, R0);
     g.a.mov_imm(R3, 80);
-    g.output(R9, 0);
+    g.output(R9, 0, false);
     g.a.bind(out);
     g.ret0();
     g.finish()
@@ -525,7 +538,7 @@ pub fn exit(maps: Maps, f: &Fields) -> Result<Vec<Insn>, String> {
     g.header(FP, RECORD, NEW_STACK);
     g.a.load(Size::DW, R1, FP, SLOT_A);
     g.a.store(Size::DW, FP, RECORD + 16, R1);
-    g.output_stack(24);
+    g.output_stack(24, false);
     g.argv(record);
     g.a.bind(record);
     g.header(FP, RECORD, EXIT);
@@ -534,7 +547,7 @@ pub fn exit(maps: Maps, f: &Fields) -> Result<Vec<Insn>, String> {
     g.a.store(Size::DW, FP, RECORD + 24, R1);
     g.a.call(helper::KTIME_GET_NS);
     g.a.store(Size::DW, FP, RECORD + 32, R0);
-    g.output_stack(40);
+    g.output_stack(40, false);
     g.a.bind(out);
     g.ret0();
     g.finish()
@@ -570,7 +583,7 @@ pub fn fork(maps: Maps, f: &Fields) -> Result<Vec<Insn>, String> {
     g.a.store(Size::W, FP, RECORD + 12, R7);
     g.a.call(helper::KTIME_GET_NS);
     g.a.store(Size::DW, FP, RECORD + 16, R0);
-    g.output_stack(24);
+    g.output_stack(24, false);
     g.a.bind(out);
     g.ret0();
     g.finish()
@@ -587,7 +600,7 @@ pub fn gone(maps: Maps, f: &Fields) -> Result<Vec<Insn>, String> {
     g.a.store(Size::W, FP, RECORD + 12, R1);
     g.a.call(helper::KTIME_GET_NS);
     g.a.store(Size::DW, FP, RECORD + 16, R0);
-    g.output_stack(24);
+    g.output_stack(24, true);
     for map in [maps.traced, maps.retry] {
         g.a.load_map(R1, map);
         g.a.mov(R2, FP);
@@ -612,7 +625,7 @@ pub fn signal(maps: Maps, f: &Fields) -> Result<Vec<Insn>, String> {
     g.a.store(Size::W, FP, RECORD + 12, R1);
     g.a.call(helper::KTIME_GET_NS);
     g.a.store(Size::DW, FP, RECORD + 16, R0);
-    g.output_stack(24);
+    g.output_stack(24, false);
     g.a.bind(out);
     g.ret0();
     g.finish()
@@ -657,7 +670,7 @@ pub fn exec(maps: Maps, f: &Fields) -> Result<Vec<Insn>, String> {
     g.a.store(Size::W, FP, RECORD + 12, R7);
     g.a.call(helper::KTIME_GET_NS);
     g.a.store(Size::DW, FP, RECORD + 16, R0);
-    g.output_stack(24);
+    g.output_stack(24, false);
     g.a.bind(filename);
     g.scratch(out);
     let a = &mut g.a;
@@ -676,7 +689,7 @@ pub fn exec(maps: Maps, f: &Fields) -> Result<Vec<Insn>, String> {
     a.mov(R3, R0);
     a.add_imm(R3, 24);
     g.header(R9, 0, FILENAME);
-    g.output(R9, 0);
+    g.output(R9, 0, false);
     g.a.bind(out);
     g.ret0();
     g.finish()
