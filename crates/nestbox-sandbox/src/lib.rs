@@ -107,7 +107,7 @@ impl Default for SandboxSettings {
             hostname: "desktop-7f3k2q".to_owned(),
             user: "john".to_owned(),
             scratch_dir: None,
-            tracer: TracerKind::Native,
+            tracer: TracerKind::Ebpf,
             trace_on_one_cpu: true,
         }
     }

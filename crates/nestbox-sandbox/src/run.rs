@@ -254,9 +254,8 @@ fn prepare(
     std::fs::create_dir_all(&trace_dir).map_err(|x| e("trace directory", x))?;
     let filter = workdir.join("seccomp.bpf");
     let ptrace = match (traced, s.tracer) {
-        (false, _) => seccomp::Ptrace::Denied,
-        (true, TracerKind::Ebpf) => seccomp::Ptrace::Allowed,
-        (true, _) => seccomp::Ptrace::Traced,
+        (true, TracerKind::Native | TracerKind::Strace) => seccomp::Ptrace::Traced,
+        _ => seccomp::Ptrace::Denied,
     };
     std::fs::write(&filter, seccomp::filter_bytes(ptrace)?).map_err(|x| e("seccomp filter", x))?;
     Ok(Prepared {

@@ -46,8 +46,10 @@ pub struct SandboxConfig {
     /// Directory for per-run scratch trees (must be traversable by the slot uids).
     /// Default unset = the system temporary directory.
     pub scratch_dir: Option<PathBuf>,
-    /// `native` (default): the built-in ptrace tracer; `strace`: `strace --seccomp-bpf`
-    /// (also used automatically when the native tracer fails the start-up probe).
+    /// `ebpf` (default): kernel programs on the syscall tracepoints record the calls, no
+    /// stops (falls back to `native` where the kernel or the server's place does not allow
+    /// it); `native`: the built-in ptrace tracer; `strace`: `strace --seccomp-bpf` (also
+    /// used automatically when the native tracer fails the start-up probe).
     pub tracer: String,
     /// The native tracer and the sample it traces run on one CPU (round-robin per
     /// detonation): ptrace stops across CPUs cost an inter-processor wake-up each, several

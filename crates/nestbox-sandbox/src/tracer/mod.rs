@@ -49,12 +49,13 @@ use sys::{OP_ENTRY, OP_EXIT, OP_SECCOMP, restart, syscall_info};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TracerKind {
     /// The native ptrace tracer (this module).
-    #[default]
     Native,
     /// `strace --seccomp-bpf -f -ff` (the fallback; needs the strace package).
     Strace,
     /// Kernel programs on the syscall tracepoints ([`ebpf`]): no stops, so syscall-heavy
-    /// samples run close to full speed. Needs root, tracefs and BPF ring buffers (5.8+).
+    /// samples run close to full speed. Needs root, tracefs and BPF ring buffers (5.8+);
+    /// the start-up probe falls back to the native tracer where they are missing.
+    #[default]
     Ebpf,
 }
 

@@ -20,9 +20,14 @@ use serde_json::Value;
 use crate::harness::{Part, Server, strings};
 
 fn sandbox_server(uid_base: u32) -> Server {
+    sandbox_server_with(uid_base, "")
+}
+
+/// [`sandbox_server`] with more `[sandbox]` settings.
+fn sandbox_server_with(uid_base: u32, sandbox: &str) -> Server {
     let s = Server::start(&format!(
         "[analysis]\nworkers = 2\n[sandbox]\nslots = 2\nmemory_mb = 128\nmax_pids = 48\n\
-         address_space_mb = 1024\nuid_base = {uid_base}\n[emulator]\nenabled = false\n"
+         address_space_mb = 1024\nuid_base = {uid_base}\n{sandbox}\n[emulator]\nenabled = false\n"
     ));
     let machines = s.get("/machines/list").json()["machines"].clone();
     let names: Vec<&str> = machines
@@ -1319,11 +1324,21 @@ int main(void) {
 /// A sample that attacks its tracer and the tree around it (ptrace of its parent, an
 /// untraced clone, SIGSTOP to the sandbox's init, kill(-1), a self-stopped child, a zombie,
 /// spinning threads): the analysis ends with a report, the attempts are in it, the server
-/// that traces it is untouched, and nothing is left behind.
+/// that traces it is untouched, and nothing is left behind. Under the eBPF tracer (the
+/// default).
 #[test]
 fn hostile_sample_cannot_escape_or_stop_the_tracer() {
-    let uid_base = 310_000;
-    let s = sandbox_server(uid_base);
+    hostile_sample(310_000, "ebpf");
+}
+
+/// The same under the native ptrace tracer.
+#[test]
+fn hostile_sample_cannot_escape_or_stop_the_native_tracer() {
+    hostile_sample(311_000, "native");
+}
+
+fn hostile_sample(uid_base: u32, tracer: &str) {
+    let s = sandbox_server_with(uid_base, &format!("tracer = \"{tracer}\""));
     let dir = tempfile::tempdir().unwrap();
     let elf = gcc(dir.path(), "hostile", HOSTILE_C);
     let t0 = Instant::now();
@@ -1331,6 +1346,8 @@ fn hostile_sample_cannot_escape_or_stop_the_tracer() {
     let r = report(&s, id);
     assert!(t0.elapsed() < Duration::from_secs(30));
     let calls = all_calls(&r);
+    // Refused either way (the sandbox's seccomp filter, or the ptrace tracer), and
+    // recorded with its arguments.
     let ptrace = calls
         .iter()
         .find(|c| c["api"] == "ptrace")
@@ -1347,17 +1364,30 @@ fn hostile_sample_cannot_escape_or_stop_the_tracer() {
                     .contains("CLONE_UNTRACED")
         })
         .expect("the untraced clone recorded");
-    assert_eq!(untraced["errno"], "EPERM");
+    let tar = s.get(&format!("/tasks/report/{id}/dropped?tar=tar"));
+    let body = String::from_utf8_lossy(&tar.body);
+    if tracer == "native" {
+        // ptrace cannot follow it: refused.
+        assert_eq!(untraced["errno"], "EPERM");
+        assert!(body.contains("untraced=-1 EPERM"), "{body}");
+    } else {
+        // The kernel programs follow every fork, CLONE_UNTRACED or not: it runs, and its
+        // child is in the process tree.
+        let child = untraced["return"].as_i64().expect("a pid");
+        assert!(child > 0, "{untraced}");
+        let procs = r["behavior"]["processes"].as_array().unwrap();
+        assert!(
+            procs.iter().any(|p| p["pid"] == child),
+            "the untraced clone's child {child} is not in the tree"
+        );
+    }
     assert!(
         calls
             .iter()
             .any(|c| c["api"] == "kill" && c["arguments"]["pid"] == "-1"),
         "kill(-1) recorded"
     );
-    let tar = s.get(&format!("/tasks/report/{id}/dropped?tar=tar"));
-    let body = String::from_utf8_lossy(&tar.body);
     assert!(body.contains("attach=-1 EPERM"), "{body}");
-    assert!(body.contains("untraced=-1 EPERM"), "{body}");
     // The server (the tracer's process) is alive and answers.
     assert_eq!(s.get("/cuckoo/status").status, 200);
     assert_no_leftovers(uid_base);

@@ -347,6 +347,8 @@ struct Entered {
     /// `execve`: the path the kernel ran, and `argv` on the new image's stack.
     filename: Option<Vec<u8>>,
     new_argv: Option<u64>,
+    /// The thread or process a fork/clone made (host id).
+    child: Option<i32>,
 }
 
 /// One traced run, fed by its records.
@@ -473,6 +475,9 @@ impl Run {
                 }
             }
             progs::ENTER => self.enter(tid, rec),
+            // A call seccomp refused never reached the entry tracepoint: its arguments
+            // come with its exit (only when the entry was not seen).
+            progs::LATE_ENTER if !self.entered.contains_key(&tid) => self.enter(tid, rec),
             progs::EXIT => {
                 if let (Some(ret), Some(e)) = (u64_at(rec, 24), self.entered.remove(&tid)) {
                     let ret = ret as i64;
@@ -484,6 +489,9 @@ impl Run {
             progs::FORK => {
                 let child = word as i32;
                 self.rec.forked(tid, child);
+                if let Some(e) = self.entered.get_mut(&tid) {
+                    e.child = Some(child);
+                }
                 self.running.insert(child);
                 if let Ok(mut l) = self.live.lock() {
                     l.insert(child);
@@ -585,6 +593,7 @@ impl Run {
             memory,
             filename: None,
             new_argv: None,
+            child: None,
         };
         if noreturn {
             let _: Begun = self.begin(tid, e);
@@ -621,7 +630,11 @@ impl Run {
                 d.args[list] = decode::argv(&e.memory, at);
             }
         }
-        self.rec.begin(tid, e.time, d, structural(true, e.nr))
+        let begun = self.rec.begin(tid, e.time, d, structural(true, e.nr));
+        if let (Begun::Pending, Some(c)) = (begun, e.child) {
+            self.rec.forked(tid, c);
+        }
+        begun
     }
 
     /// Whatever is still pending stays without a result.

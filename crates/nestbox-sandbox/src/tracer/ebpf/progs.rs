@@ -16,6 +16,9 @@
 //!   than the leader exec'd and took the leader's id; tid: the new id, word: the old):
 //!   at 16 the time.
 //! - `FILENAME`: laid out as `CAPTURE`, the path an exec ran, as the kernel copied it.
+//! - `LATE_ENTER`: laid out as `ENTER`, sent at the exit of a `ptrace` call: the sandbox's
+//!   seccomp filter refuses `ptrace`, and a refused call never reaches the entry
+//!   tracepoint, so its arguments are taken from the thread's registers at the exit.
 //! - `NEW_STACK`: at 16 the address of `argv` on the stack of the image an `execve` just
 //!   started (its own copy of the arguments, mapped: the old memory is gone).
 //!
@@ -40,6 +43,7 @@ pub const SIGNAL: u32 = 6;
 pub const EXEC: u32 = 7;
 pub const FILENAME: u32 = 8;
 pub const NEW_STACK: u32 = 9;
+pub const LATE_ENTER: u32 = 10;
 
 /// `bpf_ringbuf_output` flags: no wake-up for this record; a wake-up even if the reader
 /// is behind (the default wakes it only when it has read everything before).
@@ -51,8 +55,10 @@ pub const SCRATCH: u32 = 8192;
 /// Two bytes more are read so a cut string can be told from one that fits exactly.
 const PATH: i32 = 4096 + 2;
 const STRING: i32 = 256 + 2;
-/// `offsetof(struct pt_regs, sp)` on x86-64 (the user-visible register layout).
+/// `offsetof(struct pt_regs, …)` on x86-64 (the user-visible register layout): the stack
+/// pointer and the six system call arguments (rdi, rsi, rdx, r10, r8, r9).
 const PT_REGS_SP: i16 = 19 * 8;
+const PT_REGS_ARGS: [i16; 6] = [14 * 8, 13 * 8, 12 * 8, 7 * 8, 9 * 8, 8 * 8];
 /// Pointers of `argv` copied (with their strings); the rest show as cut.
 const ARGV_ITEMS: i32 = 16;
 /// Entries of an `mmsghdr` array copied.
@@ -502,6 +508,22 @@ pub fn exit(maps: Maps, f: &Fields) -> Result<Vec<Insn>, String> {
     g.a.jump(out);
     g.a.bind(recorded);
     g.scratch(record);
+    let not_ptrace = g.a.label();
+    g.a.jump_if(Cond::Ne, R7, libc::SYS_ptrace as i32, not_ptrace);
+    g.a.call(helper::GET_CURRENT_TASK_BTF);
+    g.a.mov(R1, R0);
+    g.a.call(helper::TASK_PT_REGS);
+    g.header(R9, 0, LATE_ENTER);
+    g.a.store(Size::DW, R9, 16, R7);
+    for (i, off) in PT_REGS_ARGS.iter().enumerate() {
+        g.a.load(Size::DW, R1, R0, *off);
+        g.a.store(Size::DW, R9, 24 + 8 * i as i16, R1);
+    }
+    g.a.call(helper::KTIME_GET_NS);
+    g.a.store(Size::DW, R9, 72, R0);
+    g.a.mov_imm(R3, 80);
+    g.output(R9, 0, false);
+    g.a.bind(not_ptrace);
     let exec = g.a.label();
     g.a.load_map(R1, maps.retry);
     g.a.mov(R2, FP);
