@@ -12,11 +12,13 @@
 //! where the host allows, a cgroup with memory and pid limits ([`cgroup`]).
 //!
 //! The sample runs as a per-slot unprivileged host uid (`uid_base + slot`), which is
-//! uid 1000 inside its user namespace. Behaviour is captured by the native ptrace tracer
-//! ([`tracer`]: seccomp `RET_TRACE` for the recorded calls only) running *outside* the
-//! sandbox, so the sample cannot see or attack it (`ptrace` is refused inside), and turned
-//! into Cuckoo's `behavior` ([`behavior`]); `strace --seccomp-bpf -f -ff` is the fallback
-//! (`[sandbox] tracer = "strace"`, or automatically when the native tracer fails the probe).
+//! uid 1000 inside its user namespace. Behaviour is captured from *outside* the sandbox, so
+//! the sample cannot see or attack the tracer (`ptrace` is refused inside): by default by
+//! kernel programs on the syscall tracepoints ([`tracer::ebpf`]: the sample never stops),
+//! else by the native ptrace tracer ([`tracer`]: seccomp `RET_TRACE` for the recorded calls
+//! only), and turned into Cuckoo's `behavior` ([`behavior`]); `strace --seccomp-bpf -f -ff`
+//! is the last fallback (`[sandbox] tracer = "strace"`, or automatically when the native
+//! tracer fails the probe).
 //!
 //! Network ([`net`]): the sandbox joins its slot's network namespace (made once per slot
 //! and reused, see [`net::SlotNet`]) whose only link is a veth to the slot's sink namespace
@@ -29,10 +31,11 @@
 //! a [`Detonation`] and the worker stores it.
 //!
 //! Key decisions and trade-offs: isolation is bubblewrap as a subprocess (a small,
-//! audited Debian package, ~5 ms) rather than `clone(2)` from Rust; tracing is native
+//! audited Debian package, ~5 ms) rather than `clone(2)` from Rust; tracing is in-process
 //! ([`tracer`]) because strace's per-stop cost (formatting, a write per line, files to
-//! parse back) made open-heavy samples an order of magnitude slower, while the events
-//! stay strace-shaped so strace remains a drop-in fallback. The sandbox must never be
+//! parse back) made open-heavy samples an order of magnitude slower, and by eBPF where the
+//! kernel allows because even one ptrace stop per call cost 4–5× on this VM; the events
+//! stay strace-shaped so every tracer is a drop-in for the others. The sandbox must never be
 //! weaker than bwrap's, so the probe refuses the machinery when any piece is missing
 //! rather than running with less isolation.
 #![deny(missing_docs)]
