@@ -186,6 +186,7 @@ async fn main() {
     })
     .unwrap_or_else(|p| panic!("ns (ebpf) unavailable: {}", p.describe()));
     println!("probe (ebpf): {}", probe_e.describe());
+    let me = std::sync::Arc::new(me);
     let n = 15;
     let mut id = 1;
     let mut next = || {
@@ -204,7 +205,7 @@ async fn main() {
         tracer_overhead(&m, &ms, &me, &heavy, &mut next).await;
     }
     if part("throughput") {
-        throughput(&m, &truebin, &sleeper, &mut next).await;
+        throughput(&me, &truebin, &sleeper, &mut next).await;
     }
 }
 
@@ -326,7 +327,7 @@ async fn tracer_overhead(
     );
 }
 
-/// Analyses per hour of a 5 s sample, 4 slots.
+/// Analyses per hour of a 5 s sample, 4 slots, under the default (eBPF) tracer.
 async fn throughput(
     m: &std::sync::Arc<NsMachinery>,
     truebin: &Path,
@@ -353,7 +354,7 @@ async fn throughput(
     }
     let ideal = slots as f64 * 3600.0 / 5.0;
     for (label, options) in [
-        ("traced (native tracer)", ""),
+        ("traced (eBPF tracer, the default)", ""),
         ("untraced (free=yes)", "free=yes"),
     ] {
         let t0 = Instant::now();
