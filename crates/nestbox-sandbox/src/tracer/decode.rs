@@ -423,7 +423,7 @@ impl Mem<'_> {
         let mut budget = MAX_STR;
         for i in 0..(count as usize).min(MAX_ITEMS) {
             let at = addr.wrapping_add(16 * i as u64);
-            let (Some(base), Some(len)) = (self.0.word(at), self.0.word(at + 8)) else {
+            let (Some(base), Some(len)) = (self.0.word(at), self.0.word(at.wrapping_add(8))) else {
                 break;
             };
             if i > 0 {
@@ -476,7 +476,7 @@ impl Mem<'_> {
             let at = addr.wrapping_add(64 * i as u64);
             let len = self
                 .0
-                .read(at + 56, 4)
+                .read(at.wrapping_add(56), 4)
                 .and_then(|b| {
                     b.get(..4)
                         .map(|x| u32::from_ne_bytes(x.try_into().unwrap_or([0; 4])))
@@ -891,6 +891,34 @@ const MFD_FLAGS: &[(u64, &str)] = &[
 mod tests {
     use super::*;
     use crate::strace;
+
+    /// Memory that answers every read with zeros: every pointer the decoder follows is
+    /// "readable", however absurd.
+    struct Zeros;
+
+    impl Memory for Zeros {
+        fn read(&self, _: u64, len: usize) -> Option<Vec<u8>> {
+            Some(vec![0; len.min(4096)])
+        }
+        fn cstring(&self, _: u64, _: usize) -> Option<(Vec<u8>, bool)> {
+            Some((Vec::new(), false))
+        }
+    }
+
+    /// Pointers at the top of the address space: offsets into the structures they point
+    /// at wrap instead of overflowing (found by the `tracer_records` fuzz target).
+    #[test]
+    fn pointers_near_the_end_of_memory_do_not_overflow() {
+        let top = u64::MAX - 10;
+        for (nr, a) in [
+            (libc::SYS_sendmmsg, [3, top, 8, 0, 0, 0]),
+            (libc::SYS_sendmsg, [3, top, 0, 0, 0, 0]),
+            (libc::SYS_execve, [top, top, top, 0, 0, 0]),
+        ] {
+            let e = entry(&Zeros, true, nr as u64, a);
+            assert!(!e.api.is_empty());
+        }
+    }
 
     #[test]
     fn formats_parse_back_like_strace_output() {
