@@ -195,6 +195,19 @@ pub struct Tracing {
 }
 
 impl Tracing {
+    /// The trace a tracer thread started: it sends the command's pid, or why it could
+    /// not start it.
+    fn started(
+        started: &std::sync::mpsc::Receiver<Result<Pid, String>>,
+        live: Arc<Mutex<HashSet<i32>>>,
+        done: tokio::sync::oneshot::Receiver<Finished>,
+    ) -> Result<Tracing, String> {
+        let root = started
+            .recv()
+            .map_err(|_| "tracer: the thread ended before starting the command".to_owned())??;
+        Ok(Tracing { root, live, done })
+    }
+
     /// SIGKILL to every live tracee (the trace then ends by itself).
     pub fn kill_all(&self) {
         let pids: Vec<i32> = self
@@ -268,14 +281,7 @@ pub fn spawn(cmd: child::Command, limits: Limits) -> Result<Tracing, String> {
             let _ = done_tx.send(std::mem::take(&mut t.rec.out));
         })
         .map_err(|e| format!("tracer: thread: {e}"))?;
-    let root = started_rx
-        .recv()
-        .map_err(|_| "tracer: the thread ended before starting the command".to_owned())??;
-    Ok(Tracing {
-        root,
-        live,
-        done: done_rx,
-    })
+    Tracing::started(&started_rx, live, done_rx)
 }
 
 /// A recorded call waiting for its result.

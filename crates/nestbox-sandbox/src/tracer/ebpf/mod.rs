@@ -297,14 +297,7 @@ pub fn spawn(cmd: child::Command, limits: Limits) -> Result<Tracing, String> {
         unroute(&shared, run);
         return Err(format!("tracer: thread: {e}"));
     }
-    let root = started_rx
-        .recv()
-        .map_err(|_| "tracer: the thread ended before starting the command".to_owned())??;
-    Ok(Tracing {
-        root,
-        live,
-        done: done_rx,
-    })
+    Tracing::started(&started_rx, live, done_rx)
 }
 
 fn unroute(shared: &Shared, run: u32) {

@@ -177,6 +177,53 @@ impl Gen<'_> {
         self.f.enter_args + 8 * i
     }
 
+    /// `r0 = map[*(fp + key)]` (NULL when absent).
+    fn lookup(&mut self, map: i32, key: i16) {
+        let a = &mut self.a;
+        a.load_map(R1, map);
+        a.mov(R2, FP);
+        a.add_imm(R2, i32::from(key));
+        a.call(helper::MAP_LOOKUP_ELEM);
+    }
+
+    /// `map[*(fp + key)] = *(fp + value)`.
+    fn update(&mut self, map: i32, key: i16, value: i16) {
+        let a = &mut self.a;
+        a.load_map(R1, map);
+        a.mov(R2, FP);
+        a.add_imm(R2, i32::from(key));
+        a.mov(R3, FP);
+        a.add_imm(R3, i32::from(value));
+        a.mov_imm(R4, 0);
+        a.call(helper::MAP_UPDATE_ELEM);
+    }
+
+    /// Removes `map[*(fp + key)]`.
+    fn delete(&mut self, map: i32, key: i16) {
+        let a = &mut self.a;
+        a.load_map(R1, map);
+        a.mov(R2, FP);
+        a.add_imm(R2, i32::from(key));
+        a.call(helper::MAP_DELETE_ELEM);
+    }
+
+    /// `RUN` = the run of the thread whose id is at `key`; out unless it is traced.
+    fn run_of(&mut self, key: i16, out: Label) {
+        self.lookup(self.maps.traced, key);
+        self.a.jump_if(Cond::Eq, R0, 0, out);
+        self.a.load(Size::W, R1, R0, 0);
+        self.a.store(Size::W, FP, RUN, R1);
+    }
+
+    /// A 24-byte record on the stack: the header with `word` (a register), and the time.
+    fn event(&mut self, kind: u32, word: Reg, wake: bool) {
+        self.header(FP, RECORD, kind);
+        self.a.store(Size::W, FP, RECORD + 12, word);
+        self.a.call(helper::KTIME_GET_NS);
+        self.a.store(Size::DW, FP, RECORD + 16, R0);
+        self.output_stack(24, wake);
+    }
+
     /// `r6` = context, `r8` = thread id, `RUN` = its run; out unless traced.
     fn prologue(&mut self, out: Label) {
         let a = &mut self.a;
@@ -185,13 +232,7 @@ impl Gen<'_> {
         a.mov32(R8, R0);
         a.store(Size::W, FP, KEY_TID, R8);
         a.store_imm(Size::W, FP, KEY_ZERO, 0);
-        a.load_map(R1, self.maps.traced);
-        a.mov(R2, FP);
-        a.add_imm(R2, i32::from(KEY_TID));
-        a.call(helper::MAP_LOOKUP_ELEM);
-        a.jump_if(Cond::Eq, R0, 0, out);
-        a.load(Size::W, R1, R0, 0);
-        a.store(Size::W, FP, RUN, R1);
+        self.run_of(KEY_TID, out);
     }
 
     /// The 16-byte header at `base + off`.
@@ -227,10 +268,8 @@ impl Gen<'_> {
         );
         a.call(helper::RINGBUF_OUTPUT);
         a.jump_if(Cond::Eq, R0, 0, done);
-        a.load_map(R1, self.maps.lost);
-        a.mov(R2, FP);
-        a.add_imm(R2, i32::from(KEY_ZERO));
-        a.call(helper::MAP_LOOKUP_ELEM);
+        self.lookup(self.maps.lost, KEY_ZERO);
+        let a = &mut self.a;
         a.jump_if(Cond::Eq, R0, 0, done);
         a.mov_imm(R1, 1);
         a.atomic_add(R0, 0, R1);
@@ -259,20 +298,9 @@ impl Gen<'_> {
         let skip = self.a.label();
         let failed = self.a.label();
         self.load_src(R3, src);
-        let a = &mut self.a;
-        a.jump_if(Cond::Eq, R3, 0, skip);
-        a.store(Size::DW, R9, 16, R3);
-        a.mov(R1, R9);
-        a.add_imm(R1, 24);
-        a.mov_imm(R2, max);
-        a.call(helper::PROBE_READ_USER_STR);
-        a.jump_if(Cond::Sle, R0, 0, failed);
-        a.jump_if(Cond::Gt, R0, max, skip);
-        a.store(Size::W, R9, 12, R0);
-        a.mov(R3, R0);
-        a.add_imm(R3, 24);
-        self.header(R9, 0, CAPTURE);
-        self.output(R9, 0, false);
+        self.a.jump_if(Cond::Eq, R3, 0, skip);
+        self.a.store(Size::DW, R9, 16, R3);
+        self.string_record(helper::PROBE_READ_USER_STR, max, CAPTURE, failed);
         self.a.jump(skip);
         self.a.bind(failed);
         if let Some(slot) = retry {
@@ -280,6 +308,24 @@ impl Gen<'_> {
             self.a.store(Size::DW, FP, slot, R1);
         }
         self.a.bind(skip);
+    }
+
+    /// Copies the string at `r3` (with `read`, a `probe_read_*_str` helper) after the
+    /// header in the scratch buffer, whose address word is set, and sends it as a `kind`
+    /// record; to `failed` when nothing could be read.
+    fn string_record(&mut self, read: i32, max: i32, kind: u32, failed: Label) {
+        let a = &mut self.a;
+        a.mov(R1, R9);
+        a.add_imm(R1, 24);
+        a.mov_imm(R2, max);
+        a.call(read);
+        a.jump_if(Cond::Sle, R0, 0, failed);
+        a.jump_if(Cond::Gt, R0, max, failed);
+        a.store(Size::W, R9, 12, R0);
+        a.mov(R3, R0);
+        a.add_imm(R3, 24);
+        self.header(R9, 0, kind);
+        self.output(R9, 0, false);
     }
 
     /// Bytes at `src` into a `CAPTURE` record; jumps to `failed` when none could be read.
@@ -377,13 +423,9 @@ impl Gen<'_> {
 
     /// `r9` = the per-CPU scratch buffer; to `out` if it cannot be had.
     fn scratch(&mut self, out: Label) {
-        let a = &mut self.a;
-        a.load_map(R1, self.maps.scratch);
-        a.mov(R2, FP);
-        a.add_imm(R2, i32::from(KEY_ZERO));
-        a.call(helper::MAP_LOOKUP_ELEM);
-        a.jump_if(Cond::Eq, R0, 0, out);
-        a.mov(R9, R0);
+        self.lookup(self.maps.scratch, KEY_ZERO);
+        self.a.jump_if(Cond::Eq, R0, 0, out);
+        self.a.mov(R9, R0);
     }
 
     /// The `struct msghdr` (`size` bytes: 64 with an mmsghdr's `msg_len`) at `SLOT_A`.
@@ -427,230 +469,188 @@ fn generator(maps: Maps, f: &Fields) -> Gen<'_> {
     }
 }
 
-/// `raw_syscalls:sys_enter`: a recorded call's captures, then its `ENTER`.
-pub fn enter(maps: Maps, f: &Fields) -> Result<Vec<Insn>, String> {
+/// A program: `body` writes it, jumping to the label it gets to return.
+fn program(
+    maps: Maps,
+    f: &Fields,
+    body: impl FnOnce(&mut Gen<'_>, Label),
+) -> Result<Vec<Insn>, String> {
     let mut g = generator(maps, f);
     let out = g.a.label();
-    let record = g.a.label();
-    g.prologue(out);
-    g.a.load(Size::DW, R7, R6, f.enter_id);
-    g.scratch(out);
-    let mut blocks = Vec::new();
-    for (nr, api) in TRACED {
-        let c = captures(api);
-        if c.is_empty() {
-            g.a.jump_if(Cond::Eq, R7, *nr as i32, record);
-        } else {
-            let l = g.a.label();
-            g.a.jump_if(Cond::Eq, R7, *nr as i32, l);
-            blocks.push((l, c));
-        }
-    }
-    g.a.jump(out);
-    let stash = g.a.label();
-    for (l, cs) in blocks {
-        g.a.bind(l);
-        g.a.store_imm(Size::DW, FP, RETRY0, 0);
-        g.a.store_imm(Size::DW, FP, RETRY1, 0);
-        let mut slots = [RETRY0, RETRY1].into_iter();
-        for c in cs {
-            let retry = matches!(c, Capture::Str(..))
-                .then(|| slots.next())
-                .flatten();
-            g.capture(c, retry);
-        }
-        g.a.jump(stash);
-    }
-    // Strings that could not be read wait for the call's exit.
-    g.a.bind(stash);
-    g.a.load(Size::DW, R1, FP, RETRY0);
-    g.a.load(Size::DW, R2, FP, RETRY1);
-    let keep = g.a.label();
-    g.a.jump_if(Cond::Ne, R1, 0, keep);
-    g.a.jump_if(Cond::Eq, R2, 0, record);
-    g.a.bind(keep);
-    g.a.load_map(R1, maps.retry);
-    g.a.mov(R2, FP);
-    g.a.add_imm(R2, i32::from(KEY_TID));
-    g.a.mov(R3, FP);
-    g.a.add_imm(R3, i32::from(RETRY0));
-    g.a.mov_imm(R4, 0);
-    g.a.call(helper::MAP_UPDATE_ELEM);
-    g.a.bind(record);
-    g.header(R9, 0, ENTER);
-    g.a.store(Size::DW, R9, 16, R7);
-    for i in 0..6 {
-        let off = g.arg(i);
-        g.a.load(Size::DW, R1, R6, off);
-        g.a.store(Size::DW, R9, 24 + 8 * i, R1);
-    }
-    g.a.call(helper::KTIME_GET_NS);
-    g.a.store(Size::DW, R9, 72, R0);
-    g.a.mov_imm(R3, 80);
-    g.output(R9, 0, false);
+    body(&mut g, out);
     g.a.bind(out);
     g.ret0();
     g.finish()
+}
+
+/// `raw_syscalls:sys_enter`: a recorded call's captures, then its `ENTER`.
+pub fn enter(maps: Maps, f: &Fields) -> Result<Vec<Insn>, String> {
+    program(maps, f, |g, out| {
+        let record = g.a.label();
+        g.prologue(out);
+        g.a.load(Size::DW, R7, R6, f.enter_id);
+        g.scratch(out);
+        let mut blocks = Vec::new();
+        for (nr, api) in TRACED {
+            let c = captures(api);
+            if c.is_empty() {
+                g.a.jump_if(Cond::Eq, R7, *nr as i32, record);
+            } else {
+                let l = g.a.label();
+                g.a.jump_if(Cond::Eq, R7, *nr as i32, l);
+                blocks.push((l, c));
+            }
+        }
+        g.a.jump(out);
+        let stash = g.a.label();
+        for (l, cs) in blocks {
+            g.a.bind(l);
+            g.a.store_imm(Size::DW, FP, RETRY0, 0);
+            g.a.store_imm(Size::DW, FP, RETRY1, 0);
+            let mut slots = [RETRY0, RETRY1].into_iter();
+            for c in cs {
+                let retry = matches!(c, Capture::Str(..))
+                    .then(|| slots.next())
+                    .flatten();
+                g.capture(c, retry);
+            }
+            g.a.jump(stash);
+        }
+        // Strings that could not be read wait for the call's exit.
+        g.a.bind(stash);
+        g.a.load(Size::DW, R1, FP, RETRY0);
+        g.a.load(Size::DW, R2, FP, RETRY1);
+        let keep = g.a.label();
+        g.a.jump_if(Cond::Ne, R1, 0, keep);
+        g.a.jump_if(Cond::Eq, R2, 0, record);
+        g.a.bind(keep);
+        g.update(maps.retry, KEY_TID, RETRY0);
+        g.a.bind(record);
+        g.header(R9, 0, ENTER);
+        g.a.store(Size::DW, R9, 16, R7);
+        for i in 0..6 {
+            let off = g.arg(i);
+            g.a.load(Size::DW, R1, R6, off);
+            g.a.store(Size::DW, R9, 24 + 8 * i, R1);
+        }
+        g.a.call(helper::KTIME_GET_NS);
+        g.a.store(Size::DW, R9, 72, R0);
+        g.a.mov_imm(R3, 80);
+        g.output(R9, 0, false);
+    })
 }
 
 /// `raw_syscalls:sys_exit`: the strings the call's entry could not read, the new
 /// image's `argv` after an `execve`, then the call's `EXIT`.
 pub fn exit(maps: Maps, f: &Fields) -> Result<Vec<Insn>, String> {
-    let mut g = generator(maps, f);
-    let out = g.a.label();
-    let record = g.a.label();
-    let recorded = g.a.label();
-    g.prologue(out);
-    g.a.load(Size::DW, R7, R6, f.exit_id);
-    for (nr, _) in TRACED {
-        g.a.jump_if(Cond::Eq, R7, *nr as i32, recorded);
-    }
-    g.a.jump(out);
-    g.a.bind(recorded);
-    g.scratch(record);
-    let not_ptrace = g.a.label();
-    g.a.jump_if(Cond::Ne, R7, libc::SYS_ptrace as i32, not_ptrace);
-    g.a.call(helper::GET_CURRENT_TASK_BTF);
-    g.a.mov(R1, R0);
-    g.a.call(helper::TASK_PT_REGS);
-    g.header(R9, 0, LATE_ENTER);
-    g.a.store(Size::DW, R9, 16, R7);
-    for (i, off) in PT_REGS_ARGS.iter().enumerate() {
-        g.a.load(Size::DW, R1, R0, *off);
-        g.a.store(Size::DW, R9, 24 + 8 * i as i16, R1);
-    }
-    g.a.call(helper::KTIME_GET_NS);
-    g.a.store(Size::DW, R9, 72, R0);
-    g.a.mov_imm(R3, 80);
-    g.output(R9, 0, false);
-    g.a.bind(not_ptrace);
-    let exec = g.a.label();
-    g.a.load_map(R1, maps.retry);
-    g.a.mov(R2, FP);
-    g.a.add_imm(R2, i32::from(KEY_TID));
-    g.a.call(helper::MAP_LOOKUP_ELEM);
-    g.a.jump_if(Cond::Eq, R0, 0, exec);
-    g.a.load(Size::DW, R1, R0, 0);
-    g.a.store(Size::DW, FP, RETRY0, R1);
-    g.a.load(Size::DW, R1, R0, 8);
-    g.a.store(Size::DW, FP, RETRY1, R1);
-    g.a.load_map(R1, maps.retry);
-    g.a.mov(R2, FP);
-    g.a.add_imm(R2, i32::from(KEY_TID));
-    g.a.call(helper::MAP_DELETE_ELEM);
-    // After an exec the addresses belong to the memory that is gone.
-    g.a.jump_if(Cond::Eq, R7, libc::SYS_execve as i32, exec);
-    g.a.jump_if(Cond::Eq, R7, libc::SYS_execveat as i32, exec);
-    g.capture_str(Src::Slot(RETRY0), PATH, None);
-    g.capture_str(Src::Slot(RETRY1), PATH, None);
-    g.a.bind(exec);
-    let new_image = g.a.label();
-    g.a.jump_if(Cond::Eq, R7, libc::SYS_execve as i32, new_image);
-    g.a.jump_if(Cond::Ne, R7, libc::SYS_execveat as i32, record);
-    g.a.bind(new_image);
-    g.a.load(Size::DW, R1, R6, f.exit_ret);
-    g.a.jump_if(Cond::Ne, R1, 0, record);
-    // The new image's stack: argc at the user stack pointer, then argv.
-    g.a.call(helper::GET_CURRENT_TASK_BTF);
-    g.a.mov(R1, R0);
-    g.a.call(helper::TASK_PT_REGS);
-    g.a.load(Size::DW, R1, R0, PT_REGS_SP);
-    g.a.add_imm(R1, 8);
-    g.a.store(Size::DW, FP, SLOT_A, R1);
-    g.header(FP, RECORD, NEW_STACK);
-    g.a.load(Size::DW, R1, FP, SLOT_A);
-    g.a.store(Size::DW, FP, RECORD + 16, R1);
-    g.output_stack(24, false);
-    g.argv(record);
-    g.a.bind(record);
-    g.header(FP, RECORD, EXIT);
-    g.a.store(Size::DW, FP, RECORD + 16, R7);
-    g.a.load(Size::DW, R1, R6, f.exit_ret);
-    g.a.store(Size::DW, FP, RECORD + 24, R1);
-    g.a.call(helper::KTIME_GET_NS);
-    g.a.store(Size::DW, FP, RECORD + 32, R0);
-    g.output_stack(40, false);
-    g.a.bind(out);
-    g.ret0();
-    g.finish()
+    program(maps, f, |g, out| {
+        let record = g.a.label();
+        let recorded = g.a.label();
+        g.prologue(out);
+        g.a.load(Size::DW, R7, R6, f.exit_id);
+        for (nr, _) in TRACED {
+            g.a.jump_if(Cond::Eq, R7, *nr as i32, recorded);
+        }
+        g.a.jump(out);
+        g.a.bind(recorded);
+        g.scratch(record);
+        let not_ptrace = g.a.label();
+        g.a.jump_if(Cond::Ne, R7, libc::SYS_ptrace as i32, not_ptrace);
+        g.a.call(helper::GET_CURRENT_TASK_BTF);
+        g.a.mov(R1, R0);
+        g.a.call(helper::TASK_PT_REGS);
+        g.header(R9, 0, LATE_ENTER);
+        g.a.store(Size::DW, R9, 16, R7);
+        for (i, off) in PT_REGS_ARGS.iter().enumerate() {
+            g.a.load(Size::DW, R1, R0, *off);
+            g.a.store(Size::DW, R9, 24 + 8 * i as i16, R1);
+        }
+        g.a.call(helper::KTIME_GET_NS);
+        g.a.store(Size::DW, R9, 72, R0);
+        g.a.mov_imm(R3, 80);
+        g.output(R9, 0, false);
+        g.a.bind(not_ptrace);
+        let exec = g.a.label();
+        g.lookup(maps.retry, KEY_TID);
+        g.a.jump_if(Cond::Eq, R0, 0, exec);
+        g.a.load(Size::DW, R1, R0, 0);
+        g.a.store(Size::DW, FP, RETRY0, R1);
+        g.a.load(Size::DW, R1, R0, 8);
+        g.a.store(Size::DW, FP, RETRY1, R1);
+        g.delete(maps.retry, KEY_TID);
+        // After an exec the addresses belong to the memory that is gone.
+        g.a.jump_if(Cond::Eq, R7, libc::SYS_execve as i32, exec);
+        g.a.jump_if(Cond::Eq, R7, libc::SYS_execveat as i32, exec);
+        g.capture_str(Src::Slot(RETRY0), PATH, None);
+        g.capture_str(Src::Slot(RETRY1), PATH, None);
+        g.a.bind(exec);
+        let new_image = g.a.label();
+        g.a.jump_if(Cond::Eq, R7, libc::SYS_execve as i32, new_image);
+        g.a.jump_if(Cond::Ne, R7, libc::SYS_execveat as i32, record);
+        g.a.bind(new_image);
+        g.a.load(Size::DW, R1, R6, f.exit_ret);
+        g.a.jump_if(Cond::Ne, R1, 0, record);
+        // The new image's stack: argc at the user stack pointer, then argv.
+        g.a.call(helper::GET_CURRENT_TASK_BTF);
+        g.a.mov(R1, R0);
+        g.a.call(helper::TASK_PT_REGS);
+        g.a.load(Size::DW, R1, R0, PT_REGS_SP);
+        g.a.add_imm(R1, 8);
+        g.a.store(Size::DW, FP, SLOT_A, R1);
+        g.header(FP, RECORD, NEW_STACK);
+        g.a.load(Size::DW, R1, FP, SLOT_A);
+        g.a.store(Size::DW, FP, RECORD + 16, R1);
+        g.output_stack(24, false);
+        g.argv(record);
+        g.a.bind(record);
+        g.header(FP, RECORD, EXIT);
+        g.a.store(Size::DW, FP, RECORD + 16, R7);
+        g.a.load(Size::DW, R1, R6, f.exit_ret);
+        g.a.store(Size::DW, FP, RECORD + 24, R1);
+        g.a.call(helper::KTIME_GET_NS);
+        g.a.store(Size::DW, FP, RECORD + 32, R0);
+        g.output_stack(40, false);
+    })
 }
 
 /// `sched:sched_process_fork`: a traced thread's new thread or process is traced in the
 /// same run (`FORK`).
 pub fn fork(maps: Maps, f: &Fields) -> Result<Vec<Insn>, String> {
-    let mut g = generator(maps, f);
-    let out = g.a.label();
-    let a = &mut g.a;
-    a.mov(R6, R1);
-    a.load(Size::W, R8, R6, f.fork_parent);
-    a.store(Size::W, FP, KEY_TID, R8);
-    a.store_imm(Size::W, FP, KEY_ZERO, 0);
-    a.load_map(R1, maps.traced);
-    a.mov(R2, FP);
-    a.add_imm(R2, i32::from(KEY_TID));
-    a.call(helper::MAP_LOOKUP_ELEM);
-    a.jump_if(Cond::Eq, R0, 0, out);
-    a.load(Size::W, R1, R0, 0);
-    a.store(Size::W, FP, RUN, R1);
-    a.load(Size::W, R7, R6, f.fork_child);
-    a.store(Size::W, FP, SLOT_A, R7);
-    a.load_map(R1, maps.traced);
-    a.mov(R2, FP);
-    a.add_imm(R2, i32::from(SLOT_A));
-    a.mov(R3, FP);
-    a.add_imm(R3, i32::from(RUN));
-    a.mov_imm(R4, 0);
-    a.call(helper::MAP_UPDATE_ELEM);
-    g.header(FP, RECORD, FORK);
-    g.a.store(Size::W, FP, RECORD + 12, R7);
-    g.a.call(helper::KTIME_GET_NS);
-    g.a.store(Size::DW, FP, RECORD + 16, R0);
-    g.output_stack(24, false);
-    g.a.bind(out);
-    g.ret0();
-    g.finish()
+    program(maps, f, |g, out| {
+        g.a.mov(R6, R1);
+        g.a.load(Size::W, R8, R6, f.fork_parent);
+        g.a.store(Size::W, FP, KEY_TID, R8);
+        g.a.store_imm(Size::W, FP, KEY_ZERO, 0);
+        g.run_of(KEY_TID, out);
+        g.a.load(Size::W, R7, R6, f.fork_child);
+        g.a.store(Size::W, FP, SLOT_A, R7);
+        g.update(maps.traced, SLOT_A, RUN);
+        g.event(FORK, R7, false);
+    })
 }
 
 /// `sched:sched_process_exit`: a traced thread ended (`GONE`); it leaves the map, so a
 /// reused id is not traced by mistake.
 pub fn gone(maps: Maps, f: &Fields) -> Result<Vec<Insn>, String> {
-    let mut g = generator(maps, f);
-    let out = g.a.label();
-    g.prologue(out);
-    g.header(FP, RECORD, GONE);
-    g.a.load(Size::B, R1, R6, f.exit_group_dead);
-    g.a.store(Size::W, FP, RECORD + 12, R1);
-    g.a.call(helper::KTIME_GET_NS);
-    g.a.store(Size::DW, FP, RECORD + 16, R0);
-    g.output_stack(24, true);
-    for map in [maps.traced, maps.retry] {
-        g.a.load_map(R1, map);
-        g.a.mov(R2, FP);
-        g.a.add_imm(R2, i32::from(KEY_TID));
-        g.a.call(helper::MAP_DELETE_ELEM);
-    }
-    g.a.bind(out);
-    g.ret0();
-    g.finish()
+    program(maps, f, |g, out| {
+        g.prologue(out);
+        g.a.load(Size::B, R7, R6, f.exit_group_dead);
+        g.event(GONE, R7, true);
+        g.delete(maps.traced, KEY_TID);
+        g.delete(maps.retry, KEY_TID);
+    })
 }
 
 /// `signal:signal_deliver`: a signal a traced thread takes with its default action (the
 /// one that kills it, when it dies of it: `SIGNAL`).
 pub fn signal(maps: Maps, f: &Fields) -> Result<Vec<Insn>, String> {
-    let mut g = generator(maps, f);
-    let out = g.a.label();
-    g.prologue(out);
-    g.a.load(Size::DW, R1, R6, f.signal_handler);
-    g.a.jump_if(Cond::Ne, R1, 0, out);
-    g.header(FP, RECORD, SIGNAL);
-    g.a.load(Size::W, R1, R6, f.signal_sig);
-    g.a.store(Size::W, FP, RECORD + 12, R1);
-    g.a.call(helper::KTIME_GET_NS);
-    g.a.store(Size::DW, FP, RECORD + 16, R0);
-    g.output_stack(24, false);
-    g.a.bind(out);
-    g.ret0();
-    g.finish()
+    program(maps, f, |g, out| {
+        g.prologue(out);
+        g.a.load(Size::DW, R1, R6, f.signal_handler);
+        g.a.jump_if(Cond::Ne, R1, 0, out);
+        g.a.load(Size::W, R7, R6, f.signal_sig);
+        g.event(SIGNAL, R7, false);
+    })
 }
 
 /// `sched:sched_process_exec`: the path the kernel ran (`FILENAME`); and when a thread
@@ -658,61 +658,27 @@ pub fn signal(maps: Maps, f: &Fields) -> Result<Vec<Insn>, String> {
 /// id out of the map): the new id is traced in the old one's run, the old one leaves the
 /// map (`EXEC`).
 pub fn exec(maps: Maps, f: &Fields) -> Result<Vec<Insn>, String> {
-    let mut g = generator(maps, f);
-    let out = g.a.label();
-    let filename = g.a.label();
-    let a = &mut g.a;
-    a.mov(R6, R1);
-    a.load(Size::W, R8, R6, f.exec_pid);
-    a.load(Size::W, R7, R6, f.exec_old_pid);
-    a.store(Size::W, FP, SLOT_A, R7);
-    a.store(Size::W, FP, KEY_TID, R8);
-    a.store_imm(Size::W, FP, KEY_ZERO, 0);
-    a.load_map(R1, maps.traced);
-    a.mov(R2, FP);
-    a.add_imm(R2, i32::from(SLOT_A));
-    a.call(helper::MAP_LOOKUP_ELEM);
-    a.jump_if(Cond::Eq, R0, 0, out);
-    a.load(Size::W, R1, R0, 0);
-    a.store(Size::W, FP, RUN, R1);
-    // The leader itself: an ordinary exec.
-    a.jump_if_reg(Cond::Eq, R7, R8, filename);
-    a.load_map(R1, maps.traced);
-    a.mov(R2, FP);
-    a.add_imm(R2, i32::from(KEY_TID));
-    a.mov(R3, FP);
-    a.add_imm(R3, i32::from(RUN));
-    a.mov_imm(R4, 0);
-    a.call(helper::MAP_UPDATE_ELEM);
-    a.load_map(R1, maps.traced);
-    a.mov(R2, FP);
-    a.add_imm(R2, i32::from(SLOT_A));
-    a.call(helper::MAP_DELETE_ELEM);
-    g.header(FP, RECORD, EXEC);
-    g.a.store(Size::W, FP, RECORD + 12, R7);
-    g.a.call(helper::KTIME_GET_NS);
-    g.a.store(Size::DW, FP, RECORD + 16, R0);
-    g.output_stack(24, false);
-    g.a.bind(filename);
-    g.scratch(out);
-    let a = &mut g.a;
-    // `__data_loc char[] filename`: the string's offset in the record, low 16 bits.
-    a.load(Size::W, R3, R6, f.exec_filename);
-    a.and_imm(R3, 0xffff);
-    a.add(R3, R6);
-    a.mov(R1, R9);
-    a.add_imm(R1, 24);
-    a.mov_imm(R2, PATH);
-    a.call(helper::PROBE_READ_KERNEL_STR);
-    a.jump_if(Cond::Sle, R0, 0, out);
-    a.jump_if(Cond::Gt, R0, PATH, out);
-    a.store(Size::W, R9, 12, R0);
-    a.store_imm(Size::DW, R9, 16, 0);
-    a.mov(R3, R0);
-    a.add_imm(R3, 24);
-    g.header(R9, 0, FILENAME);
-    g.output(R9, 0, false);
-    g.a.bind(out);
-    g.ret0();
-    g.finish()
+    program(maps, f, |g, out| {
+        let filename = g.a.label();
+        g.a.mov(R6, R1);
+        g.a.load(Size::W, R8, R6, f.exec_pid);
+        g.a.load(Size::W, R7, R6, f.exec_old_pid);
+        g.a.store(Size::W, FP, SLOT_A, R7);
+        g.a.store(Size::W, FP, KEY_TID, R8);
+        g.a.store_imm(Size::W, FP, KEY_ZERO, 0);
+        g.run_of(SLOT_A, out);
+        // The leader itself: an ordinary exec.
+        g.a.jump_if_reg(Cond::Eq, R7, R8, filename);
+        g.update(maps.traced, KEY_TID, RUN);
+        g.delete(maps.traced, SLOT_A);
+        g.event(EXEC, R7, false);
+        g.a.bind(filename);
+        g.scratch(out);
+        // `__data_loc char[] filename`: the string's offset in the record, low 16 bits.
+        g.a.load(Size::W, R3, R6, f.exec_filename);
+        g.a.and_imm(R3, 0xffff);
+        g.a.add(R3, R6);
+        g.a.store_imm(Size::DW, R9, 16, 0);
+        g.string_record(helper::PROBE_READ_KERNEL_STR, PATH, FILENAME, out);
+    })
 }
