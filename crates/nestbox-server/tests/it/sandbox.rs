@@ -399,8 +399,14 @@ fn fork_bomb_memory_hog_and_sleep_forever_are_contained() {
         n > 5 && n <= 48 + 2,
         "{n} processes: the pid limit did not hold"
     );
+    // Held until the timeout, or (untraced speed: the eBPF tracer never stops it) the
+    // copies of a fork per attempt reach the memory limit first and the kernel kills it.
     let log = r["debug"]["log"].to_string();
-    assert!(log.contains("stopped at the timeout"), "{log}");
+    let errors = r["debug"]["errors"].to_string();
+    assert!(
+        log.contains("stopped at the timeout") || errors.contains("hit the sandbox memory limit"),
+        "{log} {errors}"
+    );
     assert_fired(&r, &["resource_exhaustion"]);
 
     let r = report(&s, sleep_id);
