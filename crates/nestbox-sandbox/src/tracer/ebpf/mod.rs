@@ -377,8 +377,10 @@ struct Run {
     /// Captures of each thread's next call, and the call awaiting its exit.
     captured: HashMap<i32, Captured>,
     entered: HashMap<i32, Entered>,
-    /// `exit`/`exit_group` codes and fatal signals seen, per thread.
+    /// `exit`/`exit_group` codes and fatal signals seen, per thread; `exit_group` codes
+    /// per process (its other threads end with it).
     exit_code: HashMap<i32, u64>,
+    group_exit: HashMap<u32, u64>,
     signal: HashMap<i32, u32>,
     /// Wall-clock seconds at monotonic zero.
     epoch: f64,
@@ -402,6 +404,7 @@ impl Run {
             captured: HashMap::new(),
             entered: HashMap::new(),
             exit_code: HashMap::new(),
+            group_exit: HashMap::new(),
             signal: HashMap::new(),
             epoch: super::now() - mono,
             missing: HashSet::new(),
@@ -525,7 +528,7 @@ impl Run {
                         self.rec.out.status = Some(ExitStatus::from_raw(st));
                         super::end_of(st)
                     }
-                    _ => self.how_it_ended(tid),
+                    _ => self.how_it_ended(tid, u32_at(rec, 24)),
                 };
                 self.end_thread(tid, time, how);
             }
@@ -556,8 +559,9 @@ impl Run {
         }
     }
 
-    fn how_it_ended(&self, tid: i32) -> String {
-        if let Some(code) = self.exit_code.get(&tid) {
+    fn how_it_ended(&self, tid: i32, process: Option<u32>) -> String {
+        let group = process.and_then(|p| self.group_exit.get(&p));
+        if let Some(code) = self.exit_code.get(&tid).or(group) {
             format!("exited with {}", code & 0xff)
         } else if let Some(sig) = self.signal.get(&tid) {
             format!("killed by {}", decode::signal(u64::from(*sig)))
@@ -597,6 +601,11 @@ impl Run {
         let noreturn = matches!(nr as i64, libc::SYS_exit | libc::SYS_exit_group);
         if noreturn {
             self.exit_code.insert(tid, args[0]);
+        }
+        if nr as i64 == libc::SYS_exit_group
+            && let Some(process) = u32_at(rec, 12)
+        {
+            self.group_exit.insert(process, args[0]);
         }
         if self.rec.over_bound(true, nr) {
             self.rec.count(tid, super::api_name(true, nr));
@@ -786,6 +795,39 @@ mod tests {
             matches!(&ev[1], super::super::Event::Exit { how, .. } if how == "killed by SIGSEGV"),
             "{ev:?}"
         );
+    }
+
+    /// A thread's `exit_group` ends the process's other threads with its code, as ptrace
+    /// reports them (their SIGKILL is the kernel's way of ending them).
+    #[test]
+    fn threads_end_with_their_process_exit_code() {
+        let (leader, worker) = (10u32, 11u32);
+        let mut s = Vec::new();
+        s.extend(rec(
+            progs::ENTER,
+            worker,
+            leader,
+            &words(&[libc::SYS_exit_group as u64, 3, 0, 0, 0, 0, 0, 1]),
+        ));
+        s.extend(rec(
+            progs::SIGNAL,
+            leader,
+            libc::SIGKILL as u32,
+            &words(&[0]),
+        ));
+        s.extend(rec(progs::GONE, leader, 0, &words(&[2, u64::from(leader)])));
+        s.extend(rec(progs::GONE, worker, 1, &words(&[3, u64::from(leader)])));
+        // Another process's thread killed by a signal keeps that.
+        s.extend(rec(progs::SIGNAL, 20, libc::SIGKILL as u32, &words(&[0])));
+        s.extend(rec(progs::GONE, 20, 1, &words(&[4, 20])));
+        let f = replay(&s);
+        let how = |t: u32| match f.traces[&i64::from(t)].last() {
+            Some(super::super::Event::Exit { how, .. }) => how.clone(),
+            e => panic!("{e:?}"),
+        };
+        assert_eq!(how(leader), "exited with 3");
+        assert_eq!(how(worker), "exited with 3");
+        assert_eq!(how(20), "killed by SIGKILL");
     }
 
     /// Whatever bytes arrive, decoding ends without a panic (the fuzz target

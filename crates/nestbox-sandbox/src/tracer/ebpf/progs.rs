@@ -9,9 +9,11 @@
 //! - `CAPTURE` (word: length) at 16 the user address, at 24 the bytes, copied in the
 //!   kernel at the call: the strings, socket addresses and structures the decoder reads.
 //!   A call's captures come before its `ENTER`.
-//! - `ENTER`: at 16 the number, 24..72 the six arguments, 72 the time.
+//! - `ENTER` (word: the process id): at 16 the number, 24..72 the six arguments, 72 the
+//!   time.
 //! - `EXIT`: at 16 the number, 24 the result, 32 the time.
-//! - `FORK` (word: the child), `GONE` (word: whether the whole process ended),
+//! - `GONE` (word: whether the whole process ended): at 16 the time, at 24 the process id.
+//! - `FORK` (word: the child),
 //!   `SIGNAL` (word: a signal delivered with its default action), `EXEC` (a thread other
 //!   than the leader exec'd and took the leader's id; tid: the new id, word: the old):
 //!   at 16 the time.
@@ -164,6 +166,8 @@ const SLOT_E: i16 = -56;
 /// Addresses of the call's strings that could not be read (`retry` map value).
 const RETRY0: i16 = -72;
 const RETRY1: i16 = -64;
+/// The thread's `pid_tgid` (process id in the upper half).
+const PID_TGID: i16 = -80;
 const RECORD: i16 = -120;
 
 struct Gen<'a> {
@@ -229,6 +233,7 @@ impl Gen<'_> {
         let a = &mut self.a;
         a.mov(R6, R1);
         a.call(helper::GET_CURRENT_PID_TGID);
+        a.store(Size::DW, FP, PID_TGID, R0);
         a.mov32(R8, R0);
         a.store(Size::W, FP, KEY_TID, R8);
         a.store_imm(Size::W, FP, KEY_ZERO, 0);
@@ -527,6 +532,8 @@ pub fn enter(maps: Maps, f: &Fields) -> Result<Vec<Insn>, String> {
         g.update(maps.retry, KEY_TID, RETRY0);
         g.a.bind(record);
         g.header(R9, 0, ENTER);
+        g.a.load(Size::W, R1, FP, PID_TGID + 4);
+        g.a.store(Size::W, R9, 12, R1);
         g.a.store(Size::DW, R9, 16, R7);
         for i in 0..6 {
             let off = g.arg(i);
@@ -635,7 +642,13 @@ pub fn gone(maps: Maps, f: &Fields) -> Result<Vec<Insn>, String> {
     program(maps, f, |g, out| {
         g.prologue(out);
         g.a.load(Size::B, R7, R6, f.exit_group_dead);
-        g.event(GONE, R7, true);
+        g.header(FP, RECORD, GONE);
+        g.a.store(Size::W, FP, RECORD + 12, R7);
+        g.a.call(helper::KTIME_GET_NS);
+        g.a.store(Size::DW, FP, RECORD + 16, R0);
+        g.a.load(Size::W, R1, FP, PID_TGID + 4);
+        g.a.store(Size::DW, FP, RECORD + 24, R1);
+        g.output_stack(32, true);
         g.delete(maps.traced, KEY_TID);
         g.delete(maps.retry, KEY_TID);
     })
