@@ -71,7 +71,9 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .merge(ops::router(ctx.clone()))
         .merge(cuckoo::router(ctx))
         .layer(axum::middleware::from_fn_with_state(metrics, ops::track));
-    Router::new().fallback_service(tower::ServiceExt::map_request(inner, collapse_api_slashes))
+    Router::new()
+        .fallback_service(tower::ServiceExt::map_request(inner, collapse_api_slashes))
+        .layer(axum::middleware::from_fn(common::drain::read_unread_bodies))
 }
 
 /// `//api/…` (any number of leading slashes) → `/api/…`; `/api/` → `/api` (the nested

@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod cookie;
+pub mod drain;
 pub mod form;
 pub mod pyjson;
 pub mod status;

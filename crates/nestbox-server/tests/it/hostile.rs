@@ -70,6 +70,65 @@ fn oversize_upload_is_413_and_nothing_is_kept() {
     assert_eq!(r.status, 200);
 }
 
+/// An answer that does not need the upload (a 405, a 401, a 400, a 404) still comes after
+/// the upload has been read: the client gets the status, not a broken pipe, and its
+/// connection stays usable. Raw sockets: the harness's client would reconnect silently.
+#[test]
+fn early_answers_to_uploads_keep_the_connection() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let s = Server::start("[analysis]\nworkers = 0\n[cape]\ntoken_auth_enabled = true\n");
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let c = std::net::TcpStream::connect(&addr).unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut w = c.try_clone().unwrap();
+    let mut r = BufReader::new(c);
+    // Reads one response (status and Content-Length body) off the connection.
+    let response = |r: &mut BufReader<std::net::TcpStream>| -> u16 {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        let status = line.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let mut len = 0usize;
+        loop {
+            let mut h = String::new();
+            r.read_line(&mut h).unwrap();
+            if h == "\r\n" || h.is_empty() {
+                break;
+            }
+            if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).unwrap();
+        status
+    };
+    let body = vec![b'x'; 400_000];
+    let form = "multipart/form-data; boundary=b";
+    let raw = "application/octet-stream";
+    for (path, kind, want) in [
+        ("/cuckoo/status", raw, 405),             // no POST route
+        ("/apiv2/tasks/create/file/", form, 401), // CAPE with token auth, none given
+        ("/tasks/create/file", form, 400),        // not a well-formed form
+        ("/tasks/create/file", raw, 400),         // not a form
+        ("/no/such/endpoint", raw, 404),
+    ] {
+        write!(
+            w,
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {kind}\r\n\
+             Content-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        w.write_all(&body)
+            .unwrap_or_else(|e| panic!("{path}: sending the body: {e}"));
+        assert_eq!(response(&mut r), want, "{path}");
+        // The same connection answers the next request.
+        write!(w, "GET /cuckoo/status HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+        assert_eq!(response(&mut r), 200, "after {path}");
+    }
+}
+
 #[test]
 fn malformed_requests() {
     let s = Server::start("[analysis]\nworkers = 0\n");
