@@ -568,4 +568,50 @@ mod ebpf_tracer {
     fn folded_repeats() {
         under_ebpf(repeated_calls_are_folded_but_counted);
     }
+
+    /// Runs share one set of kernel programs and one ring buffer: each trace holds its
+    /// own processes only, even when they run at the same time.
+    #[test]
+    fn concurrent_runs_keep_their_own_records() {
+        if let Err(e) = super::super::ebpf::available() {
+            panic!("the eBPF tracer cannot load here: {e}");
+        }
+        let run = |mark: &'static str| {
+            std::thread::spawn(move || {
+                KIND.set(TracerKind::Ebpf);
+                let script = format!(
+                    "for i in 1 2 3 4 5 6 7 8; do /bin/echo {mark} > /dev/null; \
+                     cat /etc/hostname > /dev/null; done"
+                );
+                trace(&["/bin/sh", "-c", &script])
+            })
+        };
+        let (a, b) = (run("first-run"), run("second-run"));
+        let (a, b) = (a.join().unwrap(), b.join().unwrap());
+        for (f, mine, theirs) in [
+            (&a, "first-run", "second-run"),
+            (&b, "second-run", "first-run"),
+        ] {
+            let echoes: Vec<String> = calls(f, "execve")
+                .into_iter()
+                .filter(|(_, c)| c.args[0] == "\"/bin/echo\"")
+                .map(|(_, c)| c.args[1].clone())
+                .collect();
+            assert_eq!(echoes.len(), 8, "{echoes:?}");
+            assert!(
+                echoes
+                    .iter()
+                    .all(|e| e.contains(mine) && !e.contains(theirs)),
+                "{echoes:?}"
+            );
+            assert_eq!(f.status.and_then(|s| s.code()), Some(0));
+        }
+        let pids = |f: &Finished| {
+            f.traces
+                .keys()
+                .copied()
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        assert!(pids(&a).is_disjoint(&pids(&b)));
+    }
 }
