@@ -713,7 +713,9 @@ pub(crate) async fn detonate(
     let staged = if is_url {
         stage_url(&job.task.spec.target).map(|(l, i)| (l, i, Vec::new()))
     } else {
-        stage_file(s, &job, &p)
+        // Copying and unpacking (an archive package may run unar for up to 30 s) must not
+        // stall the runtime's other tasks.
+        blocking(|| stage_file(s, &job, &p))
     };
     let (launch, inside) = match staged {
         Ok((l, i, notes)) => {
@@ -1061,6 +1063,18 @@ enum Stop {
     Log(String),
     /// A failure: an error entry.
     Error(String),
+}
+
+/// Runs blocking work in place on a multi-threaded runtime's worker (the runtime moves its
+/// other tasks elsewhere meanwhile); elsewhere (a current-thread runtime, no runtime) it
+/// simply runs.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
 }
 
 /// Copies the sample into the sandbox's `/tmp` and chooses its package (for an archive:
