@@ -342,12 +342,9 @@ async fn fallback(req: Request) -> Response {
         if let Ok(v) = HeaderValue::from_str(&loc) {
             r.headers_mut().insert(header::LOCATION, v);
         }
-        return crate::common::close_if_body_unread(req.headers(), r);
+        return r;
     }
-    crate::common::close_if_body_unread(
-        req.headers(),
-        AlError::not_found(format!("Api does not exist ({full})")).into_response(),
-    )
+    AlError::not_found(format!("Api does not exist ({full})")).into_response()
 }
 
 /// Roles granted by API-key privileges (`ACL_MAP`).

@@ -387,15 +387,9 @@ async fn fallback(req: Request) -> Response {
             );
             return r;
         }
-        return crate::common::close_if_body_unread(
-            req.headers(),
-            CapeError::Page(StatusCode::INTERNAL_SERVER_ERROR).into_response(),
-        );
+        return CapeError::Page(StatusCode::INTERNAL_SERVER_ERROR).into_response();
     }
-    crate::common::close_if_body_unread(
-        req.headers(),
-        CapeError::Page(StatusCode::NOT_FOUND).into_response(),
-    )
+    CapeError::Page(StatusCode::NOT_FOUND).into_response()
 }
 
 /// DRF's `JSONRenderer`: compact separators, `application/json`.

@@ -6,8 +6,8 @@
 //! reset instead of the status (Python's `http.client` under `requests` raises
 //! `ConnectionError` on a 100 KB POST to a wrong URL), and a pooled connection is lost for
 //! its next request. Cuckoo's and CAPE's servers (werkzeug, gunicorn) read the rest of
-//! the body; so does this, up to [`LIMIT`] bytes and [`TIME`], past which the connection
-//! is closed as before.
+//! the body; so does this, up to [`LIMIT`] bytes and [`TIME`]. Past those the answer says
+//! `Connection: close`, so a client does not reuse a connection hyper is about to drop.
 //!
 //! How: the handler gets a body fed from the real one by a small pump task; when the
 //! handler is done (it read everything, or dropped the body), the pump reads whatever is
@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
-use axum::http::header;
+use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use futures_util::StreamExt;
@@ -44,6 +44,7 @@ pub async fn read_unread_bodies(req: Request, next: Next) -> Response {
     }
     let (parts, body) = req.into_parts();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, axum::Error>>(2);
+    // Ends with whether the body was read to its end.
     let pump = tokio::spawn(async move {
         let mut stream = body.into_data_stream();
         let mut handler_reads = true;
@@ -59,19 +60,24 @@ pub async fn read_unread_bodies(req: Request, next: Next) -> Response {
                 Ok(b) => {
                     thrown += b.len() as u64;
                     if thrown > LIMIT {
-                        return;
+                        return false;
                     }
                 }
-                Err(_) => return,
+                Err(_) => return false,
             }
         }
+        true
     });
     let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-    let resp = next
+    let mut resp = next
         .run(Request::from_parts(parts, Body::from_stream(stream)))
         .await;
     // The request (and the handler's end of the body) is gone by now, unless the handler
     // kept it: then the time bound ends the wait.
-    let _ = tokio::time::timeout(TIME, pump).await;
+    let read = matches!(tokio::time::timeout(TIME, pump).await, Ok(Ok(true)));
+    if !read {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     resp
 }
