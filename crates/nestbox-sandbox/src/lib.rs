@@ -210,7 +210,7 @@ pub fn probe(settings: &SandboxSettings) -> Probe {
         return p;
     }
     let t0 = std::time::Instant::now();
-    let ebpf = SandboxSettings {
+    let native = SandboxSettings {
         tracer: TracerKind::Native,
         ..settings.clone()
     };
@@ -226,7 +226,7 @@ pub fn probe(settings: &SandboxSettings) -> Probe {
                     "ns: the eBPF tracer is not usable here ({e}); using the native one"
                 );
                 p.tracer = TracerKind::Native;
-                &ebpf
+                &native
             }
             None => {
                 p.probe_ms = t0.elapsed().as_secs_f64() * 1000.0;

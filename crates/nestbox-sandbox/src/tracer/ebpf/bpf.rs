@@ -8,6 +8,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use super::asm::Insn;
 
 const BPF_MAP_CREATE: i32 = 0;
+const BPF_MAP_LOOKUP_ELEM: i32 = 1;
 const BPF_MAP_UPDATE_ELEM: i32 = 2;
 const BPF_PROG_LOAD: i32 = 5;
 pub const MAP_HASH: u32 = 1;
@@ -104,6 +105,18 @@ pub fn update_raw(attr: &Elem) -> i64 {
             std::mem::size_of::<Elem>(),
         )
     }
+}
+
+/// `map[key]` for plain-old-data values (`None` when absent or on error).
+pub fn map_lookup<K, V: Default>(map: i32, key: &K) -> Option<V> {
+    let mut value = V::default();
+    let a = Elem::new(
+        map,
+        std::ptr::from_ref(key).cast(),
+        std::ptr::from_mut(&mut value).cast_const().cast(),
+    );
+    // The kernel writes the value through the pointer in `a`.
+    bpf(BPF_MAP_LOOKUP_ELEM, &a).ok().map(|_| value)
 }
 
 #[repr(C)]

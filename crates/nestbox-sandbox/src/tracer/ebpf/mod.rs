@@ -60,7 +60,7 @@ const QUEUE: usize = 1 << 16;
 struct Shared {
     traced: OwnedFd,
     lost: OwnedFd,
-    routes: Mutex<HashMap<u32, Route>>,
+    routes: Arc<Mutex<HashMap<u32, Route>>>,
     next_run: std::sync::atomic::AtomicU32,
     /// Closing these detaches the programs.
     _attached: Vec<OwnedFd>,
@@ -138,10 +138,11 @@ fn load() -> Result<Shared, String> {
         attached.push(bpf::attach(event, &prog)?);
     }
     let mut ring = ring::Ring::new(ring, u64::from(RING))?;
+    let routes: Arc<Mutex<HashMap<u32, Route>>> = Arc::default();
     let shared = Shared {
         traced,
         lost,
-        routes: Mutex::new(HashMap::new()),
+        routes: routes.clone(),
         next_run: std::sync::atomic::AtomicU32::new(1),
         _attached: attached,
     };
@@ -150,20 +151,13 @@ fn load() -> Result<Shared, String> {
     std::thread::Builder::new()
         .name("nestbox-ebpf".into())
         .spawn(move || {
+            let mut busy = false;
             loop {
                 // Records do not wake this thread (a thread's end does): while runs are
                 // traced it looks every few milliseconds.
-                let busy = SHARED
-                    .get()
-                    .and_then(|s| s.as_ref().ok())
-                    .and_then(|s| s.routes.lock().ok().map(|r| !r.is_empty()))
-                    .unwrap_or(false);
                 ring.wait(if busy { 5 } else { 200 });
-                let Some(Ok(s)) = SHARED.get() else {
-                    continue;
-                };
-                let routes = s.routes.lock();
-                let Ok(routes) = routes else { continue };
+                let Ok(routes) = routes.lock() else { return };
+                busy = !routes.is_empty();
                 ring.drain(|rec| {
                     if let Some(route) = run_of(rec).and_then(|r| routes.get(&r))
                         && let Err(TrySendError::Full(_)) = route.tx.try_send(rec.to_vec())
@@ -262,12 +256,10 @@ pub fn spawn(cmd: child::Command, limits: Limits) -> Result<Tracing, String> {
                 }
             };
             drop(cmd);
-            if let Ok(mut l) = live2.lock() {
-                l.insert(root.as_raw());
-            }
+            // Before the caller hears of the start: its `kill_all` must find the command.
+            let mut t = Run::new(root, limits, live2);
             let _ = started_tx.send(Ok(root));
             let lost_before = lost(&shared2);
-            let mut t = Run::new(root, limits, live2);
             let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t.follow(&rx)));
             unroute(&shared2, run);
             if ran.is_err() {
@@ -308,34 +300,7 @@ fn unroute(shared: &Shared, run: u32) {
 
 /// Records lost so far (over all runs).
 fn lost(shared: &Shared) -> u64 {
-    #[repr(C)]
-    struct Lookup {
-        map_fd: u32,
-        _pad: u32,
-        key: u64,
-        value: u64,
-        flags: u64,
-    }
-    let key = 0u32;
-    let mut value = 0u64;
-    let a = Lookup {
-        map_fd: shared.lost.as_raw_fd() as u32,
-        _pad: 0,
-        key: std::ptr::from_ref(&key) as u64,
-        value: std::ptr::from_mut(&mut value) as u64,
-        flags: 0,
-    };
-    // SAFETY: BPF_MAP_LOOKUP_ELEM (1) writes the 8-byte value into `value`.
-    #[allow(unsafe_code)]
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            1,
-            std::ptr::from_ref(&a),
-            std::mem::size_of::<Lookup>(),
-        )
-    };
-    if r == 0 { value } else { 0 }
+    bpf::map_lookup(shared.lost.as_raw_fd(), &0u32).unwrap_or(0)
 }
 
 /// Signals whose default action ends the process.
@@ -371,9 +336,8 @@ struct Entered {
 struct Run {
     root: Pid,
     rec: Recorder,
+    /// Threads forked and not seen ending (shared with [`Tracing::kill_all`]).
     live: Arc<Mutex<HashSet<i32>>>,
-    /// Threads forked and not seen ending.
-    running: HashSet<i32>,
     /// Captures of each thread's next call, and the call awaiting its exit.
     captured: HashMap<i32, Captured>,
     entered: HashMap<i32, Entered>,
@@ -393,6 +357,9 @@ struct Run {
 
 impl Run {
     fn new(root: Pid, limits: Limits, live: Arc<Mutex<HashSet<i32>>>) -> Run {
+        if let Ok(mut l) = live.lock() {
+            l.insert(root.as_raw());
+        }
         let mono = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
             .map(|t| t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9)
             .unwrap_or(0.0);
@@ -400,7 +367,6 @@ impl Run {
             root,
             rec: Recorder::new(limits),
             live,
-            running: HashSet::from([root.as_raw()]),
             captured: HashMap::new(),
             entered: HashMap::new(),
             exit_code: HashMap::new(),
@@ -418,7 +384,7 @@ impl Run {
 
     /// Takes records until every traced thread has ended.
     fn follow(&mut self, rx: &Receiver<Vec<u8>>) {
-        while !self.running.is_empty() {
+        while self.live.lock().is_ok_and(|l| !l.is_empty()) {
             match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(rec) => self.record(&rec),
                 Err(RecvTimeoutError::Timeout) => self.check_running(),
@@ -448,10 +414,13 @@ impl Run {
                 }
             }
         }
-        let gone: Vec<i32> = self
-            .running
-            .iter()
-            .copied()
+        let running: Vec<i32> = self
+            .live
+            .lock()
+            .map(|l| l.iter().copied().collect())
+            .unwrap_or_default();
+        let gone: Vec<i32> = running
+            .into_iter()
             .filter(|&p| {
                 (p != self.root.as_raw() || self.status.is_some())
                     && nix::sys::signal::kill(Pid::from_raw(p), None)
@@ -511,7 +480,6 @@ impl Run {
                 if let Some(e) = self.entered.get_mut(&tid) {
                     e.child = Some(child);
                 }
-                self.running.insert(child);
                 if let Ok(mut l) = self.live.lock() {
                     l.insert(child);
                 }
@@ -545,8 +513,6 @@ impl Run {
                     ev.pop();
                 }
                 self.rec.tasks.remove(&former);
-                self.running.remove(&former);
-                self.running.insert(tid);
                 if let Ok(mut l) = self.live.lock() {
                     l.remove(&former);
                     l.insert(tid);
@@ -576,7 +542,6 @@ impl Run {
             let _: Begun = self.begin(tid, e);
         }
         self.rec.gone(tid, time, how);
-        self.running.remove(&tid);
         self.captured.remove(&tid);
         if let Ok(mut l) = self.live.lock() {
             l.remove(&tid);
