@@ -162,31 +162,25 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     // The slot uids must be able to read the samples' copies (the machinery copies them).
     let (truebin, heavy, sleeper) = build(dir.path());
-    let settings = SandboxSettings {
-        uid_base: 290_000,
-        tracer: TracerKind::Native,
-        ..SandboxSettings::default()
+    // One machinery per tracer, for the comparison; each must really run the tracer it
+    // names (the probe falls back to another where one cannot run).
+    let machinery = |tracer: TracerKind| {
+        let (m, probe) = NsMachinery::new(SandboxSettings {
+            uid_base: 290_000,
+            tracer,
+            ..SandboxSettings::default()
+        })
+        .unwrap_or_else(|p| panic!("ns ({}) unavailable: {}", tracer.name(), p.describe()));
+        println!("probe ({}): {}", tracer.name(), probe.describe());
+        assert_eq!(
+            probe.tracer, tracer,
+            "the probe fell back to another tracer"
+        );
+        std::sync::Arc::new(m)
     };
-    let (m, probe) =
-        NsMachinery::new(settings).unwrap_or_else(|p| panic!("ns unavailable: {}", p.describe()));
-    let m = std::sync::Arc::new(m);
-    println!("probe: {}", probe.describe());
-    // The same machinery with the strace fallback, for the tracer comparison.
-    let (ms, probe_s) = NsMachinery::new(SandboxSettings {
-        uid_base: 290_000,
-        tracer: TracerKind::Strace,
-        ..SandboxSettings::default()
-    })
-    .unwrap_or_else(|p| panic!("ns (strace) unavailable: {}", p.describe()));
-    println!("probe (strace): {}", probe_s.describe());
-    let (me, probe_e) = NsMachinery::new(SandboxSettings {
-        uid_base: 290_000,
-        tracer: TracerKind::Ebpf,
-        ..SandboxSettings::default()
-    })
-    .unwrap_or_else(|p| panic!("ns (ebpf) unavailable: {}", p.describe()));
-    println!("probe (ebpf): {}", probe_e.describe());
-    let me = std::sync::Arc::new(me);
+    let m = machinery(TracerKind::Native);
+    let ms = machinery(TracerKind::Strace);
+    let me = machinery(TracerKind::Ebpf);
     let n = 15;
     let mut id = 1;
     let mut next = || {
