@@ -239,7 +239,8 @@ pub fn spawn_kind(
 ) -> Result<Tracing, String> {
     match kind {
         TracerKind::Ebpf => ebpf::spawn(cmd, limits),
-        TracerKind::Native | TracerKind::Strace => spawn(cmd, limits),
+        TracerKind::Native => spawn(cmd, limits),
+        TracerKind::Strace => Err("tracer: strace runs as a command of its own".into()),
     }
 }
 
