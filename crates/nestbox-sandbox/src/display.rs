@@ -72,6 +72,10 @@ impl Server {
             .args(["--remount-ro", "/", "--clearenv", "--", XVFB, DISPLAY])
             .args(["-screen", "0", "1024x768x24", "-nolisten", "tcp"])
             .args(["-nolisten", "unix"])
+            // An X server resets when its last client leaves, and refuses connections
+            // meanwhile: the readiness check and each screenshot's xwd are such clients,
+            // so a viewer starting then failed with "cannot open display".
+            .arg("-noreset")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
